@@ -1,0 +1,111 @@
+"""The application factory: settings in, a wired Bolt app out. Nothing happens at import."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.context import AppContext
+from bot.errors import DomainError
+from handlers import register_all
+from handlers.common import domain_text, error_ref, unexpected_text
+from storage.crypto import PHICipher
+from storage.db import Database
+
+log = logging.getLogger("prescreen.app")
+
+
+def make_web_client(settings: Settings, token: str) -> WebClient:
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=15)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def create_context(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Clock | None = None,
+    encryption_keys: list[str] | None = None,
+    bot_token: str | None = None,
+) -> AppContext:
+    keys = encryption_keys or settings.encryption_keys
+    if not keys:
+        raise ValueError("PRESCREEN_ENCRYPTION_KEYS is required")
+    token = bot_token or settings.slack_bot_token
+    if not token:
+        raise ValueError("a bot token is required (the sandbox provides one)")
+    return AppContext(
+        settings=settings,
+        db=db or Database(settings.database_url),
+        cipher=PHICipher(keys),
+        slack=make_web_client(settings, token),
+        clock=clock or SystemClock(),
+    )
+
+
+def create_app(ctx: AppContext, *, signing_secret: str | None = None) -> App:
+    """Build the Bolt app for this context and register every feature."""
+    secret = signing_secret or ctx.settings.slack_signing_secret
+    if not secret:
+        # Socket Mode does not sign requests; the HTTP endpoint then refuses everything.
+        secret = secrets.token_hex(32)
+    app = App(
+        client=ctx.slack,
+        signing_secret=secret,
+        token_verification_enabled=False,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("slack_bolt.App"),
+    )
+    _install_error_handler(app)
+    register_all(app, ctx)
+    return app
+
+
+def _install_error_handler(app: App) -> None:
+    @app.error
+    def on_error(
+        error: Exception, body: dict[str, Any], respond: Any, response: BoltResponse | None
+    ) -> None:
+        if isinstance(error, DomainError):
+            text = domain_text(error)
+            log.info("domain error %s", type(error).__name__)
+        else:
+            ref = error_ref()
+            # The traceback is ours; request bodies and values are never logged.
+            log.error("unexpected error ref=%s in %s", ref, _kind(body),
+                      exc_info=(type(error), error, error.__traceback__))
+            text = unexpected_text(ref)
+        if response is not None and "command" in body:
+            # Not acknowledged yet: answer in the HTTP response itself.
+            response.status = 200
+            response.body = json.dumps({"response_type": "ephemeral", "text": text})
+            response.headers["content-type"] = ["application/json;charset=utf-8"]
+            return
+        if respond is not None and _has_response_url(body):
+            try:
+                respond(text=text, response_type="ephemeral", replace_original=False)
+            except Exception:  # the user message is best effort; the log has the ref
+                log.warning("could not deliver the error message")
+
+
+def _kind(body: dict[str, Any]) -> str:
+    if "command" in body:
+        return f"command {body['command']}"
+    return str(body.get("type", "request"))
+
+
+def _has_response_url(body: dict[str, Any]) -> bool:
+    if body.get("response_url"):
+        return True
+    urls = body.get("response_urls")
+    return bool(urls)

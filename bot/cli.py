@@ -1,0 +1,281 @@
+"""prescreen-bot command line. Exit codes: 0 ok, 1 failure, 2 invalid input or usage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.logging_setup import setup_logging
+
+EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
+
+Command = Callable[[argparse.Namespace, Settings, TextIO], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="prescreen-bot",
+        description="Slack app for clinical-trial pre-screen coordinators.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="web + worker in one process (sandbox without Slack tokens)")
+    run.add_argument("--port", type=int, help="listen port (default PORT or 3000)")
+    run.add_argument("--host", help="listen address (default HOST or 127.0.0.1)")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="web process: POST /slack/events, GET /healthz")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--host")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="scheduler process: reminders, digests, outbox")
+    worker.set_defaults(func=cmd_worker)
+
+    mig = sub.add_parser("migrate", help="upgrade the database schema to the latest version")
+    mig.set_defaults(func=cmd_migrate)
+
+    studies = sub.add_parser("studies", help="import or list studies and members")
+    ssub = studies.add_subparsers(dest="studies_cmd", metavar="ACTION")
+    ssub.required = True
+    imp = ssub.add_parser("import", help="import studies and members from a YAML file")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(func=cmd_studies_import)
+    lst = ssub.add_parser("list", help="list studies, sites, questions and members")
+    lst.set_defaults(func=cmd_studies_list)
+
+    jobs = sub.add_parser("jobs", help="list scheduled jobs or run one once")
+    jsub = jobs.add_subparsers(dest="jobs_cmd", metavar="ACTION")
+    jsub.required = True
+    jsub.add_parser("list", help="list named jobs").set_defaults(func=cmd_jobs_list)
+    jrun = jsub.add_parser("run", help="run one job once, now")
+    jrun.add_argument("name")
+    jrun.set_defaults(func=cmd_jobs_run)
+
+    keys = sub.add_parser("keys", help="encryption keys for patient data")
+    ksub = keys.add_subparsers(dest="keys_cmd", metavar="ACTION")
+    ksub.required = True
+    ksub.add_parser("generate", help="print a new key").set_defaults(func=cmd_keys_generate)
+
+    sandbox = sub.add_parser("sandbox", help="sandbox data")
+    sbsub = sandbox.add_subparsers(dest="sandbox_cmd", metavar="ACTION")
+    sbsub.required = True
+    sbsub.add_parser("reset", help="restore the demo data").set_defaults(func=cmd_sandbox_reset)
+
+    for extend in _extensions():
+        extend(sub)
+    return p
+
+
+def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    """Feature packages that add their own commands."""
+    out: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+    return out
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        overrides = {k: v for k, v in (("port", getattr(args, "port", None)),
+                                        ("host", getattr(args, "host", None))) if v is not None}
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"prescreen-bot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    setup_logging(settings.log_level)
+    try:
+        return int(args.func(args, settings, out))
+    except KeyboardInterrupt:
+        return EXIT_FAIL
+
+
+# ----- commands -----
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage.db import Database
+
+    return Database(settings.database_url)
+
+
+def _require_schema(settings: Settings) -> str | None:
+    from storage import migrate
+
+    db = _database(settings)
+    try:
+        current = migrate.current_revision(db.engine)
+    except Exception as exc:
+        return f"cannot reach the database ({type(exc).__name__}); check DATABASE_URL"
+    finally:
+        db.dispose()
+    head = migrate.head_revision(settings.database_url)
+    if current != head:
+        return f"the database schema is at {current or 'nothing'}, not {head}: run `prescreen-bot migrate`"
+    return None
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.server import serve
+    from storage import migrate
+
+    migrate.upgrade(settings.database_url)
+    serve(settings, with_worker=True)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.server import serve
+    from storage import migrate
+
+    if settings.sandbox:
+        migrate.upgrade(settings.database_url)
+    elif problem := _require_schema(settings):
+        print(f"prescreen-bot: {problem}", file=sys.stderr)
+        return EXIT_FAIL
+    serve(settings, with_worker=False)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.runtime import build_runtime
+    from bot.scheduler import run_worker
+
+    if not settings.sandbox and (problem := _require_schema(settings)):
+        print(f"prescreen-bot: {problem}", file=sys.stderr)
+        return EXIT_FAIL
+    rt = build_runtime(settings, migrate_db=settings.sandbox)
+    try:
+        run_worker(rt.ctx)
+    finally:
+        rt.close()
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from storage import migrate
+
+    try:
+        migrate.upgrade(settings.database_url)
+    except Exception as exc:
+        print(f"prescreen-bot: migration failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(f"database is at schema {migrate.head_revision(settings.database_url)}", file=out)
+    return EXIT_OK
+
+
+def cmd_studies_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.studies.importer import ImportErrors, import_studies
+    from storage import migrate
+
+    migrate.upgrade(settings.database_url)
+    db = _database(settings)
+    try:
+        report = import_studies(db, args.file)
+    except ImportErrors as exc:
+        print(f"prescreen-bot: {args.file} not imported; nothing was changed:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  - {line}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        db.dispose()
+    print(report.summary(), file=out)
+    return EXIT_OK
+
+
+def cmd_studies_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from storage import migrate
+    from storage.repositories import studies as repo
+
+    migrate.upgrade(settings.database_url)
+    db = _database(settings)
+    try:
+        with db.session() as session:
+            studies = repo.list_studies(session)
+            if not studies:
+                print("No studies yet. Import some: prescreen-bot studies import FILE.yaml",
+                      file=out)
+                return EXIT_OK
+            for s in studies:
+                approval = "approval required" if s.approval_required else "no approval step"
+                print(f"{s.key}  {s.title}  ({s.sponsor}; {s.timezone}; channel {s.channel_id}; "
+                      f"{approval}; max {s.max_attempts} attempts; digest {s.digest_time})",
+                      file=out)
+                sites = ", ".join(f"{x.key} {x.name}" for x in s.sites if x.active) or "none"
+                print(f"    sites: {sites}", file=out)
+                qs = ", ".join(f"{q.qid} ({q.kind})" for q in s.questions) or "none"
+                print(f"    questions: {qs}", file=out)
+                roles: dict[str, list[str]] = {}
+                for role in ("coordinator", "approver", "stakeholder", "admin"):
+                    roles[role] = [m.slack_user_id for m in repo.members_with_role(session, s.id, role)]
+                print("    members: " + "; ".join(f"{r}: {', '.join(u) or '-'}"
+                                               for r, u in roles.items()), file=out)
+    finally:
+        db.dispose()
+    return EXIT_OK
+
+
+def cmd_jobs_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.scheduler import job_specs
+
+    for spec in job_specs():
+        print(f"{spec.name:<22} every {_every(spec.every_seconds):<8} {spec.description}", file=out)
+    return EXIT_OK
+
+
+def _every(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}min"
+    return f"{seconds}s"
+
+
+def cmd_jobs_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.runtime import build_runtime
+    from bot.scheduler import find_job, job_specs
+
+    spec = find_job(args.name)
+    if spec is None:
+        names = ", ".join(j.name for j in job_specs())
+        print(f"prescreen-bot: no job named {args.name!r}; jobs: {names}", file=sys.stderr)
+        return EXIT_INVALID
+    rt = build_runtime(settings)
+    try:
+        result = spec.func(rt.ctx)
+    except Exception as exc:
+        logging.getLogger("prescreen.cli").exception("job %s failed", spec.name)
+        print(f"prescreen-bot: job {spec.name} failed: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        rt.close()
+    print(f"{spec.name}: {result or 'nothing to do'}", file=out)
+    return EXIT_OK
+
+
+def cmd_keys_generate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from storage.crypto import PHICipher
+
+    print(PHICipher.generate_key(), file=out)
+    return EXIT_OK
+
+
+def cmd_sandbox_reset(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.sandbox.reset import reset_sandbox
+
+    if not settings.sandbox:
+        print("prescreen-bot: sandbox reset only runs without SLACK_BOT_TOKEN (it wipes data)",
+              file=sys.stderr)
+        return EXIT_INVALID
+    reset_sandbox(settings)
+    print("sandbox data restored; restart `prescreen-bot run` if it is running", file=out)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""Time source. Everything asks the clock, so tests and the sandbox can move time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+class OffsetClock:
+    """System time plus an adjustable offset (the sandbox's clock control)."""
+
+    def __init__(self) -> None:
+        self._offset = dt.timedelta(0)
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        with self._lock:
+            return dt.datetime.now(dt.UTC) + self._offset
+
+    def advance(self, delta: dt.timedelta) -> dt.datetime:
+        with self._lock:
+            self._offset += delta
+        return self.now()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._offset = dt.timedelta(0)

@@ -1,0 +1,159 @@
+"""Settings: the only place the environment is read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'prescreen.db'}"
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    prescreen_encryption_keys: str | None = None
+    ms_tenant_id: str | None = None
+    ms_client_id: str | None = None
+    ms_client_secret: str | None = None
+    ms_client_cert_path: str | None = None
+    ms_client_cert_thumbprint: str | None = None
+    ms_authority_host: str = "https://login.microsoftonline.com"
+    graph_api_url: str = "https://graph.microsoft.com/v1.0"
+    log_level: str = "INFO"
+    default_timezone: str = "America/New_York"
+    data_dir: Path = DEFAULT_DATA_DIR
+    web_concurrency: int = Field(default=2, ge=1, le=64)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, v: str) -> str:
+        if v.startswith("postgres://"):
+            v = "postgresql+psycopg://" + v[len("postgres://") :]
+        elif v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v[len("postgresql://") :]
+        if not v.startswith(("sqlite:", "postgresql+psycopg:")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return v
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("is not an IANA timezone like America/New_York") from exc
+        return v
+
+    @field_validator("prescreen_encryption_keys")
+    @classmethod
+    def _keys(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        from cryptography.fernet import Fernet
+
+        for key in (k.strip() for k in v.split(",") if k.strip()):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError) as exc:
+                raise ValueError("each key must be a urlsafe base64 32-byte Fernet key") from exc
+        return v
+
+    # ----- derived -----
+    @property
+    def sandbox(self) -> bool:
+        """No Slack credentials: run against the built-in Slack stand-in."""
+        return not self.slack_bot_token
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token) and not self.sandbox
+
+    @property
+    def graph_configured(self) -> bool:
+        return bool(
+            self.ms_tenant_id
+            and self.ms_client_id
+            and (self.ms_client_secret or self.ms_client_cert_path)
+        )
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        if not self.prescreen_encryption_keys:
+            return []
+        return [k.strip() for k in self.prescreen_encryption_keys.split(",") if k.strip()]
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def check_production(self) -> None:
+        """Fail fast (one line, naming the variable) when a real workspace is configured badly."""
+        if self.sandbox:
+            return
+        if not self.slack_bot_token.startswith("xoxb-"):  # type: ignore[union-attr]
+            raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if self.slack_app_token:
+            if not self.slack_app_token.startswith("xapp-"):
+                raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        elif not self.slack_signing_secret:
+            raise SettingsError(
+                "SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+            )
+        if not self.encryption_keys:
+            raise SettingsError(
+                "PRESCREEN_ENCRYPTION_KEYS is required: generate one with "
+                "`prescreen-bot keys generate`"
+            )
+        if any([self.ms_tenant_id, self.ms_client_id, self.ms_client_secret]):
+            for name in ("ms_tenant_id", "ms_client_id"):
+                if not getattr(self, name):
+                    raise SettingsError(f"{name.upper()} is required when Microsoft Graph is used")
+            if not (self.ms_client_secret or self.ms_client_cert_path):
+                raise SettingsError(
+                    "MS_CLIENT_SECRET or MS_CLIENT_CERT_PATH is required when Microsoft Graph is used"
+                )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from env/.env; raise SettingsError with one line naming the variable."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]).upper() if err.get("loc") else "setting"
+        msg = err.get("msg", "is invalid").removeprefix("Value error, ")
+        raise SettingsError(f"{field} {msg}") from None
+    settings.check_production()
+    return settings

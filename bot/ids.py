@@ -1,0 +1,46 @@
+"""Block, action and callback ids: one place, no string literals scattered around."""
+
+from __future__ import annotations
+
+COMMAND = "/prescreen"
+
+# help / generic
+HELP_BLOCK = "help"
+
+# log-call modal
+LOG_CALL_VIEW = "log_call"
+STUDY_BLOCK, STUDY_SELECT = "study", "study_select"
+MODE_BLOCK, MODE_SELECT = "candidate_mode", "candidate_mode_select"
+REF_BLOCK, REF_INPUT = "existing_ref", "existing_ref_input"
+NAME_BLOCK, NAME_INPUT = "name", "name_input"
+PHONE_BLOCK, PHONE_INPUT = "phone", "phone_input"
+DOB_BLOCK, DOB_INPUT = "dob", "dob_input"
+REGION_BLOCK, REGION_INPUT = "region", "region_input"
+TZ_BLOCK, TZ_INPUT = "timezone", "timezone_input"
+CONSENT_BLOCK, CONSENT_INPUT = "consent", "consent_input"
+QUESTION_PREFIX, ANSWER_INPUT = "q:", "answer"
+OUTCOME_BLOCK, OUTCOME_SELECT = "outcome", "outcome_select"
+SITE_BLOCK, SITE_SELECT = "site", "site_select"
+CB_DATE_BLOCK, CB_DATE_INPUT = "callback_date", "callback_date_input"
+CB_TIME_BLOCK, CB_TIME_INPUT = "callback_time", "callback_time_input"
+NOTES_BLOCK, NOTES_INPUT = "notes", "notes_input"
+CANDIDATE_INFO_BLOCK = "candidate_info"
+
+# App Home
+HOME_LOG_CALL = "home_log_call"
+HOME_REFRESH = "home_refresh"
+
+# referral card
+REFERRAL_APPROVE = "referral_approve"
+REFERRAL_REJECT = "referral_reject"
+REFERRAL_ADVANCE = "referral_advance"
+REFERRAL_ACTIONS_BLOCK = "referral_actions"
+REJECT_VIEW = "referral_reject_view"
+REJECT_REASON_BLOCK, REJECT_REASON_SELECT = "reject_reason", "reject_reason_select"
+REJECT_TEXT_BLOCK, REJECT_TEXT_INPUT = "reject_text", "reject_text_input"
+
+# callback reminders
+CALLBACK_LOG = "callback_log"
+CALLBACK_SNOOZE = "callback_snooze"
+CALLBACK_RESCHEDULE = "callback_reschedule"
+CALLBACK_HANDOFF = "callback_handoff"

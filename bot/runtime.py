@@ -1,0 +1,81 @@
+"""Wiring for one process: context + Bolt app + WSGI app, and the sandbox when no token is set."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slack_bolt import App
+
+from bot.app import create_app, create_context
+from bot.clock import Clock, OffsetClock
+from bot.config import Settings
+from bot.context import AppContext
+from bot.web import Route, SlackWebApp
+from storage import migrate
+from storage.crypto import PHICipher
+from storage.db import Database
+
+log = logging.getLogger("prescreen.runtime")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    ctx: AppContext
+    bolt: App
+    web: SlackWebApp
+    signing_secret: str
+    sandbox: Any = None  # bot.sandbox.Sandbox in sandbox mode
+    closers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:
+                log.warning("error while shutting down", exc_info=True)
+
+
+def sandbox_key(data_dir: Path) -> str:
+    """The sandbox keeps its own local encryption key so demo PHI survives restarts."""
+    path = data_dir / "sandbox.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = PHICipher.generate_key()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    migrate_db: bool = True,
+    app_url: str | None = None,
+) -> Runtime:
+    """Everything one process needs. In sandbox mode this also starts the Slack stand-in."""
+    db = db or Database(settings.database_url)
+    if migrate_db:
+        migrate.upgrade(settings.database_url)
+    if settings.sandbox:
+        from bot.sandbox.runtime import start_sandbox
+
+        return start_sandbox(settings, db=db, clock=clock or OffsetClock(), app_url=app_url)
+    ctx = create_context(settings, db=db, clock=clock)
+    secret = settings.slack_signing_secret or secrets.token_hex(32)
+    bolt = create_app(ctx, signing_secret=secret)
+    web = SlackWebApp(bolt, db)
+    rt = Runtime(settings, ctx, bolt, web, secret)
+    rt.closers.append(db.dispose)
+    return rt
+
+
+def add_routes(rt: Runtime, routes: dict[tuple[str, str], Route]) -> None:
+    rt.web.routes.update(routes)

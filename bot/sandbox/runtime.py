@@ -1,0 +1,94 @@
+"""Sandbox mode: the real app against the built-in Slack stand-in, with demo data."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.app import create_app, create_context
+from bot.clock import OffsetClock
+from bot.config import Settings
+from bot.studies.importer import import_studies
+from bot.web import SlackWebApp
+from integrations.slack_standin import SlackSender, SlackStandin
+from storage.db import Database
+
+log = logging.getLogger("prescreen.sandbox")
+
+SANDBOX_TOKEN = "xoxb-sandbox-local"
+SANDBOX_TEAM = "T0SANDBOX"
+
+
+@dataclass
+class Sandbox:
+    standin: SlackStandin
+    sender: SlackSender
+    clock: OffsetClock
+    demo: dict[str, Any]
+
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        return list(self.demo.get("members") or [])
+
+    @property
+    def channels(self) -> list[dict[str, str]]:
+        out = []
+        for s in self.demo.get("studies") or []:
+            out.append({"id": s["channel"], "name": s["key"].lower() + "-prescreen"})
+            for site in s.get("sites") or []:
+                if site.get("channel"):
+                    out.append({"id": site["channel"], "name": f"site-{site['key'].lower()}"})
+        return out
+
+
+def demo_file() -> Path:
+    return Path(str(resources.files("bot.sandbox").joinpath("demo.yaml")))
+
+
+def seed_standin(standin: SlackStandin, demo: dict[str, Any]) -> None:
+    members = demo.get("members") or []
+    for m in members:
+        standin.add_user(m["slack_id"], m.get("name") or m["slack_id"], email=m.get("email"),
+                         tz=m.get("timezone", "America/New_York"))
+    ids = [m["slack_id"] for m in members]
+    for s in demo.get("studies") or []:
+        standin.add_channel(s["channel"], s["key"].lower() + "-prescreen", members=ids)
+        for site in s.get("sites") or []:
+            if site.get("channel"):
+                standin.add_channel(site["channel"], f"site-{site['key'].lower()}", members=ids)
+
+
+def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
+                  app_url: str | None = None) -> Any:
+    from bot.runtime import Runtime, sandbox_key
+
+    standin = SlackStandin(bot_token=SANDBOX_TOKEN, team_id=SANDBOX_TEAM).start(host="127.0.0.1")
+    demo_path = demo_file()
+    demo = yaml.safe_load(demo_path.read_text())
+    seed_standin(standin, demo)
+    import_studies(db, demo_path, actor="sandbox")
+
+    sandbox_settings = settings.model_copy(update={"slack_api_url": standin.url})
+    keys = settings.encryption_keys or [sandbox_key(settings.data_dir)]
+    ctx = create_context(sandbox_settings, db=db, clock=clock, encryption_keys=keys,
+                         bot_token=SANDBOX_TOKEN)
+    secret = secrets.token_hex(32)
+    bolt = create_app(ctx, signing_secret=secret)
+    url = app_url or f"http://{settings.host}:{settings.port}"
+    sender = SlackSender(url.rstrip("/") + "/slack/events", secret, standin, team_id=SANDBOX_TEAM)
+    sandbox = Sandbox(standin=standin, sender=sender, clock=clock, demo=demo)
+    ctx.extras["sandbox"] = sandbox
+
+    from bot.sandbox.console import console_routes
+
+    web = SlackWebApp(bolt, db, routes=console_routes(sandbox))
+    rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
+    rt.closers.extend([db.dispose, standin.stop])
+    log.info("sandbox: Slack stand-in at %s, console at %s/", standin.url, url)
+    return rt

@@ -1,0 +1,111 @@
+"""Named jobs and the APScheduler process. The database is the truth: every tick selects what
+is due and not yet done, so a worker that was down catches up once and never sends twice."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.context import AppContext
+from bot.housekeeping import purge_processed_requests
+
+log = logging.getLogger("prescreen.scheduler")
+
+JobFunc = Callable[[AppContext], Any]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    description: str
+    every_seconds: int
+    func: JobFunc
+
+
+def job_specs() -> list[JobSpec]:
+    """Every named job, in the order `prescreen-bot jobs list` shows them."""
+    return [
+        JobSpec(
+            "housekeeping",
+            "forget Slack request ids older than 7 days (retry de-duplication window)",
+            3600,
+            purge_processed_requests,
+        ),
+    ]
+
+
+def find_job(name: str) -> JobSpec | None:
+    return next((j for j in job_specs() if j.name == name), None)
+
+
+def run_job(ctx: AppContext, name: str) -> Any:
+    spec = find_job(name)
+    if spec is None:
+        raise KeyError(name)
+    return spec.func(ctx)
+
+
+def _safe(ctx: AppContext, spec: JobSpec) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            result = spec.func(ctx)
+            if result:
+                log.info("job %s: %s", spec.name, result)
+        except Exception:
+            log.exception("job %s failed; it runs again at its next tick", spec.name)
+
+    return run
+
+
+def build_scheduler(ctx: AppContext, specs: list[JobSpec] | None = None) -> BackgroundScheduler:
+    # Memory job store on purpose: job stores must not be shared between schedulers, and
+    # the schedule is code. Due work lives in the database rows the jobs select.
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(4)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        timezone="UTC",
+    )
+    for spec in specs or job_specs():
+        scheduler.add_job(
+            _safe(ctx, spec),
+            IntervalTrigger(seconds=spec.every_seconds, timezone="UTC"),
+            id=spec.name,
+            name=spec.name,
+            next_run_time=None if spec.every_seconds >= 600 else _soon(),
+        )
+    return scheduler
+
+
+def _soon() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+
+
+def run_worker(ctx: AppContext, stop: threading.Event | None = None) -> None:
+    """Run the scheduler until SIGTERM/SIGINT (or `stop` is set), then shut down cleanly."""
+    stop = stop or threading.Event()
+    scheduler = build_scheduler(ctx)
+    scheduler.start()
+    for job in scheduler.get_jobs():
+        log.info("job %s scheduled (%s)", job.id, job.trigger)
+    log.info("worker started with %d jobs", len(scheduler.get_jobs()))
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("worker got signal %s; stopping", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    log.info("worker stopped")

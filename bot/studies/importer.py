@@ -1,0 +1,376 @@
+"""Studies & members import: validate the whole YAML file first, then write it in one transaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from storage.db import Database
+from storage.repositories import studies as repo
+
+STUDY_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
+SITE_KEY = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,15}$")
+QUESTION_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+QUESTION_KINDS = ("yes_no", "number", "choice", "date")
+ROLES = ("coordinator", "approver", "stakeholder", "admin")
+RULE_KEYS = {
+    "number": {"min", "max"},
+    "yes_no": {"equals"},
+    "choice": {"in", "not_in"},
+    "date": {"before", "after"},
+}
+
+
+class ImportErrors(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class ImportReport:
+    studies_created: list[str] = field(default_factory=list)
+    studies_updated: list[str] = field(default_factory=list)
+    members_created: int = 0
+    members_updated: int = 0
+
+    def summary(self) -> str:
+        parts = []
+        if self.studies_created:
+            parts.append(f"created {', '.join(self.studies_created)}")
+        if self.studies_updated:
+            parts.append(f"updated {', '.join(self.studies_updated)}")
+        parts.append(f"members: {self.members_created} new, {self.members_updated} updated")
+        return "Studies " + "; ".join(parts)
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ImportErrors([f"{path}: file not found"]) from None
+    except OSError as exc:
+        raise ImportErrors([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ImportErrors([f"{path}: not valid YAML{where}"]) from None
+    if not isinstance(data, dict) or "studies" not in data:
+        raise ImportErrors([f"{path}: expected a mapping with a 'studies:' list"])
+    return data
+
+
+def _is_tz(value: Any) -> bool:
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def validate(data: dict[str, Any], known_study_keys: set[str]) -> list[str]:
+    """Return every problem, each naming the study key (or member) and the field."""
+    errors: list[str] = []
+    studies = data.get("studies")
+    if not isinstance(studies, list) or not studies:
+        return ["studies: must be a non-empty list"]
+    seen_keys: set[str] = set()
+    for i, study in enumerate(studies):
+        if not isinstance(study, dict):
+            errors.append(f"studies[{i}]: must be a mapping")
+            continue
+        key = study.get("key")
+        label = f"study {key}" if isinstance(key, str) and key else f"studies[{i}]"
+        if not isinstance(key, str) or not STUDY_KEY.match(key):
+            errors.append(f"{label}: key: must be 2-10 uppercase letters/digits, like ALZ")
+        elif key in seen_keys:
+            errors.append(f"{label}: key: duplicate study key {key!r}")
+        else:
+            seen_keys.add(key)
+        errors.extend(_validate_study(label, study))
+    members = data.get("members", [])
+    if members is None:
+        members = []
+    if not isinstance(members, list):
+        errors.append("members: must be a list")
+        return errors
+    all_keys = seen_keys | known_study_keys
+    seen_users: set[str] = set()
+    for i, m in enumerate(members):
+        if not isinstance(m, dict):
+            errors.append(f"members[{i}]: must be a mapping")
+            continue
+        uid = m.get("slack_id")
+        label = f"member {uid}" if isinstance(uid, str) and uid else f"members[{i}]"
+        if not isinstance(uid, str) or not USER_ID.match(uid):
+            errors.append(f"{label}: slack_id: must be a Slack user id like U0123ABCD")
+        elif uid in seen_users:
+            errors.append(f"{label}: slack_id: duplicate member")
+        else:
+            seen_users.add(uid)
+        email = m.get("email")
+        if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
+            errors.append(f"{label}: email: not an email address")
+        mailbox = m.get("mailbox")
+        if mailbox is not None and (not isinstance(mailbox, str) or not EMAIL.match(mailbox)):
+            errors.append(f"{label}: mailbox: not an email address")
+        if not _is_tz(m.get("timezone", "UTC")):
+            errors.append(f"{label}: timezone: {m.get('timezone')!r} is not an IANA timezone")
+        roles = m.get("roles")
+        if not isinstance(roles, dict) or not roles:
+            errors.append(f"{label}: roles: give at least one, like {{ALZ: coordinator}}")
+            continue
+        for skey, role in roles.items():
+            if skey not in all_keys:
+                errors.append(f"{label}: roles.{skey}: unknown study {skey!r}")
+            if role not in ROLES:
+                errors.append(f"{label}: roles.{skey}: role must be one of {', '.join(ROLES)}")
+    return errors
+
+
+def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
+    errors: list[str] = []
+    for req in ("title", "channel", "timezone"):
+        if not s.get(req):
+            errors.append(f"{label}: {req}: is required")
+    title = s.get("title")
+    if title is not None and (not isinstance(title, str) or len(title) > 200):
+        errors.append(f"{label}: title: must be text of at most 200 characters")
+    channel = s.get("channel")
+    if channel and (not isinstance(channel, str) or not CHANNEL_ID.match(channel)):
+        errors.append(f"{label}: channel: must be a Slack channel id like C0123ABCD")
+    if s.get("timezone") and not _is_tz(s.get("timezone")):
+        errors.append(f"{label}: timezone: {s.get('timezone')!r} is not an IANA timezone")
+    if "approval_required" in s and not isinstance(s["approval_required"], bool):
+        errors.append(f"{label}: approval_required: must be true or false")
+    for name, lo, hi in (("max_attempts", 1, 20), ("min_attempt_days", 0, 60)):
+        if name in s and (not isinstance(s[name], int) or isinstance(s[name], bool)
+                          or not lo <= s[name] <= hi):
+            errors.append(f"{label}: {name}: must be a whole number from {lo} to {hi}")
+    if "digest_time" in s and not (isinstance(s["digest_time"], str)
+                                   and HHMM.match(s["digest_time"])):
+        errors.append(f"{label}: digest_time: must be HH:MM in quotes, like \"08:30\"")
+    window = s.get("calling_window")
+    if window is not None:
+        if not isinstance(window, dict) or not all(
+            isinstance(window.get(k), str) and HHMM.match(window[k]) for k in ("start", "end")
+        ):
+            errors.append(f"{label}: calling_window: needs start and end as \"HH:MM\"")
+        elif window["start"] >= window["end"]:
+            errors.append(f"{label}: calling_window: start must be before end")
+    sites = s.get("sites", [])
+    if not isinstance(sites, list):
+        errors.append(f"{label}: sites: must be a list")
+        sites = []
+    site_keys: set[str] = set()
+    for j, site in enumerate(sites):
+        where = f"{label}: sites[{j}]"
+        if not isinstance(site, dict):
+            errors.append(f"{where}: must be a mapping")
+            continue
+        skey = site.get("key")
+        if not isinstance(skey, str) or not SITE_KEY.match(skey):
+            errors.append(f"{where}.key: must be uppercase letters/digits, like BOS")
+        elif skey in site_keys:
+            errors.append(f"{where}.key: duplicate site key {skey!r}")
+        else:
+            site_keys.add(skey)
+        if not site.get("name"):
+            errors.append(f"{where}.name: is required")
+        mailbox = site.get("mailbox")
+        if mailbox is not None and (not isinstance(mailbox, str) or not EMAIL.match(mailbox)):
+            errors.append(f"{where}.mailbox: not an email address")
+        if "timezone" in site and not _is_tz(site["timezone"]):
+            errors.append(f"{where}.timezone: {site['timezone']!r} is not an IANA timezone")
+        for opt, pattern, example in (("channel", CHANNEL_ID, "C0123ABCD"),
+                                      ("liaison", USER_ID, "U0123ABCD")):
+            v = site.get(opt)
+            if v is not None and (not isinstance(v, str) or not pattern.match(v)):
+                errors.append(f"{where}.{opt}: must be a Slack id like {example}")
+    questions = s.get("questions", [])
+    if not isinstance(questions, list):
+        errors.append(f"{label}: questions: must be a list")
+        questions = []
+    qids: set[str] = set()
+    for j, q in enumerate(questions):
+        where = f"{label}: questions[{j}]"
+        if not isinstance(q, dict):
+            errors.append(f"{where}: must be a mapping")
+            continue
+        qid = q.get("id")
+        if isinstance(qid, str):
+            where = f"{label}: questions.{qid}"
+        if not isinstance(qid, str) or not QUESTION_ID.match(qid):
+            errors.append(f"{where}.id: must be lowercase letters/digits/_, like age")
+        elif qid in qids:
+            errors.append(f"{where}.id: duplicate question id {qid!r}")
+        else:
+            qids.add(qid)
+        text = q.get("text")
+        if not isinstance(text, str) or not text.strip():
+            errors.append(f"{where}.text: is required")
+        elif len(text) > 150:
+            errors.append(f"{where}.text: at most 150 characters (Slack label limit)")
+        kind = q.get("kind")
+        if kind not in QUESTION_KINDS:
+            errors.append(
+                f"{where}.kind: unknown question kind {kind!r}; use one of "
+                f"{', '.join(QUESTION_KINDS)}"
+            )
+            continue
+        errors.extend(_validate_rule(where, kind, q))
+    return errors
+
+
+def _validate_rule(where: str, kind: str, q: dict[str, Any]) -> list[str]:
+    errors: list[str] = []
+    options = q.get("options")
+    if kind == "choice":
+        if (not isinstance(options, list) or not options
+                or not all(isinstance(o, str | int) for o in options)):
+            errors.append(f"{where}.options: a choice question needs a list of options")
+            options = []
+        elif len(options) > 100:
+            errors.append(f"{where}.options: at most 100 options")
+        elif len({str(o) for o in options}) != len(options):
+            errors.append(f"{where}.options: options must be unique")
+    elif options is not None:
+        errors.append(f"{where}.options: only choice questions have options")
+    rule = q.get("eligible")
+    if rule is None:
+        return errors
+    if not isinstance(rule, dict) or not rule:
+        return [*errors, f"{where}.eligible: must be a mapping like {{min: 18}}"]
+    allowed = RULE_KEYS[kind]
+    unknown = set(rule) - allowed
+    if unknown:
+        errors.append(
+            f"{where}.eligible: {', '.join(sorted(unknown))} not valid for a {kind} question; "
+            f"use {', '.join(sorted(allowed))}"
+        )
+        return errors
+    if kind == "number":
+        for k in ("min", "max"):
+            if k in rule and (not isinstance(rule[k], int | float) or isinstance(rule[k], bool)):
+                errors.append(f"{where}.eligible.{k}: must be a number")
+        if (isinstance(rule.get("min"), int | float) and isinstance(rule.get("max"), int | float)
+                and rule["min"] > rule["max"]):
+            errors.append(f"{where}.eligible: min is greater than max")
+    elif kind == "yes_no":
+        if not isinstance(rule.get("equals"), bool):
+            errors.append(f"{where}.eligible.equals: must be true or false")
+    elif kind == "choice":
+        for k in ("in", "not_in"):
+            if k in rule:
+                vals = rule[k]
+                if not isinstance(vals, list) or not vals:
+                    errors.append(f"{where}.eligible.{k}: must be a list of options")
+                elif options and not {str(v) for v in vals} <= {str(o) for o in options}:
+                    errors.append(f"{where}.eligible.{k}: lists values that are not options")
+    elif kind == "date":
+        import datetime as dt
+
+        for k in ("before", "after"):
+            if k in rule and not isinstance(rule[k], dt.date):
+                errors.append(f"{where}.eligible.{k}: must be a date like 2020-01-31")
+    return errors
+
+
+def import_studies(db: Database, path: Path, actor: str = "cli") -> ImportReport:
+    """Validate everything, then write in one transaction. Raises ImportErrors, writes nothing."""
+    data = load_file(path)
+    with db.session() as session:
+        known = repo.study_keys(session)
+    errors = validate(data, known)
+    if errors:
+        raise ImportErrors(errors)
+    report = ImportReport()
+    with db.session() as session:
+        for s in data["studies"]:
+            created = repo.upsert_study(session, _study_fields(s), actor=actor)
+            (report.studies_created if created else report.studies_updated).append(s["key"])
+        for m in data.get("members") or []:
+            created = repo.upsert_member(
+                session,
+                slack_user_id=m["slack_id"],
+                email=m.get("email"),
+                timezone=m.get("timezone", "UTC"),
+                display_name=m.get("name"),
+                mailbox=m.get("mailbox"),
+                roles={str(k): str(v) for k, v in m["roles"].items()},
+                actor=actor,
+            )
+            if created:
+                report.members_created += 1
+            else:
+                report.members_updated += 1
+    return report
+
+
+def _study_fields(s: dict[str, Any]) -> dict[str, Any]:
+    tz = s["timezone"]
+    window = s.get("calling_window") or {}
+    options = {k: s[k] for k in ("cadence", "weekly_update", "sla", "lead_sources") if k in s}
+    return {
+        "key": s["key"],
+        "title": s["title"],
+        "sponsor": s.get("sponsor", ""),
+        "channel_id": s["channel"],
+        "timezone": tz,
+        "approval_required": s.get("approval_required", True),
+        "max_attempts": s.get("max_attempts", 5),
+        "min_attempt_days": s.get("min_attempt_days", 3),
+        "digest_time": s.get("digest_time", "08:30"),
+        "calling_window_start": window.get("start"),
+        "calling_window_end": window.get("end"),
+        "options": options,
+        "sites": [
+            {
+                "key": site["key"],
+                "name": site["name"],
+                "mailbox": site.get("mailbox"),
+                "timezone": site.get("timezone", tz),
+                "channel_id": site.get("channel"),
+                "liaison_slack_id": site.get("liaison"),
+            }
+            for site in s.get("sites") or []
+        ],
+        "questions": [
+            {
+                "qid": q["id"],
+                "text": q["text"].strip(),
+                "kind": q["kind"],
+                "options": [str(o) for o in q.get("options") or []],
+                "rule": _rule_json(q.get("eligible") or {}),
+                "required": q.get("required", True),
+            }
+            for q in s.get("questions") or []
+        ],
+    }
+
+
+def _rule_json(rule: dict[str, Any]) -> dict[str, Any]:
+    import datetime as dt
+
+    out: dict[str, Any] = {}
+    for k, v in rule.items():
+        if isinstance(v, dt.date):
+            out[k] = v.isoformat()
+        elif isinstance(v, list):
+            out[k] = [str(x) for x in v]
+        else:
+            out[k] = v
+    return out

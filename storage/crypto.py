@@ -1,0 +1,57 @@
+"""PHI encryption at rest (Fernet/MultiFernet) and keyed blind indexes for lookups."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class PHICipherError(Exception):
+    """A PHI field could not be decrypted with any configured key."""
+
+
+class PHICipher:
+    """Encrypts with the newest key, decrypts with any; rotation = prepend a new key."""
+
+    def __init__(self, keys: list[str]) -> None:
+        if not keys:
+            raise ValueError("at least one encryption key is required")
+        self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
+        # The blind-index key is derived from the oldest key so that rotating in a new
+        # encryption key does not invalidate existing lookups.
+        self._index_key = hashlib.sha256(b"prescreen-blind-index:" + keys[-1].encode()).digest()
+
+    @staticmethod
+    def generate_key() -> str:
+        return Fernet.generate_key().decode()
+
+    def encrypt(self, value: str) -> str:
+        return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")
+
+    def encrypt_optional(self, value: str | None) -> str | None:
+        return None if value is None else self.encrypt(value)
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except InvalidToken as exc:
+            raise PHICipherError("PHI field cannot be decrypted with the configured keys") from exc
+
+    def decrypt_optional(self, token: str | None) -> str | None:
+        return None if token is None else self.decrypt(token)
+
+    def rotate(self, token: str) -> str:
+        return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+
+    def index(self, *parts: str) -> str:
+        """Deterministic keyed hash of normalised parts, for equality lookups."""
+        norm = "\x1f".join(normalise(p) for p in parts)
+        return hmac.new(self._index_key, norm.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def normalise(value: str) -> str:
+    value = unicodedata.normalize("NFKC", value).casefold()
+    return " ".join(value.split())

@@ -1,0 +1,377 @@
+"""SQLAlchemy 2 models for the whole domain (design.md §3).
+
+All instants are stored as UTC. PHI columns hold Fernet tokens (see storage.crypto);
+nothing here decrypts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012
+        dt.datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON
+    }
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(16), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    sponsor: Mapped[str] = mapped_column(String(200), default="")
+    channel_id: Mapped[str] = mapped_column(String(32))
+    timezone: Mapped[str] = mapped_column(String(64))
+    approval_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    min_attempt_days: Mapped[int] = mapped_column(Integer, default=3)
+    digest_time: Mapped[str] = mapped_column(String(5), default="08:30")
+    calling_window_start: Mapped[str | None] = mapped_column(String(5))
+    calling_window_end: Mapped[str | None] = mapped_column(String(5))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    sites: Mapped[list[Site]] = relationship(
+        back_populates="study", order_by="Site.key", cascade="all, delete-orphan"
+    )
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="study", order_by="Question.position", cascade="all, delete-orphan"
+    )
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("study_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    mailbox: Mapped[str | None] = mapped_column(String(254))
+    timezone: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    liaison_slack_id: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    study: Mapped[Study] = relationship(back_populates="sites")
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (UniqueConstraint("study_id", "qid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    qid: Mapped[str] = mapped_column(String(40))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))  # yes_no | number | choice | date
+    options: Mapped[list[Any]] = mapped_column(default=list)
+    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    study: Mapped[Study] = relationship(back_populates="questions")
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    display_name: Mapped[str | None] = mapped_column(String(120))
+    timezone: Mapped[str] = mapped_column(String(64))
+    mailbox: Mapped[str | None] = mapped_column(String(254))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="member", cascade="all, delete-orphan"
+    )
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("member_id", "study_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # coordinator | approver | stakeholder | admin
+
+    member: Mapped[Member] = relationship(back_populates="memberships")
+    study: Mapped[Study] = relationship()
+
+
+class Candidate(Base):
+    __tablename__ = "candidates"
+    __table_args__ = (
+        UniqueConstraint("study_id", "seq"),
+        Index("ix_candidates_study_status", "study_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    ref_code: Mapped[str] = mapped_column(String(32), unique=True)
+    # PHI, Fernet tokens
+    name_enc: Mapped[str] = mapped_column(Text)
+    phone_enc: Mapped[str] = mapped_column(Text)
+    dob_enc: Mapped[str | None] = mapped_column(Text)
+    # keyed blind indexes (HMAC) for duplicate detection and lookup without decrypting
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    name_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    dedupe_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    region: Mapped[str | None] = mapped_column(String(8))
+    timezone: Mapped[str] = mapped_column(String(64))
+    consent_to_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(24), default="new")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_outcome: Mapped[str | None] = mapped_column(String(24))
+    last_called_at: Mapped[dt.datetime | None] = mapped_column()
+    first_called_at: Mapped[dt.datetime | None] = mapped_column()
+    source: Mapped[str | None] = mapped_column(String(40))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    study: Mapped[Study] = relationship()
+    owner: Mapped[Member | None] = relationship()
+
+
+class PrescreenCall(Base):
+    __tablename__ = "prescreen_calls"
+    __table_args__ = (Index("ix_prescreen_calls_called_at", "called_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    coordinator_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(24))
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    eligible: Mapped[bool | None] = mapped_column(Boolean)
+    failed_criteria: Mapped[list[Any]] = mapped_column(default=list)
+    notes_enc: Mapped[str | None] = mapped_column(Text)
+    called_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+
+    candidate: Mapped[Candidate] = relationship()
+    coordinator: Mapped[Member] = relationship()
+
+
+class Referral(Base):
+    __tablename__ = "referrals"
+    __table_args__ = (Index("ix_referrals_study_state", "study_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("prescreen_calls.id"))
+    state: Mapped[str] = mapped_column(String(24), default="pending_approval")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(String(300))
+    visit_date: Mapped[dt.date | None] = mapped_column()
+    card_channel: Mapped[str | None] = mapped_column(String(32))
+    card_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    candidate: Mapped[Candidate] = relationship()
+    site: Mapped[Site | None] = relationship()
+    events: Mapped[list[ReferralEvent]] = relationship(
+        back_populates="referral", order_by="ReferralEvent.id"
+    )
+
+
+class ReferralEvent(Base):
+    __tablename__ = "referral_events"
+    __table_args__ = (Index("ix_referral_events_to_at", "to_state", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(300))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    referral: Mapped[Referral] = relationship(back_populates="events")
+
+
+class Callback(Base):
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("prescreen_calls.id"))
+    due_at: Mapped[dt.datetime] = mapped_column()
+    remind_at: Mapped[dt.datetime] = mapped_column(index=True)
+    window_check: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    kind: Mapped[str] = mapped_column(String(16), default="requested")  # requested | cadence
+    reminded_at: Mapped[dt.datetime | None] = mapped_column()
+    reminded_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column()
+    completed_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    candidate: Mapped[Candidate] = relationship()
+    owner: Mapped[Member] = relationship()
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    method: Mapped[str] = mapped_column(String(40), default="chat.postMessage")
+    channel: Mapped[str] = mapped_column(String(32), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # for chat.update / thread replies: the key of the message whose ts is needed
+    parent_key: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column()
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class DigestRun(Base):
+    __tablename__ = "digest_runs"
+    __table_args__ = (UniqueConstraint("scope", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(80))
+    period: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="sent")
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only. A correction is a new event; no code path updates or deletes rows."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String(300))
+
+
+class ProcessedRequest(Base):
+    """Slack ids already handled (event id, view id + hash, action ts): retries become no-ops."""
+
+    __tablename__ = "processed_requests"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CalendarEvent(Base):
+    __tablename__ = "calendar_events"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "event_id"),
+        Index("ix_calendar_events_mailbox_start", "mailbox", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(254))
+    event_id: Mapped[str] = mapped_column(String(400))
+    subject: Mapped[str | None] = mapped_column(String(400))
+    start_at: Mapped[dt.datetime] = mapped_column()
+    end_at: Mapped[dt.datetime] = mapped_column()
+    is_all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_date: Mapped[dt.date | None] = mapped_column()
+    end_date: Mapped[dt.date | None] = mapped_column()
+    show_as: Mapped[str] = mapped_column(String(24), default="busy")
+    sensitivity: Mapped[str] = mapped_column(String(24), default="normal")
+    is_cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    join_url: Mapped[str | None] = mapped_column(String(1000))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GraphSyncState(Base):
+    __tablename__ = "graph_sync_state"
+
+    mailbox: Mapped[str] = mapped_column(String(254), primary_key=True)
+    delta_link: Mapped[str | None] = mapped_column(Text)
+    window_start: Mapped[dt.datetime | None] = mapped_column()
+    window_end: Mapped[dt.datetime | None] = mapped_column()
+    synced_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(300))

@@ -1,0 +1,127 @@
+"""Candidates, their calls, and the reference-code sequence."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.models import Callback, Candidate, PrescreenCall, Referral
+
+OPEN_REFERRAL_STATES = (
+    "pending_approval", "approved", "sent_to_site", "site_contacted", "visit_scheduled", "screened",
+)
+
+
+def ref_code(study_key: str, seq: int) -> str:
+    return f"{study_key}-{seq:04d}"
+
+
+def by_ref(session: Session, ref: str, *, for_update: bool = False) -> Candidate | None:
+    stmt = select(Candidate).where(Candidate.ref_code == ref.upper())
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def by_dedupe_index(session: Session, study_id: int, dedupe_index: str) -> Candidate | None:
+    stmt = select(Candidate).where(Candidate.study_id == study_id,
+                                   Candidate.dedupe_index == dedupe_index)
+    return session.scalars(stmt.order_by(Candidate.id)).first()
+
+
+def search(session: Session, study_ids: list[int], *, phone_index: str | None = None,
+           name_index: str | None = None, limit: int = 20) -> list[Candidate]:
+    if not study_ids or not (phone_index or name_index):
+        return []
+    stmt = select(Candidate).where(Candidate.study_id.in_(study_ids))
+    if phone_index:
+        stmt = stmt.where(Candidate.phone_index == phone_index)
+    if name_index:
+        stmt = stmt.where(Candidate.name_index == name_index)
+    return list(session.scalars(stmt.order_by(Candidate.ref_code).limit(limit)))
+
+
+def create(session: Session, study_id: int, study_key: str, fields: dict[str, Any]) -> Candidate:
+    """Insert with the next per-study sequence number; concurrent creators retry."""
+    for _ in range(20):
+        seq = (session.scalar(select(func.max(Candidate.seq)).where(Candidate.study_id == study_id))
+               or 0) + 1
+        cand = Candidate(study_id=study_id, seq=seq, ref_code=ref_code(study_key, seq), **fields)
+        try:
+            with session.begin_nested():
+                session.add(cand)
+                session.flush()
+        except IntegrityError:
+            continue
+        return cand
+    raise RuntimeError("could not allocate a reference code")
+
+
+def add_call(session: Session, **fields: Any) -> PrescreenCall:
+    call = PrescreenCall(**fields)
+    session.add(call)
+    session.flush()
+    return call
+
+
+def call_by_key(session: Session, key: str) -> PrescreenCall | None:
+    return session.scalars(select(PrescreenCall).where(PrescreenCall.idempotency_key == key)).first()
+
+
+def unanswered_streak(session: Session, candidate_id: int) -> list[PrescreenCall]:
+    """The calls since the candidate was last reached (newest first)."""
+    calls = session.scalars(
+        select(PrescreenCall).where(PrescreenCall.candidate_id == candidate_id)
+        .order_by(PrescreenCall.called_at.desc(), PrescreenCall.id.desc())
+    )
+    streak: list[PrescreenCall] = []
+    for call in calls:
+        if call.outcome not in ("no_answer", "left_voicemail"):
+            break
+        streak.append(call)
+    return streak
+
+
+def next_callback(session: Session, candidate_id: int) -> Callback | None:
+    stmt = (select(Callback)
+            .where(Callback.candidate_id == candidate_id, Callback.status.in_(("scheduled", "snoozed")))
+            .order_by(Callback.due_at))
+    return session.scalars(stmt).first()
+
+
+def latest_referral(session: Session, candidate_id: int) -> Referral | None:
+    stmt = select(Referral).where(Referral.candidate_id == candidate_id).order_by(Referral.id.desc())
+    return session.scalars(stmt).first()
+
+
+def open_referral(session: Session, candidate_id: int) -> Referral | None:
+    stmt = (select(Referral)
+            .where(Referral.candidate_id == candidate_id, Referral.state.in_(OPEN_REFERRAL_STATES))
+            .order_by(Referral.id.desc()))
+    return session.scalars(stmt).first()
+
+
+def needing_attempt(session: Session, owner_member_id: int, study_ids: list[int],
+                    limit: int = 20) -> list[Candidate]:
+    """Candidates this coordinator called last and who still need another attempt."""
+    stmt = (select(Candidate)
+            .where(Candidate.study_id.in_(study_ids), Candidate.owner_id == owner_member_id,
+                   Candidate.status.in_(("needs_call", "considering")),
+                   Candidate.do_not_call.is_(False))
+            .order_by(Candidate.last_called_at.asc().nulls_first(), Candidate.id)
+            .limit(limit))
+    return list(session.scalars(stmt))
+
+
+def callbacks_between(session: Session, owner_member_id: int, start: dt.datetime,
+                      end: dt.datetime, limit: int = 30) -> list[Callback]:
+    stmt = (select(Callback)
+            .where(Callback.owner_id == owner_member_id,
+                   Callback.status.in_(("scheduled", "snoozed")),
+                   Callback.due_at < end, Callback.due_at >= start)
+            .order_by(Callback.due_at).limit(limit))
+    return list(session.scalars(stmt))

@@ -1,0 +1,169 @@
+"""Shared fixtures: a real database (SQLite, or PostgreSQL when DATABASE_URL says so), the local
+Slack stand-in, and the app served over HTTP so tests talk to it exactly as Slack does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from bot.config import Settings
+from bot.runtime import Runtime, build_runtime
+from bot.studies.importer import import_studies
+from integrations.slack_standin import SlackSender, SlackStandin
+from storage import migrate
+from storage.db import Database
+from storage.models import Base
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BOT_TOKEN = "xoxb-test-token"
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+TEAM_ID = "T0TEST001"
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+
+USERS = {
+    "U0COORD01": ("casey", "casey@example.org", "America/New_York"),
+    "U0COORD02": ("sam", "sam@example.org", "America/Chicago"),
+    "U0LEAD001": ("lee", "lee@example.org", "America/Chicago"),
+    "U0SPONS01": ("pat", "pat@example.org", "America/New_York"),
+    "U0STRANGER": ("robin", "robin@example.org", "America/Denver"),
+}
+CHANNELS = {"C0ALZ0001": "alz-prescreen", "C0MDD0001": "mdd-prescreen", "C0BOSSITE": "site-bos"}
+
+
+def _pg_admin_url() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.startswith("postgresql") else None
+
+
+def is_postgres() -> bool:
+    return _pg_admin_url() is not None
+
+
+@pytest.fixture(scope="session")
+def db_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database: a SQLite file to copy, or a fresh PostgreSQL database."""
+    admin = _pg_admin_url()
+    if admin is None:
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        migrate.upgrade(f"sqlite:///{path}")
+        yield str(path)
+        return
+    name = f"prescreen_test_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    migrate.upgrade(url)
+    yield url
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(db_template: str, tmp_path: Path) -> str:
+    if not is_postgres():
+        target = tmp_path / "prescreen.db"
+        shutil.copyfile(db_template, target)
+        return f"sqlite:///{target}"
+    engine = create_engine(db_template)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return db_template
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def studies(db: Database) -> Database:
+    """The fixture studies and members imported."""
+    import_studies(db, FIXTURES / "studies.yaml", actor="test")
+    return db
+
+
+@pytest.fixture
+def standin() -> Iterator[SlackStandin]:
+    server = SlackStandin(bot_token=BOT_TOKEN, team_id=TEAM_ID).start()
+    for uid, (name, email, tz) in USERS.items():
+        server.add_user(uid, name, email=email, tz=tz)
+    for cid, name in CHANNELS.items():
+        server.add_channel(cid, name, members=list(USERS))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, standin: SlackStandin, tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=standin.url,
+        database_url=database_url,
+        prescreen_encryption_keys=ENCRYPTION_KEY,
+        data_dir=tmp_path / "data",
+        log_level="INFO",
+    )
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+@dataclass
+class Bot:
+    """The running app as Slack sees it: a URL, plus the stand-in it talks to."""
+
+    url: str
+    runtime: Runtime
+    standin: SlackStandin
+    slack: SlackSender
+
+    @property
+    def ctx(self) -> Any:
+        return self.runtime.ctx
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.ctx.db
+
+
+def serve_wsgi(app: Any) -> tuple[WSGIServer, str]:
+    server = make_server("127.0.0.1", 0, app, server_class=_ThreadingWSGIServer,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture
+def bot(settings: Settings, studies: Database, standin: SlackStandin) -> Iterator[Bot]:
+    runtime = build_runtime(settings, db=studies, migrate_db=False)
+    server, url = serve_wsgi(runtime.web)
+    sender = SlackSender(url + "/slack/events", SIGNING_SECRET, standin, team_id=TEAM_ID)
+    yield Bot(url=url, runtime=runtime, standin=standin, slack=sender)
+    server.shutdown()
+    server.server_close()
