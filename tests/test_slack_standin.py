@@ -1,0 +1,839 @@
+"""The Slack stand-in answers the real slack_sdk WebClient the way Slack documents, and the
+sender signs requests the way Slack does, so tests built on them can catch real mistakes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+from slack_bolt import Ack, App, BoltRequest, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+
+from integrations.slack_standin import SlackSender, SlackStandin, state_value
+
+TOKEN = "xoxb-standin-test"
+SECRET = "standin-signing-secret"
+TEAM = "T0STANDIN"
+COORD, LEAD, OUTSIDER = "U0COORD01", "U0LEAD001", "U0OUTSIDE"
+CHANNEL = "C0ALZ0001"
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_732_330_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def api(clock: FakeClock) -> Iterator[SlackStandin]:
+    with SlackStandin(bot_token=TOKEN, team_id=TEAM, clock=clock).start() as standin:
+        standin.add_user(COORD, "casey", email="casey@example.org", tz="America/Chicago")
+        standin.add_user(LEAD, "lee", email="lee@example.org")
+        standin.add_user(OUTSIDER, "robin")
+        standin.add_channel(CHANNEL, "alz-prescreen", members=[COORD, LEAD])
+        standin.add_channel("C0ARCHIVE", "old", members=[COORD], archived=True)
+        standin.add_channel("C0NOBOT01", "no-bot", members=[COORD], bot_member=False)
+        yield standin
+
+
+@pytest.fixture
+def client(api: SlackStandin) -> WebClient:
+    return WebClient(token=TOKEN, base_url=api.url)
+
+
+def error_of(call: Any) -> str:
+    with pytest.raises(SlackApiError) as info:
+        call()
+    return str(info.value.response["error"])
+
+
+def section(text: str, block_id: str | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def modal(title: str = "Log a call", blocks: list[dict[str, Any]] | None = None,
+          **extra: Any) -> dict[str, Any]:
+    view: dict[str, Any] = {"type": "modal", "title": {"type": "plain_text", "text": title},
+                            "blocks": blocks if blocks is not None else [section("hello")]}
+    view.update(extra)
+    return view
+
+
+def text_input(block_id: str, action_id: str, optional: bool = False) -> dict[str, Any]:
+    return {"type": "input", "block_id": block_id, "optional": optional,
+            "label": {"type": "plain_text", "text": block_id},
+            "element": {"type": "plain_text_input", "action_id": action_id}}
+
+
+# ------------------------------------------------------------------ basics and auth
+
+
+def test_url_is_a_webclient_base_url(api: SlackStandin) -> None:
+    assert api.url.startswith("http://127.0.0.1:")
+    assert api.url.endswith("/api/")
+
+
+def test_auth_test_has_slacks_shape(client: WebClient) -> None:
+    data = client.auth_test().data
+    assert isinstance(data, dict)
+    assert data["ok"] is True
+    assert data["team_id"] == TEAM
+    assert data["user_id"].startswith("U")
+    assert data["bot_id"].startswith("B")
+    assert data["url"].startswith("https://")
+
+
+def test_missing_and_wrong_tokens_are_refused_with_http_200(api: SlackStandin) -> None:
+    no_token = requests.post(api.url + "auth.test", timeout=5)
+    assert no_token.status_code == 200
+    assert no_token.json() == {"ok": False, "error": "not_authed"}
+    wrong = requests.post(api.url + "auth.test", headers={"Authorization": "Bearer xoxb-nope"},
+                          timeout=5)
+    assert wrong.json() == {"ok": False, "error": "invalid_auth"}
+    form = requests.post(api.url + "auth.test", data={"token": TOKEN}, timeout=5)
+    assert form.json()["ok"] is True
+    json_body_token = requests.post(api.url + "auth.test", json={"token": TOKEN}, timeout=5)
+    assert json_body_token.json()["error"] == "not_authed"
+
+
+def test_unknown_method(client: WebClient) -> None:
+    assert error_of(lambda: client.api_call("chat.frobnicate")) == "unknown_method"
+
+
+@pytest.mark.parametrize("encoding", ["form", "json", "multipart", "query"])
+def test_every_body_encoding_is_understood_and_json_fields_decoded(api: SlackStandin,
+                                                                    encoding: str) -> None:
+    blocks = [section("*hello*")]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    url = api.url + "chat.postMessage"
+    fields = {"channel": CHANNEL, "text": "fallback", "blocks": json.dumps(blocks)}
+    if encoding == "form":
+        resp = requests.post(url, data=fields, headers=auth, timeout=5)
+    elif encoding == "json":
+        resp = requests.post(url, json={**fields, "blocks": blocks}, headers=auth, timeout=5)
+    elif encoding == "multipart":
+        resp = requests.post(url, files={k: (None, v) for k, v in fields.items()},
+                             headers=auth, timeout=5)
+    else:
+        resp = requests.get(url, params=fields, headers=auth, timeout=5)
+    assert resp.json()["ok"] is True, resp.json()
+    [call] = api.calls_to("chat.postMessage")
+    assert call.args["blocks"] == blocks
+    assert api.messages(CHANNEL)[0]["blocks"][0]["text"]["text"] == "*hello*"
+
+
+# ------------------------------------------------------------------ chat.postMessage
+
+
+def test_post_message_shape_and_increasing_unique_ts(client: WebClient,
+                                                     api: SlackStandin) -> None:
+    first = client.chat_postMessage(channel=CHANNEL, text="one")
+    second = client.chat_postMessage(channel=CHANNEL, text="two")
+    assert first["channel"] == CHANNEL
+    assert first["message"]["text"] == "one"
+    assert first["message"]["bot_id"] == client.auth_test()["bot_id"]
+    sec, _, frac = str(first["ts"]).partition(".")
+    assert len(sec) == 10
+    assert len(frac) == 6
+    assert float(second["ts"]) > float(first["ts"])
+    assert [m["text"] for m in api.messages(CHANNEL)] == ["one", "two"]
+    assert api.messages(CHANNEL)[0]["user"] == first["message"]["user"]
+
+
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing:UserWarning")
+@pytest.mark.parametrize(("channel", "kwargs", "error"), [
+    ("C0MISSING", {"text": "x"}, "channel_not_found"),
+    ("C0NOBOT01", {"text": "x"}, "not_in_channel"),
+    ("C0ARCHIVE", {"text": "x"}, "is_archived"),
+    (CHANNEL, {}, "no_text"),
+    (CHANNEL, {"text": "x" * 40_001}, "msg_too_long"),
+])
+def test_post_message_errors(client: WebClient, api: SlackStandin, channel: str,
+                             kwargs: dict[str, Any], error: str) -> None:
+    assert error_of(lambda: client.chat_postMessage(channel=channel, **kwargs)) == error
+    assert api.messages() == []
+
+
+def test_message_block_limit_is_50(client: WebClient) -> None:
+    fifty = [section(f"row {i}") for i in range(50)]
+    assert client.chat_postMessage(channel=CHANNEL, text="ok", blocks=fifty)["ok"] is True
+    with pytest.raises(SlackApiError) as info:
+        client.chat_postMessage(channel=CHANNEL, text="x", blocks=[*fifty, section("51")])
+    body = info.value.response.data
+    assert isinstance(body, dict)
+    assert body["error"] == "invalid_blocks"
+    assert body["response_metadata"]["messages"] == [
+        "[ERROR] no more than 50 items allowed [json-pointer:/blocks]"]
+
+
+def test_section_text_limit_is_3000_characters(client: WebClient) -> None:
+    assert client.chat_postMessage(channel=CHANNEL, text="ok",
+                                   blocks=[section("a" * 3000)])["ok"] is True
+    with pytest.raises(SlackApiError) as info:
+        client.chat_postMessage(channel=CHANNEL, text="x", blocks=[section("a" * 3001)])
+    assert info.value.response["error"] == "invalid_blocks"
+    assert info.value.response["response_metadata"]["messages"] == [
+        "[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]"]
+
+
+@pytest.mark.parametrize("blocks", [
+    [{"text": {"type": "mrkdwn", "text": "no type"}}],
+    [{"type": "section"}],
+    [{"type": "header", "text": {"type": "mrkdwn", "text": "headers are plain_text"}}],
+    [{"type": "actions", "elements": [{"type": "button", "action_id": "a",
+                                       "text": {"type": "plain_text", "text": "Go"},
+                                       "value": "v" * 2001}]}],
+    [section("one", "same"), section("two", "same")],
+])
+def test_malformed_blocks_are_invalid_blocks(client: WebClient,
+                                             blocks: list[dict[str, Any]]) -> None:
+    assert error_of(lambda: client.chat_postMessage(channel=CHANNEL, text="x",
+                                                    blocks=blocks)) == "invalid_blocks"
+
+
+def test_thread_replies_attach_to_the_parent(client: WebClient, api: SlackStandin) -> None:
+    parent = client.chat_postMessage(channel=CHANNEL, text="parent")["ts"]
+    reply = client.chat_postMessage(channel=CHANNEL, text="reply", thread_ts=parent)
+    nested = client.chat_postMessage(channel=CHANNEL, text="nested", thread_ts=reply["ts"])
+    assert reply["message"]["thread_ts"] == parent
+    assert nested["message"]["thread_ts"] == parent
+    replies = api.thread(CHANNEL, parent)
+    assert [m["text"] for m in replies] == ["parent", "reply", "nested"]
+    root = api.messages(CHANNEL)[0]
+    assert root["reply_count"] == 2
+    assert root["latest_reply"] == nested["ts"]
+
+
+def test_posting_to_a_user_id_opens_a_stable_dm(client: WebClient, api: SlackStandin) -> None:
+    sent = client.chat_postMessage(channel=COORD, text="reminder")
+    assert str(sent["channel"]).startswith("D")
+    opened = client.conversations_open(users=COORD)
+    assert opened["channel"]["id"] == sent["channel"]
+    assert opened.get("already_open") is True
+    assert api.messages(str(sent["channel"]))[0]["text"] == "reminder"
+    assert error_of(lambda: client.conversations_open(users="U0NOBODY")) == "user_not_found"
+
+
+# ------------------------------------------------------------------ chat.update, ephemerals
+
+
+def test_update_changes_the_stored_message(client: WebClient, api: SlackStandin) -> None:
+    ts = str(client.chat_postMessage(channel=CHANNEL, text="pending")["ts"])
+    updated = client.chat_update(channel=CHANNEL, ts=ts, text="approved",
+                                 blocks=[section("*Approved*")])
+    assert updated["ts"] == ts
+    assert updated["text"] == "approved"
+    assert updated["message"]["blocks"][0]["text"]["text"] == "*Approved*"
+    [msg] = api.messages(CHANNEL)
+    assert msg["text"] == "approved"
+    assert "edited" in msg
+    client.chat_update(channel=CHANNEL, ts=ts, text="text only")
+    [msg] = api.messages(CHANNEL)
+    assert msg["text"] == "text only"
+    assert msg["blocks"][0]["text"]["text"] == "*Approved*"
+
+
+def test_update_errors(client: WebClient, api: SlackStandin) -> None:
+    ts = str(client.chat_postMessage(channel=CHANNEL, text="mine")["ts"])
+    human = api.post_as_user(CHANNEL, COORD, "a person's message")
+    assert error_of(lambda: client.chat_update(channel=CHANNEL, ts="1.000001",
+                                               text="x")) == "message_not_found"
+    assert error_of(lambda: client.chat_update(channel=CHANNEL, ts=human,
+                                               text="x")) == "cant_update_message"
+    too_many = [section(f"b{i}") for i in range(51)]
+    assert error_of(lambda: client.chat_update(channel=CHANNEL, ts=ts, text="b",
+                                               blocks=too_many)) == "invalid_blocks"
+    assert error_of(lambda: client.chat_update(channel="C0NOPE", ts=ts,
+                                               text="x")) == "channel_not_found"
+    assert [m["text"] for m in api.messages(CHANNEL)] == ["mine", "a person's message"]
+
+
+def test_post_ephemeral(client: WebClient, api: SlackStandin) -> None:
+    sent = client.chat_postEphemeral(channel=CHANNEL, user=COORD, text="only you")
+    assert sent["message_ts"]
+    assert [e["text"] for e in api.ephemerals(COORD)] == ["only you"]
+    assert api.ephemerals(LEAD) == []
+    assert api.messages(CHANNEL) == []
+    assert error_of(lambda: client.chat_postEphemeral(channel=CHANNEL, user=OUTSIDER,
+                                                      text="x")) == "user_not_in_channel"
+    assert error_of(lambda: client.chat_postEphemeral(channel="C0NOPE", user=COORD,
+                                                      text="x")) == "channel_not_found"
+
+
+# ------------------------------------------------------------------ views
+
+
+def test_views_open_shape(client: WebClient, api: SlackStandin) -> None:
+    trigger = api.issue_trigger_id(COORD)
+    view = client.views_open(trigger_id=trigger, view=modal(
+        callback_id="log_call", private_metadata='{"study": 1}',
+        submit={"type": "plain_text", "text": "Save"},
+        blocks=[text_input("notes", "notes_input")]))["view"]
+    assert view["id"].startswith("V")
+    assert view["root_view_id"] == view["id"]
+    assert view["previous_view_id"] is None
+    assert view["callback_id"] == "log_call"
+    assert view["private_metadata"] == '{"study": 1}'
+    assert view["state"] == {"values": {}}
+    assert view["hash"]
+    assert view["team_id"] == TEAM
+    assert api.open_view(COORD)["id"] == view["id"]  # type: ignore[index]
+
+
+def test_trigger_ids_expire_after_3_seconds_and_work_once(client: WebClient, api: SlackStandin,
+                                                          clock: FakeClock) -> None:
+    fresh = api.issue_trigger_id(COORD)
+    clock.advance(2.9)
+    assert client.views_open(trigger_id=fresh, view=modal())["ok"] is True
+    assert error_of(lambda: client.views_open(trigger_id=fresh,
+                                              view=modal())) == "exchanged_trigger_id"
+    stale = api.issue_trigger_id(COORD)
+    clock.advance(3.1)
+    assert error_of(lambda: client.views_open(trigger_id=stale,
+                                              view=modal())) == "expired_trigger_id"
+    assert error_of(lambda: client.views_open(trigger_id="12345.98765.abcd",
+                                              view=modal())) == "invalid_trigger_id"
+
+
+@pytest.mark.parametrize(("view", "pointer"), [
+    (modal(title="x" * 25), "/view/title/text"),
+    (modal(submit={"type": "plain_text", "text": "s" * 25}), "/view/submit/text"),
+    (modal(close={"type": "plain_text", "text": "c" * 25}), "/view/close/text"),
+    (modal(blocks=[section(f"{i}") for i in range(101)]), "/view/blocks"),
+    (modal(private_metadata="m" * 3001), "/view/private_metadata"),
+    (modal(callback_id="c" * 256), "/view/callback_id"),
+    (modal(blocks=[section("t" * 3001)]), "/view/blocks/0/text/text"),
+    (modal(blocks=[text_input("a", "b")]), "/view/submit"),
+])
+def test_modal_limits_are_invalid_arguments(client: WebClient, api: SlackStandin,
+                                            view: dict[str, Any], pointer: str) -> None:
+    with pytest.raises(SlackApiError) as info:
+        client.views_open(trigger_id=api.issue_trigger_id(COORD), view=view)
+    assert info.value.response["error"] == "invalid_arguments"
+    messages = info.value.response["response_metadata"]["messages"]
+    assert any(m.endswith(f"[json-pointer:{pointer}]") for m in messages), messages
+
+
+def test_modal_limits_allow_the_maximum(client: WebClient, api: SlackStandin) -> None:
+    view = modal(title="t" * 24, private_metadata="m" * 3000, callback_id="c" * 255,
+                 submit={"type": "plain_text", "text": "s" * 24},
+                 blocks=[section(f"{i}") for i in range(100)])
+    assert client.views_open(trigger_id=api.issue_trigger_id(COORD), view=view)["ok"] is True
+
+
+def test_views_update_by_id_or_external_id_with_hash(client: WebClient,
+                                                     api: SlackStandin) -> None:
+    opened = client.views_open(trigger_id=api.issue_trigger_id(COORD),
+                               view=modal(title="Loading…", external_id="call-42"))["view"]
+    by_id = client.views_update(view_id=opened["id"], hash=opened["hash"],
+                                view=modal(title="Ready", external_id="call-42"))["view"]
+    assert by_id["id"] == opened["id"]
+    assert by_id["hash"] != opened["hash"]
+    assert error_of(lambda: client.views_update(view_id=opened["id"], hash=opened["hash"],
+                                                view=modal())) == "hash_conflict"
+    by_ext = client.views_update(external_id="call-42", view=modal(title="Again"))["view"]
+    assert by_ext["id"] == opened["id"]
+    assert api.view(opened["id"])["title"]["text"] == "Again"
+    assert error_of(lambda: client.views_update(view_id="V0NOPE", view=modal())) == "not_found"
+    assert error_of(lambda: client.views_update(external_id="nope", view=modal())) == "not_found"
+
+
+def test_views_push_allows_three_views(client: WebClient, api: SlackStandin) -> None:
+    root = client.views_open(trigger_id=api.issue_trigger_id(COORD), view=modal())["view"]
+    second = client.views_push(trigger_id=api.issue_trigger_id(COORD, root["id"]),
+                               view=modal(title="Second"))["view"]
+    assert second["root_view_id"] == root["id"]
+    assert second["previous_view_id"] == root["id"]
+    client.views_push(trigger_id=api.issue_trigger_id(COORD, second["id"]),
+                      view=modal(title="Third"))
+    assert len(api.view_stack(COORD)) == 3
+    assert error_of(lambda: client.views_push(trigger_id=api.issue_trigger_id(COORD),
+                                              view=modal())) == "push_limit_reached"
+
+
+def test_views_publish_home_tab(client: WebClient, api: SlackStandin) -> None:
+    home = {"type": "home", "blocks": [section("Your queue")]}
+    first = client.views_publish(user_id=COORD, view=home)["view"]
+    again = client.views_publish(user_id=COORD, view={"type": "home",
+                                                      "blocks": [section("Empty")]})["view"]
+    assert again["id"] == first["id"]
+    assert api.home(COORD)["blocks"][0]["text"]["text"] == "Empty"  # type: ignore[index]
+    assert api.home(LEAD) is None
+    too_many = {"type": "home", "blocks": [section(str(i)) for i in range(101)]}
+    assert error_of(lambda: client.views_publish(user_id=COORD,
+                                                 view=too_many)) == "invalid_arguments"
+    assert error_of(lambda: client.views_publish(user_id=COORD, view=home,
+                                                 hash="1.stale")) == "hash_conflict"
+
+
+# ------------------------------------------------------------------ users
+
+
+def test_users_info_and_lookup_by_email(client: WebClient) -> None:
+    user = client.users_info(user=COORD)["user"]
+    assert user["id"] == COORD
+    assert user["tz"] == "America/Chicago"
+    assert user["tz_offset"] in (-6 * 3600, -5 * 3600)
+    assert user["profile"]["email"] == "casey@example.org"
+    assert user["real_name"] == "casey"
+    assert client.users_lookupByEmail(email="LEE@example.org")["user"]["id"] == LEAD
+    assert error_of(lambda: client.users_info(user="U0NOBODY")) == "user_not_found"
+    assert error_of(lambda: client.users_lookupByEmail(
+        email="nobody@example.org")) == "users_not_found"
+
+
+# ------------------------------------------------------------------ files
+
+
+def test_files_upload_v2_flow(client: WebClient, api: SlackStandin) -> None:
+    parent = str(client.chat_postMessage(channel=CHANNEL, text="weekly")["ts"])
+    result = client.files_upload_v2(channel=CHANNEL, content="week,calls\n47,12\n",
+                                    filename="weekly.csv", title="Weekly numbers",
+                                    initial_comment="Here is the export", thread_ts=parent)
+    assert result["file"]["title"] == "Weekly numbers"
+    [uploaded] = api.uploaded_files
+    assert uploaded["data"] == b"week,calls\n47,12\n"
+    assert uploaded["name"] == "weekly.csv"
+    assert uploaded["channel"] == CHANNEL
+    assert [c.method for c in api.calls] == ["chat.postMessage", "files.getUploadURLExternal",
+                                             "files.completeUploadExternal"]
+    shared = api.thread(CHANNEL, parent)[-1]
+    assert shared["text"] == "Here is the export"
+    assert shared["files"][0]["id"] == uploaded["id"]
+
+
+def test_files_complete_upload_refuses_unknown_or_unuploaded_files(client: WebClient) -> None:
+    ticket = client.files_getUploadURLExternal(filename="a.txt", length=3)
+    assert str(ticket["upload_url"]).startswith("http://127.0.0.1:")
+    assert error_of(lambda: client.files_completeUploadExternal(
+        files=[{"id": ticket["file_id"]}])) == "file_not_found"
+    assert error_of(lambda: client.files_completeUploadExternal(
+        files=[{"id": "F0NOPE"}])) == "file_not_found"
+    upload = requests.post(str(ticket["upload_url"]), data=b"abc", timeout=5)
+    assert upload.text == "OK - 3"
+    assert error_of(lambda: client.files_completeUploadExternal(
+        files=[{"id": ticket["file_id"]}], channel_id="C0NOPE")) == "invalid_channel"
+
+
+# ------------------------------------------------------------------ faults
+
+
+def test_rate_limit_answers_429_with_retry_after(client: WebClient, api: SlackStandin) -> None:
+    api.rate_limit("chat.postMessage", times=1, retry_after=7)
+    with pytest.raises(SlackApiError) as info:
+        client.chat_postMessage(channel=CHANNEL, text="x")
+    assert info.value.response.status_code == 429
+    assert info.value.response["error"] == "ratelimited"
+    assert info.value.response.headers["Retry-After"] in ("7", ["7"])
+    assert client.chat_postMessage(channel=CHANNEL, text="x")["ok"] is True
+
+
+def test_retry_handler_rides_out_rate_limits(api: SlackStandin) -> None:
+    client = WebClient(token=TOKEN, base_url=api.url,
+                       retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
+    api.rate_limit("chat.postMessage", times=2, retry_after=1)
+    assert client.chat_postMessage(channel=CHANNEL, text="eventually")["ok"] is True
+    assert [c.status for c in api.calls_to("chat.postMessage")] == [429, 429, 200]
+    assert [m["text"] for m in api.messages(CHANNEL)] == ["eventually"]
+
+
+def test_fail_next_injects_errors_for_a_number_of_calls(client: WebClient,
+                                                        api: SlackStandin) -> None:
+    api.fail_next("chat.update", error="internal_error", times=2)
+    ts = str(client.chat_postMessage(channel=CHANNEL, text="a")["ts"])
+    assert error_of(lambda: client.chat_update(channel=CHANNEL, ts=ts, text="b")) == \
+        "internal_error"
+    assert error_of(lambda: client.chat_update(channel=CHANNEL, ts=ts, text="b")) == \
+        "internal_error"
+    assert client.chat_update(channel=CHANNEL, ts=ts, text="b")["ok"] is True
+
+
+# ------------------------------------------------------------------ response_url, recordings
+
+
+def test_response_urls_are_recorded_and_applied(client: WebClient, api: SlackStandin,
+                                                clock: FakeClock) -> None:
+    ts = str(client.chat_postMessage(channel=CHANNEL, text="card")["ts"])
+    url = api.new_response_url(LEAD, CHANNEL, ts)
+    assert url.startswith(api.base_url + "/response/")
+    assert requests.post(url, json={"text": "Approved", "replace_original": True},
+                         timeout=5).status_code == 200
+    assert api.messages(CHANNEL)[0]["text"] == "Approved"
+    requests.post(url, json={"text": "just you"}, timeout=5)
+    assert [e["text"] for e in api.ephemerals(LEAD)] == ["just you"]
+    requests.post(url, json={"text": "everyone", "response_type": "in_channel"}, timeout=5)
+    requests.post(url, json={"delete_original": True}, timeout=5)
+    assert [m["text"] for m in api.messages(CHANNEL)] == ["everyone"]
+    assert [r["payload"].get("text") for r in api.responses] == [
+        "Approved", "just you", "everyone", None]
+    assert requests.post(url, json={"text": "5th"}, timeout=5).status_code == 200
+    sixth = requests.post(url, json={"text": "6th"}, timeout=5)
+    assert (sixth.status_code, sixth.text) == (404, "used_url")
+    late = api.new_response_url(LEAD, CHANNEL)
+    clock.advance(31 * 60)
+    assert requests.post(late, json={"text": "late"}, timeout=5).text == "expired_url"
+
+
+def test_all_outgoing_text_covers_every_surface(client: WebClient, api: SlackStandin) -> None:
+    client.chat_postMessage(channel=CHANNEL, text="m-1", blocks=[section("block-2")])
+    client.chat_postEphemeral(channel=CHANNEL, user=COORD, text="eph-3")
+    client.views_open(trigger_id=api.issue_trigger_id(COORD), view=modal(title="view-4"))
+    client.views_publish(user_id=COORD, view={"type": "home", "blocks": [section("home-5")]})
+    requests.post(api.new_response_url(COORD, CHANNEL), json={"text": "resp-6"}, timeout=5)
+    text = api.all_outgoing_text()
+    for needle in ("m-1", "block-2", "eph-3", "view-4", "home-5", "resp-6"):
+        assert needle in text
+    assert "never-sent" not in text
+
+
+def test_wait_for_polls_until_the_app_has_posted(client: WebClient, api: SlackStandin) -> None:
+    timer = threading.Timer(0.2, lambda: client.chat_postMessage(channel=CHANNEL, text="late"))
+    timer.start()
+    found = api.wait_for(lambda s: [m for m in s.messages(CHANNEL) if m["text"] == "late"],
+                         timeout=3)
+    assert found[0]["text"] == "late"
+    with pytest.raises(AssertionError, match="digest posted"):
+        api.wait_for(lambda s: s.messages("C0NOBOT01"), timeout=0.1, message="digest posted")
+
+
+def test_reset_forgets_state_but_keeps_the_directory(client: WebClient,
+                                                     api: SlackStandin) -> None:
+    client.chat_postMessage(channel=CHANNEL, text="x")
+    api.reset()
+    assert api.messages() == []
+    assert api.calls == []
+    assert client.users_info(user=COORD)["ok"] is True
+
+
+# ------------------------------------------------------------------ the sender
+
+
+@dataclass
+class Received:
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class Receiver:
+    """An app endpoint that records requests and answers with queued bodies."""
+
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    answers: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            rec.received.append(Received(body, dict(self.headers.items())))
+            status, answer = rec.answers.pop(0) if rec.answers else (200, b"")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+    yield rec
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sender(receiver: Receiver, api: SlackStandin) -> SlackSender:
+    return SlackSender(receiver.url, SECRET, api, team_id=TEAM)
+
+
+def _form(got: Received) -> dict[str, str]:
+    return dict(parse_qsl(got.body.decode()))
+
+
+def _payload(got: Received) -> dict[str, Any]:
+    return dict(json.loads(_form(got)["payload"]))
+
+
+def _verified(got: Received, secret: str = SECRET) -> bool:
+    return SignatureVerifier(secret).is_valid_request(got.body, got.headers)
+
+
+def test_slash_command_is_signed_and_has_slacks_fields(sender: SlackSender, api: SlackStandin,
+                                                       receiver: Receiver,
+                                                       clock: FakeClock) -> None:
+    sender.slash_command(COORD, text="log", channel_id=CHANNEL)
+    [got] = receiver.received
+    assert _verified(got)
+    assert not _verified(got, "another-secret")
+    assert got.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    form = _form(got)
+    assert {k: form[k] for k in ("team_id", "channel_id", "channel_name", "user_id",
+                                 "user_name", "command", "text")} == {
+        "team_id": TEAM, "channel_id": CHANNEL, "channel_name": "alz-prescreen",
+        "user_id": COORD, "user_name": "casey", "command": "/prescreen", "text": "log"}
+    assert form["response_url"].startswith(api.base_url + "/response/")
+    client = WebClient(token=TOKEN, base_url=api.url)
+    view = client.views_open(trigger_id=form["trigger_id"], view=modal())["view"]
+    assert api.view_owner(view["id"]) == COORD
+
+
+@pytest.mark.parametrize(("opts", "valid"), [
+    ({"signing_secret": "not-the-secret"}, False),
+    ({"timestamp": int(time.time()) - 6 * 60}, False),
+    ({"signature": "v0=deadbeef"}, False),
+    ({"retry_num": 1, "retry_reason": "http_timeout"}, True),
+])
+def test_tampered_requests_fail_verification(sender: SlackSender, receiver: Receiver,
+                                             opts: dict[str, Any], valid: bool) -> None:
+    sender.slash_command(COORD, text="help", **opts)
+    [got] = receiver.received
+    assert _verified(got) is valid
+    if "retry_num" in opts:
+        assert got.headers["X-Slack-Retry-Num"] == "1"
+        assert got.headers["X-Slack-Retry-Reason"] == "http_timeout"
+
+
+def test_unsigned_requests_have_no_slack_headers(sender: SlackSender,
+                                                 receiver: Receiver) -> None:
+    sender.slash_command(COORD, text="help", unsigned=True)
+    [got] = receiver.received
+    assert "X-Slack-Signature" not in got.headers
+    assert "X-Slack-Request-Timestamp" not in got.headers
+
+
+def test_slash_command_answer_is_shown_to_the_user(sender: SlackSender, api: SlackStandin,
+                                                   receiver: Receiver) -> None:
+    receiver.answers.append((200, json.dumps({"response_type": "ephemeral",
+                                              "text": "commands: help"}).encode()))
+    resp = sender.slash_command(COORD, text="help", channel_id=CHANNEL)
+    assert resp.json()["text"] == "commands: help"
+    assert [e["text"] for e in api.ephemerals(COORD)] == ["commands: help"]
+    assert "commands: help" in api.all_outgoing_text()
+
+
+def test_click_sends_the_button_on_screen(sender: SlackSender, api: SlackStandin,
+                                          receiver: Receiver, client: WebClient) -> None:
+    approve = {"type": "button", "action_id": "approve", "value": '{"referral": 7}',
+               "text": {"type": "plain_text", "text": "Approve"}, "style": "primary"}
+    client.chat_postMessage(channel=CHANNEL, text="card", blocks=[
+        {"type": "actions", "block_id": "decide", "elements": [approve]}])
+    [card] = api.messages(CHANNEL)
+    sender.click(LEAD, "approve", message=card)
+    [got] = receiver.received
+    assert _verified(got)
+    payload = _payload(got)
+    assert payload["type"] == "block_actions"
+    assert payload["user"]["id"] == LEAD
+    assert payload["container"] == {"type": "message", "message_ts": card["ts"],
+                                    "channel_id": CHANNEL, "is_ephemeral": False}
+    [action] = payload["actions"]
+    assert (action["type"], action["action_id"], action["block_id"], action["value"]) == (
+        "button", "approve", "decide", '{"referral": 7}')
+    assert payload["message"]["ts"] == card["ts"]
+    assert payload["response_url"].startswith(api.base_url + "/response/")
+    with pytest.raises(AssertionError, match="no button"):
+        sender.click(LEAD, "reject", message=card)
+    with pytest.raises(AssertionError, match="no button"):
+        sender.click(LEAD, "approve", '{"referral": 8}', message=card)
+
+
+def test_state_values_for_element_types() -> None:
+    select = {"type": "static_select", "action_id": "outcome", "options": [
+        {"text": {"type": "plain_text", "text": "Pre-qualified"}, "value": "pre_qualified"}]}
+    assert state_value(select, "pre_qualified") == {"type": "static_select", "selected_option": {
+        "text": {"type": "plain_text", "text": "Pre-qualified"}, "value": "pre_qualified"}}
+    with pytest.raises(AssertionError):
+        state_value(select, "not_offered")
+    assert state_value("plain_text_input", "hi") == {"type": "plain_text_input", "value": "hi"}
+    assert state_value("number_input", 3) == {"type": "number_input", "value": "3"}
+    assert state_value("datepicker", "2024-11-23")["selected_date"] == "2024-11-23"
+    assert state_value("timepicker", "14:30")["selected_time"] == "14:30"
+    assert state_value("datetimepicker", 1732370000)["selected_date_time"] == 1732370000
+    assert state_value("users_select", COORD) == {"type": "users_select", "selected_user": COORD}
+    assert state_value("checkboxes", ["a"])["selected_options"][0]["value"] == "a"
+    assert state_value("radio_buttons", None) == {"type": "radio_buttons",
+                                                  "selected_option": None}
+
+
+def _open_form(api: SlackStandin, client: WebClient, **extra: Any) -> dict[str, Any]:
+    view = modal(callback_id="log_call", submit={"type": "plain_text", "text": "Save"},
+                 blocks=[text_input("notes", "notes_input"),
+                         text_input("extra", "extra_input", optional=True)], **extra)
+    return dict(client.views_open(trigger_id=api.issue_trigger_id(COORD), view=view)["view"])
+
+
+def test_view_submission_payload_and_errors_keep_the_view(sender: SlackSender,
+                                                          api: SlackStandin,
+                                                          receiver: Receiver,
+                                                          client: WebClient) -> None:
+    view = _open_form(api, client)
+    receiver.answers.append((200, json.dumps({"response_action": "errors",
+                                              "errors": {"notes": "Too short"}}).encode()))
+    sender.submit(COORD, view["id"], {"notes_input": "hi"})
+    payload = _payload(receiver.received[0])
+    assert payload["type"] == "view_submission"
+    assert payload["view"]["callback_id"] == "log_call"
+    assert payload["view"]["state"]["values"] == {
+        "notes": {"notes_input": {"type": "plain_text_input", "value": "hi"}},
+        "extra": {"extra_input": {"type": "plain_text_input", "value": None}}}
+    assert api.is_open(view["id"])
+    assert api.view_errors[view["id"]] == {"notes": "Too short"}
+    with pytest.raises(AssertionError, match="required input"):
+        sender.submit(COORD, view["id"], {"extra_input": "only the optional one"})
+
+
+def test_view_submission_answers_update_push_clear_and_close(sender: SlackSender,
+                                                             api: SlackStandin,
+                                                             receiver: Receiver,
+                                                             client: WebClient) -> None:
+    view = _open_form(api, client)
+    done = modal(title="Saved", submit={"type": "plain_text", "text": "Next"})
+    receiver.answers.append((200, json.dumps({"response_action": "update",
+                                              "view": done}).encode()))
+    sender.submit(COORD, view["id"], {"notes_input": "ok"})
+    assert api.view(view["id"])["title"]["text"] == "Saved"
+    receiver.answers.append((200, json.dumps({"response_action": "push",
+                                              "view": done}).encode()))
+    sender.view_submission(COORD, view["id"], {})
+    assert len(api.view_stack(COORD)) == 2
+    top = api.view_stack(COORD)[-1]["id"]
+    sender.view_submission(COORD, top, {})
+    assert [v["id"] for v in api.view_stack(COORD)] == [view["id"]]
+    receiver.answers.append((200, json.dumps({"response_action": "clear"}).encode()))
+    sender.view_submission(COORD, view["id"], {})
+    assert api.view_stack(COORD) == []
+    assert api.problems == []
+
+
+def test_view_closed_is_sent_only_when_notify_on_close(sender: SlackSender, api: SlackStandin,
+                                                       receiver: Receiver,
+                                                       client: WebClient) -> None:
+    quiet = _open_form(api, client)
+    assert sender.view_closed(COORD, quiet["id"]) is None
+    assert receiver.received == []
+    noisy = _open_form(api, client, notify_on_close=True)
+    resp = sender.view_closed(COORD, noisy["id"])
+    assert resp is not None
+    payload = _payload(receiver.received[0])
+    assert (payload["type"], payload["view"]["id"], payload["is_cleared"]) == (
+        "view_closed", noisy["id"], True)
+    assert not api.is_open(noisy["id"])
+
+
+def test_events_and_url_verification(sender: SlackSender, receiver: Receiver) -> None:
+    sender.event({"type": "app_home_opened", "user": COORD, "tab": "home"}, event_id="Ev01")
+    sender.url_verification("challenge-abc")
+    first, second = receiver.received
+    assert _verified(first)
+    assert _verified(second)
+    envelope = json.loads(first.body)
+    assert envelope["type"] == "event_callback"
+    assert envelope["event_id"] == "Ev01"
+    assert isinstance(envelope["event_time"], int)
+    assert envelope["event"]["user"] == COORD
+    assert json.loads(second.body) == {"token": "standin-verification",
+                                       "type": "url_verification",
+                                       "challenge": "challenge-abc"}
+
+
+# ------------------------------------------------------------------ a real Bolt app
+
+
+def _serve_bolt(app: App) -> tuple[ThreadingHTTPServer, str]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            headers = {k.lower(): [v] for k, v in self.headers.items()}
+            resp = app.dispatch(BoltRequest(body=body, headers=headers))
+            data = resp.body.encode()
+            self.send_response(resp.status)
+            for k, values in resp.headers.items():
+                if k.lower() != "content-length":
+                    for v in values:
+                        self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+
+
+def test_a_bolt_app_round_trip(api: SlackStandin) -> None:
+    app = App(token=TOKEN, signing_secret=SECRET,
+              client=WebClient(token=TOKEN, base_url=api.url))
+
+    @app.command("/prescreen")
+    def open_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        client.views_open(trigger_id=body["trigger_id"], view=modal(
+            callback_id="log_call", submit={"type": "plain_text", "text": "Save"},
+            blocks=[text_input("notes", "notes_input")]))
+
+    @app.view("log_call")
+    def save(ack: Ack, view: dict[str, Any], client: WebClient) -> None:
+        notes = view["state"]["values"]["notes"]["notes_input"]["value"]
+        ack()
+        client.chat_postMessage(channel=CHANNEL, text=f"logged: {notes}", blocks=[
+            {"type": "actions", "block_id": "decide", "elements": [
+                {"type": "button", "action_id": "approve", "value": "7",
+                 "text": {"type": "plain_text", "text": "Approve"}}]}])
+
+    @app.action("approve")
+    def approve(ack: Ack, respond: Respond) -> None:
+        ack()
+        respond(text="approved", replace_original=True)
+
+    server, url = _serve_bolt(app)
+    try:
+        slack = SlackSender(url, SECRET, api, team_id=TEAM)
+        assert slack.slash_command(COORD, channel_id=CHANNEL).status_code == 200
+        form = api.wait_for(lambda s: s.open_view(COORD), message="modal opened")
+        assert slack.submit(COORD, form["id"], {"notes_input": "called back"}).status_code == 200
+        assert not api.is_open(form["id"])
+        [card] = api.wait_for(lambda s: s.messages(CHANNEL), message="card posted")
+        assert card["text"] == "logged: called back"
+        assert slack.click(LEAD, "approve", message=card).status_code == 200
+        api.wait_for(lambda s: s.messages(CHANNEL)[0]["text"] == "approved",
+                     message="card replaced")
+        assert slack.slash_command(COORD, signing_secret="wrong").status_code == 401
+        assert api.problems == []
+    finally:
+        server.shutdown()
+        server.server_close()
