@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     default_timezone: str = "America/New_York"
     data_dir: Path = DEFAULT_DATA_DIR
     web_concurrency: int = Field(default=2, ge=1, le=64)
+    outbox_channel_interval: float = Field(default=1.0, ge=0, le=60)
+    callback_remind_minutes: int = Field(default=10, ge=0, le=240)
+    callback_escalate_minutes: int = Field(default=30, ge=1, le=24 * 60)
 
     @field_validator("slack_api_url")
     @classmethod

@@ -32,7 +32,11 @@ class JobSpec:
 
 def job_specs() -> list[JobSpec]:
     """Every named job, in the order `prescreen-bot jobs list` shows them."""
+    from bot.outbox import outbox_job
+
     return [
+        JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
+                outbox_job),
         JobSpec(
             "housekeeping",
             "forget Slack request ids older than 7 days (retry de-duplication window)",

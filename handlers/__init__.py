@@ -13,9 +13,9 @@ from handlers.common import Subcommand
 
 def feature_modules() -> list[ModuleType]:
     """The features, in the order their subcommands appear in /prescreen help."""
-    from handlers import prescreen
+    from handlers import prescreen, referrals
 
-    return [prescreen]
+    return [prescreen, referrals]
 
 
 def register_all(app: App, ctx: AppContext) -> None:

@@ -229,6 +229,7 @@ class Referral(Base):
     decided_by: Mapped[str | None] = mapped_column(String(32))
     decided_at: Mapped[dt.datetime | None] = mapped_column()
     reason: Mapped[str | None] = mapped_column(String(300))
+    reason_note_enc: Mapped[str | None] = mapped_column(Text)
     visit_date: Mapped[dt.date | None] = mapped_column()
     card_channel: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
@@ -284,7 +285,10 @@ class Callback(Base):
 
 class OutboxMessage(Base):
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_channel_sent", "channel", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -294,11 +298,13 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # for chat.update / thread replies: the key of the message whose ts is needed
     parent_key: Mapped[str | None] = mapped_column(String(200))
+    study_key: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[dt.datetime | None] = mapped_column()
     slack_ts: Mapped[str | None] = mapped_column(String(32))
+    posted_channel: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column()

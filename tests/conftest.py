@@ -38,6 +38,7 @@ USERS = {
     "U0LEAD001": ("lee", "lee@example.org", "America/Chicago"),
     "U0SPONS01": ("pat", "pat@example.org", "America/New_York"),
     "U0STRANGER": ("robin", "robin@example.org", "America/Denver"),
+    "U0ADMIN01": ("alex", "alex@example.org", "America/New_York"),
 }
 CHANNELS = {"C0ALZ0001": "alz-prescreen", "C0MDD0001": "mdd-prescreen", "C0BOSSITE": "site-bos"}
 
@@ -122,6 +123,7 @@ def settings(database_url: str, standin: SlackStandin, tmp_path: Path) -> Settin
         prescreen_encryption_keys=ENCRYPTION_KEY,
         data_dir=tmp_path / "data",
         log_level="INFO",
+        outbox_channel_interval=0,
     )
 
 
@@ -150,6 +152,24 @@ class Bot:
     @property
     def db(self) -> Database:
         return self.runtime.ctx.db
+
+    def deliver(self) -> Any:
+        """Run the outbox dispatcher until nothing is due (what the worker does)."""
+        from bot.outbox import deliver
+
+        return deliver(self.ctx, max_seconds=20)
+
+    def open_modal(self, user_id: str, text: str = "", channel_id: str = "C0ALZ0001") -> dict[str, Any]:
+        before = {v["id"] for v in self.standin.view_stack(user_id)}
+        resp = self.slack.slash_command(user_id, text=text, channel_id=channel_id)
+        assert resp.status_code == 200, resp.text
+        assert not resp.content or not resp.json().get("text"), resp.text
+        return self.standin.wait_for(
+            lambda s: next((v for v in s.view_stack(user_id) if v["id"] not in before), None),
+            message=f"a modal opened for {user_id}")
+
+    def ephemeral_texts(self, user_id: str) -> list[str]:
+        return [e.get("text") or "" for e in self.standin.ephemerals(user_id)]
 
 
 def serve_wsgi(app: Any) -> tuple[WSGIServer, str]:

@@ -100,6 +100,24 @@ def state_value(element: Mapping[str, Any] | str, raw: Any) -> dict[str, Any]:
     return out
 
 
+def initial_raw(element: Mapping[str, Any]) -> Any:
+    """What an input holds before the user touches it: Slack submits initial values as set."""
+    if "initial_value" in element:
+        return element["initial_value"]
+    if element.get("initial_option"):
+        return element["initial_option"].get("value")
+    if element.get("initial_options"):
+        return [o.get("value") for o in element["initial_options"]]
+    for key in ("initial_date", "initial_time", "initial_date_time", "initial_user",
+                "initial_conversation", "initial_channel"):
+        if key in element:
+            return element[key]
+    for key in ("initial_users", "initial_conversations", "initial_channels"):
+        if key in element:
+            return list(element[key])
+    return None
+
+
 def _is_empty(state: Mapping[str, Any]) -> bool:
     keys = [k for k in state if k not in {"type", "timezone"}]
     return all(state[k] in (None, [], "") for k in keys)
@@ -323,7 +341,7 @@ class SlackSender:
                     continue
                 if el.get("type") in {"button", "overflow", "image"}:
                     continue
-                raw = remaining.pop(aid, el.get("initial_value") if block.get("type") == "input"
+                raw = remaining.pop(aid, initial_raw(el) if block.get("type") == "input"
                                     else None)
                 values.setdefault(block["block_id"], {})[aid] = state_value(el, raw)
         if remaining:
@@ -378,7 +396,7 @@ class SlackSender:
             el = block.get("element") or {}
             aid = el.get("action_id")
             state = merged.setdefault(block["block_id"], {}).setdefault(
-                aid, state_value(el, el.get("initial_value")))
+                aid, state_value(el, initial_raw(el)))
             label = f"{block['block_id']}/{aid}"
             if not block.get("optional") and _is_empty(state):
                 raise AssertionError(f"required input {label} is empty; Slack would not submit")

@@ -96,11 +96,13 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('parent_key', sa.String(length=200), nullable=True),
+    sa.Column('study_key', sa.String(length=16), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', storage.models.UTCDateTime(), nullable=False),
     sa.Column('claimed_until', storage.models.UTCDateTime(), nullable=True),
     sa.Column('slack_ts', sa.String(length=32), nullable=True),
+    sa.Column('posted_channel', sa.String(length=32), nullable=True),
     sa.Column('last_error', sa.String(length=300), nullable=True),
     sa.Column('created_at', storage.models.UTCDateTime(), nullable=False),
     sa.Column('sent_at', storage.models.UTCDateTime(), nullable=True),
@@ -108,6 +110,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbox_messages_idempotency_key'))
     )
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_channel_sent', ['channel', 'sent_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_messages_channel'), ['channel'], unique=False)
         batch_op.create_index('ix_outbox_status_next', ['status', 'next_attempt_at'], unique=False)
 
@@ -288,6 +291,7 @@ def upgrade() -> None:
     sa.Column('decided_by', sa.String(length=32), nullable=True),
     sa.Column('decided_at', storage.models.UTCDateTime(), nullable=True),
     sa.Column('reason', sa.String(length=300), nullable=True),
+    sa.Column('reason_note_enc', sa.Text(), nullable=True),
     sa.Column('visit_date', sa.Date(), nullable=True),
     sa.Column('card_channel', sa.String(length=32), nullable=True),
     sa.Column('card_ts', sa.String(length=32), nullable=True),
@@ -375,6 +379,7 @@ def downgrade() -> None:
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_status_next')
         batch_op.drop_index(batch_op.f('ix_outbox_messages_channel'))
+        batch_op.drop_index('ix_outbox_channel_sent')
 
     op.drop_table('outbox_messages')
     op.drop_table('members')

@@ -1,0 +1,266 @@
+"""Block Kit for the log-call modal, the summaries and the status card, and form parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from bot import blocks as bk
+from bot import ids, regions
+from bot.prescreen.outcomes import OUTCOMES
+from bot.prescreen.queries import CandidateBrief
+from bot.prescreen.workflow import CallInput, NewCandidateInput
+from storage.models import Question, Study
+
+
+@dataclass
+class ModalState:
+    """What the modal remembers between updates (private_metadata)."""
+
+    study: str | None = None
+    mode: str = "new"  # new | existing
+    ref: str | None = None  # fixed candidate (opened from `/prescreen log ALZ-0042` or App Home)
+    channel: str | None = None
+
+    def encode(self) -> str:
+        return bk.encode({"s": self.study, "m": self.mode, "r": self.ref, "c": self.channel})
+
+    @classmethod
+    def decode(cls, raw: str | None) -> ModalState:
+        d = bk.decode(raw)
+        mode = d.get("m") if d.get("m") in ("new", "existing") else "new"
+        return cls(study=d.get("s"), mode=mode, ref=d.get("r"), channel=d.get("c"))
+
+
+def _input(block_id: str, label: str, element: bk.Block, *, optional: bool = False,
+           hint: str | None = None, dispatch: bool = False) -> bk.Block:
+    block: bk.Block = {"type": "input", "block_id": block_id, "label": bk.plain(label, 2000),
+                       "element": element, "optional": optional}
+    if hint:
+        block["hint"] = bk.plain(hint, 2000)
+    if dispatch:
+        block["dispatch_action"] = True
+    return block
+
+
+def _static(action_id: str, options: list[tuple[str, str]], placeholder: str,
+            initial: str | None = None) -> bk.Block:
+    opts = [bk.option(text, value) for value, text in options][:100]
+    el: bk.Block = {"type": "static_select", "action_id": action_id, "options": opts,
+                    "placeholder": bk.plain(placeholder)}
+    chosen = next((o for o in opts if o["value"] == initial), None)
+    if chosen:
+        el["initial_option"] = chosen
+    return el
+
+
+def answer_action(qid: str) -> str:
+    return ids.ANSWER_INPUT + qid
+
+
+def question_element(q: Question) -> bk.Block:
+    action = answer_action(q.qid)
+    if q.kind == "number":
+        return {"type": "number_input", "action_id": action, "is_decimal_allowed": True}
+    if q.kind == "yes_no":
+        return {"type": "radio_buttons", "action_id": action,
+                "options": [bk.option("Yes", "yes"), bk.option("No", "no")]}
+    if q.kind == "choice":
+        return _static(action, [(str(o), str(o)) for o in q.options], "Choose")
+    return {"type": "datepicker", "action_id": action}
+
+
+def log_call_modal(studies: list[Study], state: ModalState,
+                   candidate: CandidateBrief | None = None) -> bk.Block:
+    study = next((s for s in studies if s.key == state.study), None)
+    blocks: list[bk.Block] = [
+        _input(ids.STUDY_BLOCK, "Study",
+               _static(ids.STUDY_SELECT, [(s.key, f"{s.key} · {s.title}") for s in studies],
+                       "Pick a study", state.study),
+               dispatch=True),
+    ]
+    if study is None:
+        blocks.append(bk.context("Pick the study to see its questionnaire."))
+        return _modal(blocks, state)
+
+    if candidate is not None:
+        last = OUTCOMES[candidate.last_outcome].label if candidate.last_outcome in OUTCOMES else "none"
+        line = (f"*Candidate {candidate.ref}* · call attempt {candidate.attempts + 1}"
+                f" · last outcome: {last} · candidate time zone {candidate.timezone}")
+        blocks.append(bk.section(line, block_id=ids.CANDIDATE_INFO_BLOCK))
+        if candidate.do_not_call:
+            blocks.append(bk.section(":no_entry: *Do not call.* This candidate asked not to be "
+                                     "called. Log only a call they made to you."))
+    else:
+        blocks.append(_input(ids.MODE_BLOCK, "Candidate", {
+            "type": "radio_buttons", "action_id": ids.MODE_SELECT,
+            "options": [bk.option("New candidate", "new"), bk.option("Existing candidate", "existing")],
+            "initial_option": bk.option("New candidate", "new") if state.mode == "new"
+            else bk.option("Existing candidate", "existing"),
+        }, dispatch=True))
+        if state.mode == "existing":
+            blocks.append(_input(ids.REF_BLOCK, "Reference code", {
+                "type": "plain_text_input", "action_id": ids.REF_INPUT, "max_length": 20,
+                "placeholder": bk.plain(f"{study.key}-0042")}))
+        else:
+            blocks.extend(_new_candidate_blocks())
+
+    questions = list(study.questions)
+    if questions:
+        blocks.append(bk.divider())
+        blocks.append(bk.section(f"*{study.key} pre-screen questions*  ·  answer all to pre-qualify"))
+        for q in questions:
+            blocks.append(_input(ids.QUESTION_PREFIX + q.qid, q.text, question_element(q), optional=True))
+
+    blocks.append(bk.divider())
+    blocks.append(_input(ids.OUTCOME_BLOCK, "How did the call end?",
+                         _static(ids.OUTCOME_SELECT, [(o.code, o.label) for o in OUTCOMES.values()],
+                                 "Choose the outcome"),
+                         hint="If an answer fails a criterion, the call is logged as disqualified."))
+    sites = [s for s in study.sites if s.active]
+    if len(sites) > 1:
+        blocks.append(_input(ids.SITE_BLOCK, "Proposed site (if pre-qualified)",
+                             _static(ids.SITE_SELECT, [(s.key, f"{s.key} · {s.name}") for s in sites],
+                                     "Pick a site"), optional=True))
+    tz_hint = candidate.timezone if candidate else "the time zone above"
+    blocks.append(_input(ids.CB_DATE_BLOCK, "Callback day",
+                         {"type": "datepicker", "action_id": ids.CB_DATE_INPUT}, optional=True,
+                         hint="Only for “Callback requested”."))
+    blocks.append(_input(ids.CB_TIME_BLOCK, "Callback time (candidate's local time)",
+                         {"type": "timepicker", "action_id": ids.CB_TIME_INPUT}, optional=True,
+                         hint=f"Entered in the candidate's time zone ({tz_hint})."))
+    blocks.append(_input(ids.NOTES_BLOCK, "Notes", {
+        "type": "plain_text_input", "action_id": ids.NOTES_INPUT, "multiline": True,
+        "max_length": 2000}, optional=True,
+        hint="Stored encrypted; never posted to channels."))
+    return _modal(blocks, state)
+
+
+def _new_candidate_blocks() -> list[bk.Block]:
+    return [
+        _input(ids.NAME_BLOCK, "Name", {"type": "plain_text_input", "action_id": ids.NAME_INPUT,
+                                        "max_length": 100}),
+        _input(ids.PHONE_BLOCK, "Phone", {"type": "plain_text_input", "action_id": ids.PHONE_INPUT,
+                                          "max_length": 30,
+                                          "placeholder": bk.plain("(617) 555-0123")}),
+        _input(ids.DOB_BLOCK, "Date of birth", {"type": "datepicker", "action_id": ids.DOB_INPUT}),
+        _input(ids.REGION_BLOCK, "State", _static(
+            ids.REGION_INPUT, [(k, f"{v[0]} ({k})") for k, v in regions.STATES.items()],
+            "Pick a state"), optional=True),
+        _input(ids.TZ_BLOCK, "Time zone", _static(
+            ids.TZ_INPUT, [(tz, f"{name} · {tz}") for tz, name in regions.TIMEZONES],
+            "Default: from the state"), optional=True,
+            hint="Callbacks are scheduled in this time zone."),
+        _input(ids.CONSENT_BLOCK, "Consent", {
+            "type": "checkboxes", "action_id": ids.CONSENT_INPUT,
+            "options": [bk.option("Agreed to be contacted about this study", "yes")]}, optional=True),
+    ]
+
+
+def _modal(blocks: list[bk.Block], state: ModalState) -> bk.Block:
+    # Slack requires a submit button on any modal with input blocks.
+    return {
+        "type": "modal",
+        "callback_id": ids.LOG_CALL_VIEW,
+        "title": bk.plain("Log pre-screen call", 24),
+        "submit": bk.plain("Log call", 24),
+        "close": bk.plain("Cancel", 24),
+        "private_metadata": state.encode(),
+        "blocks": blocks[: bk.MAX_MODAL_BLOCKS],
+    }
+
+
+def loading_modal(title: str = "Log pre-screen call") -> bk.Block:
+    return {"type": "modal", "title": bk.plain(title, 24), "close": bk.plain("Cancel", 24),
+            "blocks": [bk.section(":hourglass_flowing_sand: Loading…")]}
+
+
+# ----- reading the submitted form -----
+
+def _value(values: dict[str, Any], block_id: str, action_id: str) -> Any:
+    el = (values.get(block_id) or {}).get(action_id) or {}
+    kind = el.get("type")
+    if kind in ("static_select", "radio_buttons"):
+        opt = el.get("selected_option")
+        return opt.get("value") if opt else None
+    if kind == "checkboxes":
+        return [o.get("value") for o in el.get("selected_options") or []]
+    if kind == "datepicker":
+        return el.get("selected_date")
+    if kind == "timepicker":
+        return el.get("selected_time")
+    return el.get("value")
+
+
+def _date(raw: Any) -> dt.date | None:
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(str(raw))
+    except ValueError:
+        return None
+
+
+def selected_study(values: dict[str, Any]) -> str | None:
+    return _value(values, ids.STUDY_BLOCK, ids.STUDY_SELECT)
+
+
+def parse_submission(view: dict[str, Any], user_id: str, study: Study) -> CallInput:
+    state = ModalState.decode(view.get("private_metadata"))
+    values = (view.get("state") or {}).get("values") or {}
+    existing = state.ref
+    new = None
+    if existing is None:
+        mode = _value(values, ids.MODE_BLOCK, ids.MODE_SELECT) or state.mode
+        if mode == "existing":
+            existing = (_value(values, ids.REF_BLOCK, ids.REF_INPUT) or "").strip() or None
+            if existing is None:
+                existing = ""
+        else:
+            new = NewCandidateInput(
+                name=_value(values, ids.NAME_BLOCK, ids.NAME_INPUT) or "",
+                phone=_value(values, ids.PHONE_BLOCK, ids.PHONE_INPUT) or "",
+                dob=_date(_value(values, ids.DOB_BLOCK, ids.DOB_INPUT)),
+                region=_value(values, ids.REGION_BLOCK, ids.REGION_INPUT),
+                timezone=_value(values, ids.TZ_BLOCK, ids.TZ_INPUT),
+                consent="yes" in (_value(values, ids.CONSENT_BLOCK, ids.CONSENT_INPUT) or []),
+            )
+    answers = {q.qid: _value(values, ids.QUESTION_PREFIX + q.qid, answer_action(q.qid))
+               for q in study.questions}
+    return CallInput(
+        study_key=study.key,
+        coordinator=user_id,
+        outcome=_value(values, ids.OUTCOME_BLOCK, ids.OUTCOME_SELECT),
+        existing_ref=existing if existing is not None else None,
+        new=new,
+        raw_answers=answers,
+        site_key=_value(values, ids.SITE_BLOCK, ids.SITE_SELECT),
+        callback_date=_date(_value(values, ids.CB_DATE_BLOCK, ids.CB_DATE_INPUT)),
+        callback_time=_value(values, ids.CB_TIME_BLOCK, ids.CB_TIME_INPUT),
+        notes=_value(values, ids.NOTES_BLOCK, ids.NOTES_INPUT),
+        idempotency_key=f"view:{view.get('id')}" if view.get("id") else None,
+    )
+
+
+FIELD_BLOCKS = {
+    "existing_ref": ids.REF_BLOCK, "name": ids.NAME_BLOCK, "phone": ids.PHONE_BLOCK,
+    "dob": ids.DOB_BLOCK, "region": ids.REGION_BLOCK, "timezone": ids.TZ_BLOCK,
+    "outcome": ids.OUTCOME_BLOCK, "site": ids.SITE_BLOCK, "callback_date": ids.CB_DATE_BLOCK,
+    "callback_time": ids.CB_TIME_BLOCK, "notes": ids.NOTES_BLOCK,
+}
+
+
+def errors_to_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
+    """Map workflow field names to the block ids present in this view."""
+    present = {b.get("block_id") for b in view.get("blocks") or []}
+    out: dict[str, str] = {}
+    for fieldname, msg in errors.items():
+        if fieldname.startswith("answer:"):
+            block = ids.QUESTION_PREFIX + fieldname.split(":", 1)[1]
+        else:
+            block = FIELD_BLOCKS.get(fieldname, ids.OUTCOME_BLOCK)
+        if block not in present:
+            block = ids.OUTCOME_BLOCK if fieldname != "existing_ref" else ids.STUDY_BLOCK
+        out[block] = msg if block not in out else out[block] + " " + msg
+    return out

@@ -1,0 +1,160 @@
+"""Block Kit for the referral card (one living message per referral), replies and modals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from bot import blocks as bk
+from bot import ids
+from bot.referrals import states
+
+REJECT_REASONS: list[tuple[str, str]] = [
+    ("criteria_not_met", "Does not meet inclusion/exclusion criteria"),
+    ("needs_records", "Needs medical records first"),
+    ("site_capacity", "Site has no capacity"),
+    ("travel", "Too far from the site"),
+    ("duplicate", "Duplicate referral"),
+    ("other", "Other"),
+]
+REASON_LABELS = dict(REJECT_REASONS)
+
+# Buttons offered on the card for the next step of an open referral.
+NEXT_BUTTONS: dict[str, list[tuple[str, str]]] = {
+    "approved": [("sent_to_site", "Sent to site")],
+    "sent_to_site": [("site_contacted", "Site contacted")],
+    "site_contacted": [("visit_scheduled", "Visit scheduled")],
+    "visit_scheduled": [("screened", "Screened")],
+    "screened": [("enrolled", "Enrolled"), ("screen_failed", "Screen failed")],
+}
+
+
+@dataclass
+class CardData:
+    referral_id: int
+    ref: str
+    study_key: str
+    study_title: str
+    study_tz: str
+    site: str | None
+    passed: list[str]
+    coordinator: str | None
+    attempts: int
+    state: str
+    version: int
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    reason: str | None = None
+    visit_date: dt.date | None = None
+    last_actor: str | None = None
+    last_at: dt.datetime | None = None
+
+
+def _clock(at: dt.datetime, tz: str) -> str:
+    local = at.astimezone(ZoneInfo(tz))
+    return f"{local:%b} {local.day} {local:%H:%M} {local.tzname()}"
+
+
+def status_line(d: CardData) -> str:
+    emoji = states.EMOJI.get(d.state, "")
+    if d.state == "pending_approval":
+        return f"{emoji} *Waiting for approval* by a {d.study_key} approver"
+    if d.state in ("approved", "rejected") and d.decided_by and d.decided_at:
+        when = _clock(d.decided_at, d.study_tz)
+        line = f"{emoji} *{states.label(d.state).capitalize()}* by <@{d.decided_by}> · {when}"
+        if d.state == "rejected" and d.reason:
+            line += f" · {REASON_LABELS.get(d.reason, d.reason)}"
+        return line
+    line = f"{emoji} *{states.label(d.state).capitalize()}*"
+    if d.state == "visit_scheduled" and d.visit_date:
+        line += f" for {d.visit_date:%a %b} {d.visit_date.day}"
+    if d.last_actor and d.last_at:
+        line += f" · <@{d.last_actor}> · {_clock(d.last_at, d.study_tz)}"
+    return line
+
+
+def card_blocks(d: CardData) -> list[bk.Block]:
+    blocks: list[bk.Block] = [
+        bk.header(f"Referral {d.ref}"),
+        bk.fields([
+            ("Study", f"{d.study_key} · {d.study_title}"),
+            ("Proposed site", d.site or "not set"),
+            ("Criteria passed", ", ".join(d.passed) if d.passed else "—"),
+            ("Coordinator", f"<@{d.coordinator}>" if d.coordinator else "—"),
+            ("Call attempts", str(d.attempts)),
+            ("Status", states.label(d.state)),
+        ]),
+        bk.section(status_line(d)),
+    ]
+    value = {"id": d.referral_id, "v": d.version}
+    if d.state == "pending_approval":
+        blocks.append(bk.actions([
+            bk.button("Approve", ids.REFERRAL_APPROVE, value, style="primary"),
+            bk.button("Reject", ids.REFERRAL_REJECT, value, style="danger"),
+        ], block_id=ids.REFERRAL_ACTIONS_BLOCK))
+    elif d.state in NEXT_BUTTONS:
+        buttons = [bk.button(label, f"{ids.REFERRAL_ADVANCE}:{to}", {**value, "to": to})
+                   for to, label in NEXT_BUTTONS[d.state]]
+        buttons.append(bk.button("Withdrawn", f"{ids.REFERRAL_ADVANCE}:withdrawn",
+                                 {**value, "to": "withdrawn"}))
+        blocks.append(bk.actions(buttons, block_id=ids.REFERRAL_ACTIONS_BLOCK))
+    blocks.append(bk.context("Reference code only: patient details stay in prescreen-bot."))
+    return blocks
+
+
+def card_text(d: CardData) -> str:
+    return f"Referral {d.ref} ({d.study_key}): {states.label(d.state)}"
+
+
+def transition_text(ref: str, from_state: str | None, to_state: str, actor: str,
+                    reason: str | None = None, visit_date: dt.date | None = None) -> str:
+    arrow = f"{states.label(from_state)} → " if from_state else ""
+    text = f"{states.EMOJI.get(to_state, '')} {ref}: {arrow}*{states.label(to_state)}* by <@{actor}>"
+    if reason:
+        text += f" · {REASON_LABELS.get(reason, reason)}"
+    if visit_date:
+        text += f" · visit {visit_date.isoformat()}"
+    return text
+
+
+def reject_modal(referral_id: int, version: int, ref: str, channel: str | None) -> bk.Block:
+    return {
+        "type": "modal",
+        "callback_id": ids.REJECT_VIEW,
+        "title": bk.plain("Reject referral", 24),
+        "submit": bk.plain("Reject", 24),
+        "close": bk.plain("Cancel", 24),
+        "private_metadata": bk.encode({"id": referral_id, "v": version, "c": channel}),
+        "blocks": [
+            bk.section(f"Reject *{ref}*? The coordinator is told, and the card shows the reason."),
+            {"type": "input", "block_id": ids.REJECT_REASON_BLOCK, "label": bk.plain("Reason"),
+             "element": {"type": "static_select", "action_id": ids.REJECT_REASON_SELECT,
+                         "placeholder": bk.plain("Choose a reason"),
+                         "options": [bk.option(text, value) for value, text in REJECT_REASONS]}},
+            {"type": "input", "block_id": ids.REJECT_TEXT_BLOCK, "optional": True,
+             "label": bk.plain("Note for the coordinator"),
+             "hint": bk.plain("Stored encrypted; not posted to the channel. No patient names."),
+             "element": {"type": "plain_text_input", "action_id": ids.REJECT_TEXT_INPUT,
+                         "multiline": True, "max_length": 500}},
+        ],
+    }
+
+
+def site_handoff_text(ref: str, site_name: str, study_key: str, coordinator: str | None) -> str:
+    who = f"<@{coordinator}>" if coordinator else f"the {study_key} coordinator"
+    return (f":outbox_tray: New referral *{ref}* for {site_name} ({study_key}). "
+            f"Next: get the contact details from {who} through your secure channel, contact the "
+            f"candidate within 2 business days, then `/prescreen referral {ref} site_contacted`.")
+
+
+def list_blocks(study_key: str, counts: dict[str, int], rows: list[tuple[str, str, str | None]],
+                state: str | None) -> list[bk.Block]:
+    order = [s for s in states.ALL_STATES if counts.get(s)]
+    summary = " · ".join(f"{states.label(s)} {counts[s]}" for s in order) or "no referrals yet"
+    blocks: list[bk.Block] = [bk.section(f"*{study_key} referrals* · {summary}")]
+    if rows:
+        lines = [f"• *{ref}* · {states.label(st)}" + (f" · {site}" if site else "") for ref, st, site in rows]
+        title = f"{states.label(state)}" if state else "most recent"
+        blocks.append(bk.section(f"_{title}_\n" + "\n".join(lines)))
+    return blocks

@@ -1,0 +1,127 @@
+"""Listeners for the referral card buttons, the reject modal and referral subcommands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks as bk
+from bot import ids
+from bot.context import AppContext
+from bot.errors import DomainError, InvalidInput
+from bot.referrals import views as rv
+from bot.referrals import workflow
+from handlers.common import CommandRequest, Subcommand
+from handlers.prescreen import _views_open
+
+log = logging.getLogger("prescreen.handlers.referrals")
+
+
+def _referral(req: CommandRequest) -> None:
+    if len(req.args) < 2:
+        req.reply("Usage: `/prescreen referral ALZ-0042 site_contacted` "
+                  "(or `visit_scheduled 2026-12-03`).")
+        return
+    ref, target = req.args[0], req.args[1].lower()
+    visit = None
+    if len(req.args) > 2:
+        try:
+            visit = dt.date.fromisoformat(req.args[2])
+        except ValueError:
+            raise InvalidInput(f"`{req.args[2]}` is not a date. Use YYYY-MM-DD, like 2026-12-03.") \
+                from None
+    result = workflow.advance(req.ctx, actor=req.user_id, ref=ref, to_state=target, visit_date=visit)
+    req.reply(f":white_check_mark: {result.message} The channel card is updated.")
+
+
+def _referrals(req: CommandRequest) -> None:
+    if not req.args:
+        req.reply("Which study? Try `/prescreen referrals ALZ` or "
+                  "`/prescreen referrals ALZ pending_approval`.")
+        return
+    listing = workflow.list_referrals(req.ctx, actor=req.user_id, study_key=req.args[0],
+                                      state=req.args[1].lower() if len(req.args) > 1 else None)
+    blocks = rv.list_blocks(listing.study_key, listing.counts, listing.rows, listing.state)
+    req.reply(f"{listing.study_key} referrals", blocks=blocks)
+
+
+SUBCOMMANDS = [
+    Subcommand("referral", "/prescreen referral REF STATE [DATE]",
+               "move a referral on (site_contacted, visit_scheduled DATE, enrolled…)", _referral),
+    Subcommand("referrals", "/prescreen referrals STUDY [STATE]", "referrals with counts per state",
+               _referrals),
+]
+
+
+def _ephemeral(respond: Respond, text: str) -> None:
+    respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def register(app: App, ctx: AppContext) -> None:
+    @app.action(ids.REFERRAL_APPROVE)
+    def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        value = bk.decode(body["actions"][0].get("value"))
+        try:
+            result = workflow.decide(ctx, referral_id=int(value["id"]), actor=body["user"]["id"],
+                                     approve=True, expected_version=value.get("v"))
+        except DomainError as exc:
+            _ephemeral(respond, f":warning: {exc.message}")
+            return
+        _ephemeral(respond, f":white_check_mark: {result.message} The coordinator and the site "
+                            "are being told.")
+
+    @app.action(ids.REFERRAL_REJECT)
+    def reject(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        value = bk.decode(body["actions"][0].get("value"))
+        try:
+            ref = workflow.check_can_decide(ctx, referral_id=int(value["id"]), actor=body["user"]["id"])
+        except DomainError as exc:
+            _ephemeral(respond, f":warning: {exc.message}")
+            return
+        view = rv.reject_modal(int(value["id"]), int(value.get("v") or 0), ref,
+                               (body.get("channel") or {}).get("id"))
+        _views_open(client, body.get("trigger_id"), view, respond=respond)
+
+    @app.view(ids.REJECT_VIEW)
+    def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        meta = bk.decode(view.get("private_metadata"))
+        values = (view.get("state") or {}).get("values") or {}
+        reason = (((values.get(ids.REJECT_REASON_BLOCK) or {}).get(ids.REJECT_REASON_SELECT) or {})
+                  .get("selected_option") or {}).get("value")
+        note = ((values.get(ids.REJECT_TEXT_BLOCK) or {}).get(ids.REJECT_TEXT_INPUT) or {}).get("value")
+        user_id = body["user"]["id"]
+        try:
+            result = workflow.decide(ctx, referral_id=int(meta["id"]), actor=user_id, approve=False,
+                                     expected_version=meta.get("v") or None, reason=reason, note=note)
+        except InvalidInput as exc:
+            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: exc.message})
+            return
+        except DomainError as exc:
+            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: exc.message})
+            return
+        ack()
+        channel = meta.get("c")
+        if channel:
+            try:
+                client.chat_postEphemeral(channel=channel, user=user_id, text=f":x: {result.message}")
+            except Exception:
+                log.info("could not confirm the rejection ephemerally")
+
+    @app.action(re.compile(f"^{ids.REFERRAL_ADVANCE}:"))
+    def advance(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        value = bk.decode(body["actions"][0].get("value"))
+        try:
+            result = workflow.advance(ctx, actor=body["user"]["id"], referral_id=int(value["id"]),
+                                      to_state=str(value.get("to")), expected_version=value.get("v"))
+        except DomainError as exc:
+            _ephemeral(respond, f":warning: {exc.message}")
+            return
+        _ephemeral(respond, f":white_check_mark: {result.message}")

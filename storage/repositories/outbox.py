@@ -1,0 +1,129 @@
+"""The Slack outbox: rows written in the same transaction as the change they announce.
+
+Claiming is safe with any number of dispatchers: candidates are selected (with
+`FOR UPDATE SKIP LOCKED` on PostgreSQL) and then taken with a conditional UPDATE whose row
+count says who won.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from storage.models import OutboxMessage
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+
+def enqueue(session: Session, *, key: str, kind: str, channel: str, payload: dict[str, Any],
+            method: str = "chat.postMessage", parent_key: str | None = None,
+            study_key: str | None = None, not_before: dt.datetime | None = None,
+            now: dt.datetime) -> bool:
+    """Add a message unless one with this idempotency key exists. True when added."""
+    if session.scalar(select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)):
+        return False
+    row = OutboxMessage(idempotency_key=key, kind=kind, method=method, channel=channel,
+                        payload=payload, parent_key=parent_key, study_key=study_key,
+                        status=PENDING, attempts=0, next_attempt_at=not_before or now,
+                        created_at=now)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def by_key(session: Session, key: str) -> OutboxMessage | None:
+    return session.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key == key)).first()
+
+
+def claim_due(session: Session, *, now: dt.datetime, limit: int, lease: dt.timedelta,
+              channel_interval: dt.timedelta) -> list[OutboxMessage]:
+    """Take up to `limit` due rows, at most one per channel, skipping channels paced out.
+
+    A row left in SENDING by a crashed dispatcher is due again once its lease ran out.
+    """
+    other = aliased(OutboxMessage)
+    busy_channel = exists().where(
+        and_(
+            other.channel == OutboxMessage.channel,
+            or_(
+                other.sent_at > now - channel_interval,
+                and_(other.status == SENDING, other.claimed_until > now),
+            ),
+        )
+    )
+    due = or_(
+        and_(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.status == SENDING, OutboxMessage.claimed_until <= now),
+    )
+    stmt = (select(OutboxMessage.id, OutboxMessage.channel)
+            .where(due, ~busy_channel)
+            .order_by(OutboxMessage.id)
+            .limit(limit * 20))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
+    seen: set[str] = set()
+    ids: list[int] = []
+    for row_id, channel in session.execute(stmt):
+        if channel in seen:
+            continue
+        seen.add(channel)
+        ids.append(row_id)
+        if len(ids) >= limit:
+            break
+    claimed: list[int] = []
+    for row_id in ids:
+        res = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, due)
+            .values(status=SENDING, claimed_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(row_id)
+    if not claimed:
+        return []
+    return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(claimed))
+                                .order_by(OutboxMessage.id)))
+
+
+def mark_sent(session: Session, row_id: int, *, ts: str | None, channel: str | None,
+              now: dt.datetime) -> None:
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(
+        status=SENT, slack_ts=ts, posted_channel=channel, sent_at=now, claimed_until=None,
+        last_error=None, attempts=OutboxMessage.attempts + 1))
+
+
+def mark_retry(session: Session, row_id: int, *, error: str, at: dt.datetime,
+               count_attempt: bool = True) -> None:
+    values: dict[str, Any] = {"status": PENDING, "next_attempt_at": at, "claimed_until": None,
+                              "last_error": error[:300]}
+    if count_attempt:
+        values["attempts"] = OutboxMessage.attempts + 1
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+
+
+def mark_failed(session: Session, row_id: int, *, error: str) -> None:
+    session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(
+        status=FAILED, claimed_until=None, last_error=error[:300],
+        attempts=OutboxMessage.attempts + 1))
+
+
+def failed(session: Session, limit: int = 50) -> list[OutboxMessage]:
+    stmt = (select(OutboxMessage).where(OutboxMessage.status == FAILED)
+            .order_by(OutboxMessage.id.desc()).limit(limit))
+    return list(session.scalars(stmt))
+
+
+def requeue(session: Session, row_id: int, now: dt.datetime) -> bool:
+    res = session.execute(update(OutboxMessage)
+                          .where(OutboxMessage.id == row_id, OutboxMessage.status == FAILED)
+                          .values(status=PENDING, next_attempt_at=now, attempts=0))
+    return res.rowcount == 1  # type: ignore[attr-defined]
