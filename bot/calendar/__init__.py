@@ -1,0 +1,1 @@
+"""Outlook/Teams calendars in Slack: today's meetings, free slots, callback collisions."""
