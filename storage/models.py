@@ -183,6 +183,7 @@ class Candidate(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(24))
     last_called_at: Mapped[dt.datetime | None] = mapped_column()
     first_called_at: Mapped[dt.datetime | None] = mapped_column()
+    unreachable_at: Mapped[dt.datetime | None] = mapped_column()
     source: Mapped[str | None] = mapped_column(String(40))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

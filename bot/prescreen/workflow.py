@@ -283,6 +283,7 @@ def log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
         elif outcome in UNANSWERED:
             if _unreachable(session, candidate, study, now):
                 candidate.status = "unreachable"
+                candidate.unreachable_at = now
                 follow_up = f"unreachable after {candidate.attempts} attempts"
             else:
                 follow_up = f"{max(study.max_attempts - candidate.attempts, 0)} attempts left"

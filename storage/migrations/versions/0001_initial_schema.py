@@ -160,6 +160,7 @@ def upgrade() -> None:
     sa.Column('last_outcome', sa.String(length=24), nullable=True),
     sa.Column('last_called_at', storage.models.UTCDateTime(), nullable=True),
     sa.Column('first_called_at', storage.models.UTCDateTime(), nullable=True),
+    sa.Column('unreachable_at', storage.models.UTCDateTime(), nullable=True),
     sa.Column('source', sa.String(length=40), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('created_at', storage.models.UTCDateTime(), nullable=False),
