@@ -63,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     ksub.required = True
     ksub.add_parser("generate", help="print a new key").set_defaults(func=cmd_keys_generate)
 
+    ob = sub.add_parser("outbox", help="Slack messages waiting or failed")
+    obsub = ob.add_subparsers(dest="outbox_cmd", metavar="ACTION")
+    obsub.required = True
+    oblist = obsub.add_parser("list", help="failed messages (or --pending)")
+    oblist.add_argument("--pending", action="store_true", help="list waiting messages instead")
+    oblist.set_defaults(func=cmd_outbox_list)
+    obretry = obsub.add_parser("retry", help="queue a failed message again")
+    obretry.add_argument("id", type=int)
+    obretry.set_defaults(func=cmd_outbox_retry)
+
     sandbox = sub.add_parser("sandbox", help="sandbox data")
     sbsub = sandbox.add_subparsers(dest="sandbox_cmd", metavar="ACTION")
     sbsub.required = True
@@ -255,6 +265,44 @@ def cmd_jobs_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
     finally:
         rt.close()
     print(f"{spec.name}: {result or 'nothing to do'}", file=out)
+    return EXIT_OK
+
+
+def cmd_outbox_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from storage import migrate
+    from storage.repositories import outbox as repo
+
+    migrate.upgrade(settings.database_url)
+    db = _database(settings)
+    try:
+        with db.session() as session:
+            rows = repo.pending(session) if args.pending else repo.failed(session)
+            if not rows:
+                print("Nothing " + ("waiting." if args.pending else "failed."), file=out)
+            for r in rows:
+                print(f"{r.id:>6}  {r.status:<8} {r.kind:<16} to {r.channel:<12} tries {r.attempts}  "
+                      f"{r.last_error or ''}", file=out)
+    finally:
+        db.dispose()
+    return EXIT_OK
+
+
+def cmd_outbox_retry(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    import datetime as dt
+
+    from storage.repositories import outbox as repo
+
+    db = _database(settings)
+    try:
+        with db.session() as session:
+            ok = repo.requeue(session, args.id, dt.datetime.now(dt.UTC))
+    finally:
+        db.dispose()
+    if not ok:
+        print(f"prescreen-bot: no failed message {args.id}; see `prescreen-bot outbox list`",
+              file=sys.stderr)
+        return EXIT_INVALID
+    print(f"message {args.id} queued again; the worker sends it within seconds", file=out)
     return EXIT_OK
 
 

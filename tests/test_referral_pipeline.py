@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -291,3 +292,27 @@ def test_nothing_sent_carries_patient_identity(bot: Bot) -> None:
 def _no_problems(bot: Bot):  # type: ignore[no-untyped-def]
     yield
     assert bot.standin.problems == []
+
+
+def test_admin_lists_and_retries_a_failed_message(bot: Bot, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    import io
+
+    from bot import cli
+
+    bot.standin.fail_next("chat.postMessage", error="not_in_channel", times=1)
+    pre_qualify_without_delivery = bot.open_modal(CASEY)
+    bot.slack.submit(CASEY, pre_qualify_without_delivery["id"], new_candidate())
+    bot.deliver()
+    assert bot.standin.messages(CHANNEL) == []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", bot.ctx.settings.database_url)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    out = io.StringIO()
+    assert cli.main(["outbox", "list"], out=out) == 0
+    line = next(x for x in out.getvalue().splitlines() if "not_in_channel" in x)
+    row_id = int(line.split()[0])
+    assert cli.main(["outbox", "retry", str(row_id)], out=io.StringIO()) == 0
+    assert cli.main(["outbox", "retry", str(row_id)], out=io.StringIO()) == 2
+    bot.deliver()
+    assert len(bot.standin.messages(CHANNEL)) == 1

@@ -122,6 +122,12 @@ def failed(session: Session, limit: int = 50) -> list[OutboxMessage]:
     return list(session.scalars(stmt))
 
 
+def pending(session: Session, limit: int = 50) -> list[OutboxMessage]:
+    stmt = (select(OutboxMessage).where(OutboxMessage.status.in_((PENDING, SENDING)))
+            .order_by(OutboxMessage.id).limit(limit))
+    return list(session.scalars(stmt))
+
+
 def requeue(session: Session, row_id: int, now: dt.datetime) -> bool:
     res = session.execute(update(OutboxMessage)
                           .where(OutboxMessage.id == row_id, OutboxMessage.status == FAILED)
