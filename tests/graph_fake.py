@@ -42,12 +42,20 @@ def _pem_cert(cert: x509.Certificate) -> bytes:
 
 
 def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
-def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Name, issuer_key: rsa.RSAPrivateKey, *,
-          ca: bool, san: bool = False) -> x509.Certificate:
+def _cert(
+    subject: str,
+    key: rsa.RSAPrivateKey,
+    issuer: x509.Name,
+    issuer_key: rsa.RSAPrivateKey,
+    *,
+    ca: bool,
+    san: bool = False,
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -61,13 +69,24 @@ def _cert(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Name, issuer_key: r
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     if san:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                         x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         ).add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
@@ -117,9 +136,17 @@ def https_standin(pki: FakePKI, **kwargs: Any) -> Iterator[GraphStandin]:
         standin.stop()
 
 
-def msal_client(standin: GraphStandin, pki: FakePKI, *, secret: str | None = SECRET,
-                tenant: str = TENANT, client_id: str = CLIENT_ID, cert_path: Path | None = None,
-                sleep: Callable[[float], None] | None = None, **options: Any) -> GraphClient:
+def msal_client(
+    standin: GraphStandin,
+    pki: FakePKI,
+    *,
+    secret: str | None = SECRET,
+    tenant: str = TENANT,
+    client_id: str = CLIENT_ID,
+    cert_path: Path | None = None,
+    sleep: Callable[[float], None] | None = None,
+    **options: Any,
+) -> GraphClient:
     credential = MsalCredential(
         tenant_id=tenant,
         client_id=client_id,

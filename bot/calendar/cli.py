@@ -27,16 +27,26 @@ def _fmt(value: dt.datetime, tz: str) -> str:
     return value.astimezone(zone(tz)).strftime("%a %H:%M")
 
 
-def graph_check(settings: Settings, mailbox: str, out: TextIO, *, now: dt.datetime | None = None,
-                timezone: str | None = None, verify: bool | str = True,
-                client: GraphClient | None = None) -> int:
+def graph_check(
+    settings: Settings,
+    mailbox: str,
+    out: TextIO,
+    *,
+    now: dt.datetime | None = None,
+    timezone: str | None = None,
+    verify: bool | str = True,
+    client: GraphClient | None = None,
+) -> int:
     """Acquire a token, read the next 24 h and the free slots of `mailbox`; print them or the reason."""
     tz = timezone or settings.default_timezone
     now = now or dt.datetime.now(dt.UTC)
     if client is None:
         if not settings.graph_configured:
-            print("FAIL Microsoft Graph is not configured: set MS_TENANT_ID, MS_CLIENT_ID and "
-                  "MS_CLIENT_SECRET or MS_CLIENT_CERT_PATH", file=out)
+            print(
+                "FAIL Microsoft Graph is not configured: set MS_TENANT_ID, MS_CLIENT_ID and "
+                "MS_CLIENT_SECRET or MS_CLIENT_CERT_PATH",
+                file=out,
+            )
             return EXIT_FAIL
         try:
             client = client_from_settings(settings, verify=verify, max_retries=2, max_delay=10.0)

@@ -133,8 +133,9 @@ def site_slots_blocks(slots: SiteSlots) -> list[Block]:
     tz = zone(slots.timezone)
     for s in slots.slots:
         by_day.setdefault(s.start.astimezone(tz).date(), []).append(s)
-    lines = [f"*{d:%a %b} {d.day}:* {slots_text(v, slots.timezone, limit=6)}"
-             for d, v in sorted(by_day.items())]
+    lines = [
+        f"*{d:%a %b} {d.day}:* {slots_text(v, slots.timezone, limit=6)}" for d, v in sorted(by_day.items())
+    ]
     text = "\n".join(lines) if lines else "No free time in the next working days."
     blocks = [section(f"*{_escape(slots.site_name)} free slots* ({slots.timezone})\n{text}")]
     if note:

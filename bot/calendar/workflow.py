@@ -93,8 +93,9 @@ def _status(ctx: AppContext, state: GraphSyncState | None, now: dt.datetime) -> 
     return OK
 
 
-def my_calendar(ctx: AppContext, slack_user_id: str, now: dt.datetime, *,
-                min_free_minutes: int = 30) -> CalendarDay:
+def my_calendar(
+    ctx: AppContext, slack_user_id: str, now: dt.datetime, *, min_free_minutes: int = 30
+) -> CalendarDay:
     """The rest of today in the member's zone: events not yet over, and free slots in working hours."""
     with ctx.db.session() as session:
         member = get_member(session, slack_user_id)
@@ -106,21 +107,32 @@ def my_calendar(ctx: AppContext, slack_user_id: str, now: dt.datetime, *,
         if not member.mailbox:
             return CalendarDay(tz, day, NO_MAILBOX)
         state = repo.sync_state(session, member.mailbox)
-        result = CalendarDay(tz, day, _status(ctx, state, now), mailbox=member.mailbox,
-                             synced_at=state.synced_at if state else None,
-                             last_error=state.last_error if state else None)
+        result = CalendarDay(
+            tz,
+            day,
+            _status(ctx, state, now),
+            mailbox=member.mailbox,
+            synced_at=state.synced_at if state else None,
+            last_error=state.last_error if state else None,
+        )
         if result.status in (NOT_SYNCED, NOT_CONFIGURED):
             return result
         rows = repo.events_between(session, member.mailbox, day_start, day_end, timezone=tz)
         busy = repo.busy_intervals(session, member.mailbox, day_start, day_end, timezone=tz)
     result.events = [_item(e) for e in rows if e.is_all_day or e.end_at > now]
-    result.free = free_slots([Interval(s, e) for s, e in busy], max(now, day_start), day_end,
-                             WorkingHours.default(tz), min_minutes=min_free_minutes)
+    result.free = free_slots(
+        [Interval(s, e) for s, e in busy],
+        max(now, day_start),
+        day_end,
+        WorkingHours.default(tz),
+        min_minutes=min_free_minutes,
+    )
     return result
 
 
-def site_free_slots(ctx: AppContext, site: Site, now: dt.datetime, business_days: int = 10, *,
-                    min_minutes: int = 60) -> SiteSlots:
+def site_free_slots(
+    ctx: AppContext, site: Site, now: dt.datetime, business_days: int = 10, *, min_minutes: int = 60
+) -> SiteSlots:
     """Free slots of the site mailbox in working hours (Mon–Fri 09:00–17:00 site time) for the next
     `business_days` working days, from the cache."""
     result = SiteSlots(site.key, site.name, site.timezone, NO_MAILBOX, mailbox=site.mailbox)
@@ -135,13 +147,19 @@ def site_free_slots(ctx: AppContext, site: Site, now: dt.datetime, business_days
         if result.status in (NOT_SYNCED, NOT_CONFIGURED):
             return result
         busy = repo.busy_intervals(session, site.mailbox, start, end, timezone=site.timezone)
-    result.slots = free_slots([Interval(s, e) for s, e in busy], start, end,
-                              WorkingHours.default(site.timezone), min_minutes=min_minutes)
+    result.slots = free_slots(
+        [Interval(s, e) for s, e in busy],
+        start,
+        end,
+        WorkingHours.default(site.timezone),
+        min_minutes=min_minutes,
+    )
     return result
 
 
-def callback_collision(ctx: AppContext, member: Member, due_at: dt.datetime,
-                       duration: dt.timedelta = dt.timedelta(minutes=15)) -> BusyBlock | None:
+def callback_collision(
+    ctx: AppContext, member: Member, due_at: dt.datetime, duration: dt.timedelta = dt.timedelta(minutes=15)
+) -> BusyBlock | None:
     """The busy block in the member's Outlook calendar that a callback at `due_at` would hit, if any."""
     if not member.mailbox:
         return None
@@ -159,4 +177,3 @@ def callback_collision(ctx: AppContext, member: Member, due_at: dt.datetime,
         if s < end and e > due_at:
             return BusyBlock(s, e, item.title, ev.is_all_day)
     return None
-
