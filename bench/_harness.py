@@ -1,0 +1,142 @@
+"""Shared set-up for the benchmarks: a Slack stand-in here, the real `prescreen-bot serve` in a
+subprocess, a generated study, and helpers to print a small result table."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+from integrations.slack_standin import SlackSender, SlackStandin
+
+BOT_TOKEN = "xoxb-bench"
+SECRET = "bench-signing-secret"
+COORD, LEAD = "U0BCOORD1", "U0BLEAD01"
+STUDY_YAML = """
+studies:
+  - key: BEN
+    title: Benchmark study
+    channel: C0BENCH01
+    timezone: America/New_York
+    sites:
+      - {key: S1, name: Site One, timezone: America/New_York, channel: C0BSITE01}
+    questions:
+      - {id: age, text: "Age in years", kind: number, eligible: {min: 18, max: 90}}
+      - {id: dx, text: "Diagnosed?", kind: yes_no, eligible: {equals: false}}
+members:
+  - {slack_id: U0BCOORD1, timezone: America/New_York, roles: {BEN: coordinator}}
+  - {slack_id: U0BLEAD01, timezone: America/Chicago, roles: {BEN: approver}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (gunicorn master + workers), in MiB."""
+    total = 0
+    pids = [pid]
+    try:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                             text=True, check=False).stdout
+        pids += [int(x) for x in out.split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in rows]
+    return "\n".join(lines)
+
+
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen[str]
+    standin: SlackStandin
+    sender: SlackSender
+    env: dict[str, str]
+    database_url: str
+
+    def summary(self, values: list[float]) -> tuple[str, str, str]:
+        return (f"{percentile(values, 50) * 1000:.1f} ms", f"{percentile(values, 99) * 1000:.1f} ms",
+                f"{statistics.mean(values) * 1000:.1f} ms")
+
+
+def db_label(url: str) -> str:
+    return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+
+
+@contextmanager
+def served(database_url: str | None, *, web_concurrency: int = 2,
+           extra_env: dict[str, str] | None = None) -> Iterator[Served]:
+    tmp = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
+    url = database_url or f"sqlite:///{tmp / 'bench.db'}"
+    standin = SlackStandin(bot_token=BOT_TOKEN, team_id="T0BENCH01").start()
+    for uid in (COORD, LEAD):
+        standin.add_user(uid, uid.lower())
+    for ch in ("C0BENCH01", "C0BSITE01"):
+        standin.add_channel(ch, ch.lower(), members=[COORD, LEAD])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
+    env.update(DATABASE_URL=url, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET,
+               SLACK_API_URL=standin.url, PRESCREEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+               LOG_LEVEL="WARNING", WEB_CONCURRENCY=str(web_concurrency), **(extra_env or {}))
+    cli = [sys.executable, "-m", "bot.cli"]
+    (tmp / "studies.yaml").write_text(STUDY_YAML)
+    subprocess.run([*cli, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
+    subprocess.run([*cli, "studies", "import", str(tmp / "studies.yaml")], env=env, cwd=tmp,
+                   check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=tmp,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("prescreen-bot serve did not start")
+        time.sleep(0.2)
+    sender = SlackSender(base + "/slack/events", SECRET, standin, team_id="T0BENCH01")
+    try:
+        yield Served(base, proc, standin, sender, env, url)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        standin.stop()

@@ -1,0 +1,38 @@
+"""Resident memory of `prescreen-bot serve` (gunicorn master + workers) at rest and after
+1,000 signed requests.  Usage: python bench/serve_memory.py [--requests N] [--database-url URL]"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench._harness import COORD, db_label, rss_mb, served, table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--database-url")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    with served(args.database_url, web_concurrency=args.workers) as s:
+        time.sleep(2)
+        rest = rss_mb(s.proc.pid)
+        started = time.monotonic()
+        for i in range(args.requests):
+            text = "help" if i % 2 else "status BEN-0001"
+            resp = s.sender.slash_command(COORD, text=text, channel_id="C0BENCH01")
+            assert resp.status_code == 200, resp.status_code
+        elapsed = time.monotonic() - started
+        time.sleep(1)
+        after = rss_mb(s.proc.pid)
+        label = db_label(s.database_url)
+    print(table([
+        ("RSS at rest", f"{args.workers} workers", f"{rest:.0f} MiB", "-", label),
+        (f"RSS after {args.requests} signed requests", f"{args.workers} workers", f"{after:.0f} MiB",
+         f"{args.requests / elapsed:.0f} req/s", label),
+    ], ("what", "size", "resident memory", "throughput", "database")))
+
+
+if __name__ == "__main__":
+    main()
