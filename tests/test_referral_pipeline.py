@@ -316,3 +316,33 @@ def test_admin_lists_and_retries_a_failed_message(bot: Bot, monkeypatch: pytest.
     assert cli.main(["outbox", "retry", str(row_id)], out=io.StringIO()) == 2
     bot.deliver()
     assert len(bot.standin.messages(CHANNEL)) == 1
+
+
+def test_two_dispatchers_deliver_each_announcement_once(bot: Bot) -> None:
+    from collections import Counter
+
+    from slack_sdk import WebClient
+
+    from integrations.slack_outbox import OutboxDispatcher
+    from storage.repositories import outbox as repo
+
+    channels = [CHANNEL, SITE_CHANNEL, "C0MDD0001"]
+    with bot.db.session() as s:
+        for i in range(120):
+            repo.enqueue(s, key=f"load:{i}", kind="load", channel=channels[i % 3],
+                         payload={"text": f"announcement {i}"}, now=bot.ctx.clock.now())
+
+    def dispatch() -> None:
+        client = WebClient(token=bot.ctx.slack.token, base_url=bot.standin.url)
+        OutboxDispatcher(bot.db, client, now=bot.ctx.clock.now, channel_interval=0).drain(max_seconds=60)
+
+    workers = [threading.Thread(target=dispatch) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(90)
+    sent = Counter(m["text"] for m in bot.standin.messages() if m["text"].startswith("announcement"))
+    assert len(sent) == 120
+    assert max(sent.values()) == 1
+    with bot.db.session() as s:
+        assert {r.status for r in s.scalars(select(OutboxMessage))} == {"sent"}
