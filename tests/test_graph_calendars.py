@@ -542,3 +542,45 @@ def test_add_cli_registers_graph_check() -> None:
     add_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["graph", "check", "casey@example.org", "--timezone", "America/Chicago"])
     assert args.mailbox == "casey@example.org" and args.timezone == "America/Chicago" and callable(args.func)
+
+
+def test_at_most_four_concurrent_requests_per_mailbox(env: Env) -> None:
+    import threading
+
+    env.standin.latency = 0.15
+    client = env.client()
+    client.credential.token()
+    errors: list[BaseException] = []
+
+    def read(mailbox: str) -> None:
+        try:
+            client.calendar_view(mailbox, NOW, NOW + dt.timedelta(hours=1))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(CASEY,)) for _ in range(10)]
+    threads.append(threading.Thread(target=read, args=(SITE,)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert env.standin.max_in_flight[CASEY] == 4
+    assert env.standin.max_in_flight[SITE] == 1
+
+
+def test_sandbox_shows_demo_calendars_without_a_tenant(env: Env) -> None:
+    from bot.calendar.sandbox import start_sandbox_graph
+
+    seed_people(env.db)
+    ctx = env.ctx(None)
+    standin = start_sandbox_graph(ctx)
+    try:
+        assert standin is not None and standin.url.startswith("http://")
+        day = my_calendar(ctx, "U0COORD01", NOW)
+        assert day.status == OK and day.events
+        assert any(e.join_url for e in day.events)
+    finally:
+        if standin is not None:
+            standin.stop()

@@ -16,6 +16,7 @@ import json
 import secrets
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -139,6 +140,9 @@ class GraphStandin:
         self.token_lifetime = token_lifetime
         self.default_page_size = default_page_size
         self.repeat_items = False
+        self.latency = 0.0  # seconds each Graph request takes (to observe concurrency)
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()  # per mailbox, the most concurrent requests seen
         self.mailboxes: dict[str, FakeMailbox] = {}
         self.tokens: dict[str, float] = {t: float("inf") for t in static_tokens}
         self.faults: list[Fault] = []
@@ -316,7 +320,18 @@ class GraphStandin:
         with self._lock:
             self.recorded.append(Recorded(method, path, query, lower_headers))
         if path.startswith("/v1.0/"):
-            status, hdrs, payload = self._graph(method, path, query, lower_headers, body, outer=True)
+            segs = path.split("/")
+            mailbox = segs[3].lower() if len(segs) > 3 and segs[2] == "users" else ""
+            with self._lock:
+                self.in_flight[mailbox] += 1
+                self.max_in_flight[mailbox] = max(self.max_in_flight[mailbox], self.in_flight[mailbox])
+            try:
+                if self.latency:
+                    time.sleep(self.latency)
+                status, hdrs, payload = self._graph(method, path, query, lower_headers, body, outer=True)
+            finally:
+                with self._lock:
+                    self.in_flight[mailbox] -= 1
         else:
             status, hdrs, payload = self._identity(method, path, body)
         hdrs = {"Content-Type": "application/json", **hdrs}
