@@ -43,12 +43,15 @@ def create_context(
     token = bot_token or settings.slack_bot_token
     if not token:
         raise ValueError("a bot token is required (the sandbox provides one)")
+    from integrations.graph import client_from_settings
+
     return AppContext(
         settings=settings,
         db=db or Database(settings.database_url),
         cipher=PHICipher(keys),
         slack=make_web_client(settings, token),
         clock=clock or SystemClock(),
+        graph=None if settings.sandbox else client_from_settings(settings),
     )
 
 

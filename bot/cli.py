@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Feature packages that add their own commands."""
-    out: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+    from bot.calendar.cli import add_cli as graph_cli
+
+    out: list[Callable[[argparse._SubParsersAction], None]] = [graph_cli]  # type: ignore[type-arg]
     return out
 
 
@@ -99,6 +101,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except SettingsError as exc:
         print(f"prescreen-bot: configuration error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if settings.graph_configured:
+        from integrations.graph import GraphConfigError, client_from_settings
+
+        try:
+            client_from_settings(settings)  # no network call: checks the credentials' shape
+        except GraphConfigError as exc:
+            print(f"prescreen-bot: configuration error: {exc}", file=sys.stderr)
+            return EXIT_INVALID
     setup_logging(settings.log_level)
     try:
         return int(args.func(args, settings, out))

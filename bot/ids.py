@@ -39,6 +39,10 @@ REJECT_VIEW = "referral_reject_view"
 REJECT_REASON_BLOCK, REJECT_REASON_SELECT = "reject_reason", "reject_reason_select"
 REJECT_TEXT_BLOCK, REJECT_TEXT_INPUT = "reject_text", "reject_text_input"
 
+VISIT_VIEW = "referral_visit_view"
+VISIT_SLOT_BLOCK, VISIT_SLOT_SELECT = "visit_slot", "calendar_visit_slot"
+VISIT_DATE_BLOCK, VISIT_DATE_INPUT = "visit_date", "visit_date_input"
+
 # callback reminders
 CALLBACK_LOG = "callback_log"
 CALLBACK_SNOOZE = "callback_snooze"

@@ -32,11 +32,14 @@ class JobSpec:
 
 def job_specs() -> list[JobSpec]:
     """Every named job, in the order `prescreen-bot jobs list` shows them."""
+    from bot.calendar.jobs import graph_sync_job
     from bot.outbox import outbox_job
 
     return [
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
                 outbox_job),
+        JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,
+                graph_sync_job),
         JobSpec(
             "housekeeping",
             "forget Slack request ids older than 7 days (retry de-duplication window)",

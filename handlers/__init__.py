@@ -13,9 +13,9 @@ from handlers.common import Subcommand
 
 def feature_modules() -> list[ModuleType]:
     """The features, in the order their subcommands appear in /prescreen help."""
-    from handlers import prescreen, referrals
+    from handlers import calendar, prescreen, referrals
 
-    return [prescreen, referrals]
+    return [prescreen, referrals, calendar]
 
 
 def register_all(app: App, ctx: AppContext) -> None:

@@ -114,10 +114,46 @@ def register(app: App, ctx: AppContext) -> None:
             except Exception:
                 log.info("could not confirm the rejection ephemerally")
 
+    @app.view(ids.VISIT_VIEW)
+    def visit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        meta = bk.decode(view.get("private_metadata"))
+        values = (view.get("state") or {}).get("values") or {}
+        slot = (((values.get(ids.VISIT_SLOT_BLOCK) or {}).get(ids.VISIT_SLOT_SELECT) or {})
+                .get("selected_option") or {}).get("value")
+        day = ((values.get(ids.VISIT_DATE_BLOCK) or {}).get(ids.VISIT_DATE_INPUT) or {}).get(
+            "selected_date")
+        user_id = body["user"]["id"]
+        try:
+            visit = workflow.visit_date_from(ctx, referral_id=int(meta["id"]), slot=slot, day=day)
+            result = workflow.advance(ctx, actor=user_id, referral_id=int(meta["id"]),
+                                      to_state="visit_scheduled", expected_version=meta.get("v"),
+                                      visit_date=visit)
+        except DomainError as exc:
+            ack(response_action="errors", errors={ids.VISIT_DATE_BLOCK: exc.message})
+            return
+        ack()
+        if meta.get("c"):
+            try:
+                client.chat_postEphemeral(channel=meta["c"], user=user_id,
+                                          text=f":calendar: {result.message}")
+            except Exception:
+                log.info("could not confirm the visit ephemerally")
+
     @app.action(re.compile(f"^{ids.REFERRAL_ADVANCE}:"))
-    def advance(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def advance(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
         value = bk.decode(body["actions"][0].get("value"))
+        if value.get("to") == "visit_scheduled":
+            try:
+                choice = workflow.visit_choices(ctx, referral_id=int(value["id"]),
+                                                actor=body["user"]["id"])
+            except DomainError as exc:
+                _ephemeral(respond, f":warning: {exc.message}")
+                return
+            view = rv.visit_modal(choice.referral_id, choice.version, choice.ref, choice.slots,
+                                  (body.get("channel") or {}).get("id"))
+            _views_open(client, body.get("trigger_id"), view, respond=respond)
+            return
         try:
             result = workflow.advance(ctx, actor=body["user"]["id"], referral_id=int(value["id"]),
                                       to_state=str(value.get("to")), expected_version=value.get("v"))

@@ -96,13 +96,19 @@ def test_full_journey_from_pre_qualified_to_site(bot: Bot) -> None:
                        for el in b["elements"] if el["action_id"].endswith(":visit_scheduled"))
     bot.slack.click(CASEY, advance_btn["action_id"], advance_btn["value"], message=card(bot),
                     channel_id=CHANNEL)
-    note = bot.standin.wait_for(lambda s: s.responses, message="visit date needed")[-1]["payload"]
-    assert "visit date" in note["text"]
-    body = bot.slack.slash_command(CASEY, text="referral ALZ-0001 visit_scheduled 2026-12-03").json()
-    assert "visit scheduled" in body["text"]
+    visit_form = bot.standin.wait_for(lambda s: s.open_view(CASEY), message="visit form")
+    assert visit_form["callback_id"] == ids.VISIT_VIEW
+    gone = bot.slack.submit(CASEY, visit_form["id"], {ids.VISIT_DATE_INPUT: dt.date(2020, 1, 6)})
+    assert "has passed" in gone.json()["errors"][ids.VISIT_DATE_BLOCK]
+    visit = bot.ctx.clock.now().date() + dt.timedelta(days=10)
+    assert bot.slack.submit(CASEY, visit_form["id"], {ids.VISIT_DATE_INPUT: visit}).status_code == 200
     bot.deliver()
-    assert "Visit scheduled* for Thu Dec 3" in card_text(card(bot))
-    assert any("visit 2026-12-03" in r for r in replies(bot, msg))
+    assert f"Visit scheduled* for {visit:%a %b} {visit.day}" in card_text(card(bot))
+    assert any(f"visit {visit.isoformat()}" in r for r in replies(bot, msg))
+    body = bot.slack.slash_command(CASEY, text="referral ALZ-0001 visit_scheduled 2026-12-03").json()
+    assert "already" in body["text"] or "changed meanwhile" in body["text"]
+    body = bot.slack.slash_command(CASEY, text="referral ALZ-0001 screened").json()
+    assert "visit scheduled → screened" in body["text"]
     assert len([m for m in bot.standin.messages(CHANNEL) if m.get("thread_ts") in (None, m["ts"])]) == 1
 
 

@@ -158,3 +158,28 @@ def list_blocks(study_key: str, counts: dict[str, int], rows: list[tuple[str, st
         title = f"{states.label(state)}" if state else "most recent"
         blocks.append(bk.section(f"_{title}_\n" + "\n".join(lines)))
     return blocks
+
+
+def visit_modal(referral_id: int, version: int, ref: str, slots: object | None,
+                channel: str | None) -> bk.Block:
+    from bot.calendar import views as cal
+
+    blocks: list[bk.Block] = [bk.section(f"When is *{ref}*'s screening visit?")]
+    options = cal.visit_slot_options(slots) if slots is not None else []  # type: ignore[arg-type]
+    if slots is not None:
+        blocks += cal.site_slots_blocks(slots)  # type: ignore[arg-type]
+    if options:
+        blocks.append({"type": "input", "block_id": ids.VISIT_SLOT_BLOCK, "optional": True,
+                       "label": bk.plain("Free slot at the site"),
+                       "element": {"type": "static_select", "action_id": ids.VISIT_SLOT_SELECT,
+                                   "placeholder": bk.plain("Pick a free slot"), "options": options}})
+    blocks.append({"type": "input", "block_id": ids.VISIT_DATE_BLOCK, "optional": bool(options),
+                   "label": bk.plain("Visit date" if not options else "…or another date"),
+                   "element": {"type": "datepicker", "action_id": ids.VISIT_DATE_INPUT}})
+    return {
+        "type": "modal", "callback_id": ids.VISIT_VIEW,
+        "title": bk.plain("Visit scheduled", 24), "submit": bk.plain("Save", 24),
+        "close": bk.plain("Cancel", 24),
+        "private_metadata": bk.encode({"id": referral_id, "v": version, "c": channel}),
+        "blocks": blocks[: bk.MAX_MODAL_BLOCKS],
+    }

@@ -285,3 +285,50 @@ def check_can_decide(ctx: AppContext, *, referral_id: int, actor: str) -> str:
         if referral.state != "pending_approval":
             raise _already(referral)
         return referral.candidate.ref_code
+
+
+@dataclass
+class VisitChoice:
+    referral_id: int
+    version: int
+    ref: str
+    site_timezone: str
+    slots: object  # bot.calendar.workflow.SiteSlots | None
+
+
+def visit_choices(ctx: AppContext, *, referral_id: int, actor: str) -> VisitChoice:
+    """Before the "visit scheduled" form: may this user, is it the next step, and the site's
+    free slots for the next 10 business days (from the calendar cache, never Graph itself)."""
+    from bot.calendar.workflow import site_free_slots
+
+    with ctx.db.session() as session:
+        referral = _load(session, referral_id, for_update=False)
+        _require(session, actor, referral, ADVANCE_ROLES, "update referrals")
+        states.check(referral.candidate.ref_code, referral.state, "visit_scheduled")
+        site = referral.site
+        tz = site.timezone if site else referral.candidate.study.timezone
+        slots = site_free_slots(ctx, site, ctx.clock.now()) if site is not None else None
+        return VisitChoice(referral.id, referral.version, referral.candidate.ref_code, tz, slots)
+
+
+def visit_date_from(ctx: AppContext, *, referral_id: int, slot: str | None,
+                    day: str | None) -> dt.date:
+    """The visit day from a picked free slot (UTC ISO start, read in the site's time zone) or a date."""
+    if slot:
+        with ctx.db.session() as session:
+            referral = _load(session, referral_id, for_update=False)
+            tz = referral.site.timezone if referral.site else referral.candidate.study.timezone
+        try:
+            start = dt.datetime.strptime(slot, "%Y-%m-%dT%H:%MZ").replace(tzinfo=dt.UTC)
+        except ValueError:
+            raise InvalidInput("Pick a slot from the list, or a date.") from None
+        return start.astimezone(ZoneInfo(tz)).date()
+    if day:
+        try:
+            visit = dt.date.fromisoformat(day)
+        except ValueError:
+            raise InvalidInput("Pick a date.") from None
+        if visit < ctx.clock.now().date() - dt.timedelta(days=1):
+            raise InvalidInput("That date has passed. Pick the day of the visit.")
+        return visit
+    raise InvalidInput("Pick a free slot or a date for the visit.")

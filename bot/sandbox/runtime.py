@@ -90,5 +90,10 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     web = SlackWebApp(bolt, db, routes=console_routes(sandbox))
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
+    from bot.calendar.sandbox import start_sandbox_graph
+
+    graph = start_sandbox_graph(ctx)
+    if graph is not None:
+        rt.closers.append(graph.stop)
     log.info("sandbox: Slack stand-in at %s, console at %s/", standin.url, url)
     return rt
