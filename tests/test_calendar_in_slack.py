@@ -90,3 +90,15 @@ def test_visit_form_offers_the_sites_free_slots(bot: Bot, graph: GraphStandin) -
         ref = s.scalars(select(Referral)).one()
     assert ref.state == "visit_scheduled"
     assert ref.visit_date == start.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York")).date()
+
+
+def test_callback_on_a_busy_block_is_flagged(bot: Bot, graph: GraphStandin) -> None:
+    run_job(bot.ctx, "graph_sync")
+    # the demo calendar has "Sponsor check-in" 11:00–11:30 New York time today (Tue Nov 24)
+    view = bot.open_modal(CASEY)
+    resp = bot.slack.submit(CASEY, view["id"], new_candidate(**{
+        ids.REGION_INPUT: "NY", ids.OUTCOME_SELECT: "callback_requested",
+        ids.CB_DATE_INPUT: dt.date(2026, 11, 24), ids.CB_TIME_INPUT: "11:10"}))
+    assert resp.status_code == 200, resp.text
+    summary = bot.standin.wait_for(lambda s: s.ephemerals(CASEY))[-1]
+    assert "Sponsor check-in" in str(summary["blocks"]) and "Outlook" in str(summary["blocks"])

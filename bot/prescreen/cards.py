@@ -63,6 +63,8 @@ def logged_blocks(result: CallLogged) -> list[bk.Block]:
             "callback_requested": ":telephone_receiver:", "do_not_call": ":no_entry:"}.get(
         result.outcome, ":memo:")
     out = [bk.section(f"{icon} Logged: {result.summary}")]
+    if result.warning:
+        out.append(bk.section(result.warning))
     if result.outcome == "disqualified" and result.failed_criteria:
         out.append(bk.context("Failed criteria: " + ", ".join(result.failed_criteria)))
     return out

@@ -74,6 +74,7 @@ class CallLogged:
     callback_due: dt.datetime | None = None
     referral_id: int | None = None
     replay: bool = False
+    warning: str | None = None
 
     @property
     def summary(self) -> str:
@@ -155,6 +156,26 @@ def _validate_new(ctx: AppContext, new: NewCandidateInput, today: dt.date,
 
 def log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
     """Validate and store one call. Raises FormErrors (nothing stored) or a DomainError."""
+    result = _log_call(ctx, inp)
+    if result.callback_due is not None and not result.replay:
+        result.warning = callback_warning(ctx, inp.coordinator, result.callback_due)
+    return result
+
+
+def callback_warning(ctx: AppContext, coordinator: str, due_at: dt.datetime) -> str | None:
+    """A heads-up when the callback hits a busy block in the coordinator's Outlook calendar."""
+    from bot.calendar.views import collision_warning
+    from bot.calendar.workflow import callback_collision
+
+    with ctx.db.session() as session:
+        member = study_repo.get_member(session, coordinator)
+    if member is None or not member.mailbox:
+        return None
+    block = callback_collision(ctx, member, due_at)
+    return collision_warning(block, member.timezone) if block is not None else None
+
+
+def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
     now = ctx.clock.now()
     with ctx.db.session() as session:
         if inp.idempotency_key:
