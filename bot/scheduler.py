@@ -100,11 +100,6 @@ def _soon() -> Any:
 def run_worker(ctx: AppContext, stop: threading.Event | None = None) -> None:
     """Run the scheduler until SIGTERM/SIGINT (or `stop` is set), then shut down cleanly."""
     stop = stop or threading.Event()
-    scheduler = build_scheduler(ctx)
-    scheduler.start()
-    for job in scheduler.get_jobs():
-        log.info("job %s scheduled (%s)", job.id, job.trigger)
-    log.info("worker started with %d jobs", len(scheduler.get_jobs()))
 
     def _stop(signum: int, _frame: Any) -> None:
         log.info("worker got signal %s; stopping", signum)
@@ -113,6 +108,11 @@ def run_worker(ctx: AppContext, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+    scheduler = build_scheduler(ctx)
+    scheduler.start()
+    for job in scheduler.get_jobs():
+        log.info("job %s scheduled (%s)", job.id, job.trigger)
+    log.info("worker started with %d jobs", len(scheduler.get_jobs()))
     stop.wait()
     scheduler.shutdown(wait=True)
     log.info("worker stopped")
