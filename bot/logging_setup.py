@@ -22,3 +22,4 @@ def setup_logging(level: str) -> None:
     floor = max(logging.getLevelName(level), logging.INFO)
     for name in BODY_LOGGERS:
         logging.getLogger(name).setLevel(max(floor, logging.WARNING))
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
