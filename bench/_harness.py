@@ -96,6 +96,29 @@ class Served:
                 f"{statistics.mean(values) * 1000:.1f} ms")
 
 
+@contextmanager
+def fresh_database(url: str | None) -> Iterator[str]:
+    """A new, empty database for one benchmark run: a temp SQLite file, or a throwaway database
+    created on the given PostgreSQL server (dropped afterwards)."""
+    if not url or url.startswith("sqlite"):
+        yield f"sqlite:///{Path(tempfile.mkdtemp(prefix='prescreen-bench-')) / 'bench.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"prescreen_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def db_label(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgresql") else "SQLite"
 
@@ -103,8 +126,12 @@ def db_label(url: str) -> str:
 @contextmanager
 def served(database_url: str | None, *, web_concurrency: int = 2,
            extra_env: dict[str, str] | None = None) -> Iterator[Served]:
+    with fresh_database(database_url) as url:
+        yield from _served(url, web_concurrency, extra_env)
+
+
+def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) -> Iterator[Served]:
     tmp = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
-    url = database_url or f"sqlite:///{tmp / 'bench.db'}"
     standin = SlackStandin(bot_token=BOT_TOKEN, team_id="T0BENCH01").start()
     for uid in (COORD, LEAD):
         standin.add_user(uid, uid.lower())

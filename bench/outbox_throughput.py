@@ -11,14 +11,12 @@ import argparse
 import collections
 import datetime as dt
 import itertools
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from slack_sdk import WebClient
 
-from bench._harness import db_label, table
+from bench._harness import db_label, fresh_database, table
 from integrations.slack_outbox import OutboxDispatcher
 from integrations.slack_standin import SlackStandin
 from storage import migrate
@@ -39,7 +37,11 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=1.0, help="seconds between messages per channel")
     ap.add_argument("--database-url")
     args = ap.parse_args()
-    url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'outbox.db'}"
+    with fresh_database(args.database_url) as url:
+        run(args, url)
+
+
+def run(args: argparse.Namespace, url: str) -> None:
     migrate.upgrade(url)
     db = Database(url)
     with db.engine.begin() as conn:
@@ -54,13 +56,13 @@ def main() -> None:
                          payload={"text": f"announcement {i}"}, now=now())
 
     stop = time.monotonic() + args.messages / len(channels) * args.interval * 3 + 60
-    def run() -> None:
+    def dispatch() -> None:
         client = WebClient(token="xoxb-bench", base_url=standin.url)
         d = OutboxDispatcher(db, client, now=now, channel_interval=args.interval)
         d.drain(max_seconds=stop - time.monotonic())
 
     started = time.monotonic()
-    threads = [threading.Thread(target=run) for _ in range(args.dispatchers)]
+    threads = [threading.Thread(target=dispatch) for _ in range(args.dispatchers)]
     for t in threads:
         t.start()
     for t in threads:
