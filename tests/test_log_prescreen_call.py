@@ -297,3 +297,24 @@ def test_no_patient_identity_in_channels_dms_or_logs(bot: Bot, caplog: pytest.Lo
         assert phi not in sent_anywhere_public, phi
         assert phi not in logs, phi
     assert bot.standin.messages("C0ALZ0001"), "the approval card was posted"
+
+
+@pytest.mark.parametrize("outcome", ["pre_qualified", "disqualified", "callback_requested",
+                                     "considering", "no_answer", "left_voicemail", "not_interested",
+                                     "wrong_number", "do_not_call"])
+def test_every_outcome_can_be_logged(bot: Bot, outcome: str) -> None:
+    from bot.prescreen.outcomes import OUTCOMES
+
+    extra: dict[str, Any] = {ids.OUTCOME_SELECT: outcome}
+    if outcome == "callback_requested":
+        extra |= {ids.REGION_INPUT: "NY", ids.CB_DATE_INPUT: dt.date.today() + dt.timedelta(days=4),
+                  ids.CB_TIME_INPUT: "12:00"}
+    resp = submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**extra))
+    assert resp.status_code == 200 and "errors" not in resp.text, resp.text
+    with bot.db.session() as s:
+        call = s.scalars(select(PrescreenCall)).one()
+        cand = s.scalars(select(Candidate)).one()
+    assert call.outcome == outcome
+    assert cand.status == OUTCOMES[outcome].status
+    summary = bot.standin.wait_for(lambda s: s.ephemerals(CASEY))[-1]["text"]
+    assert summary.startswith(f"ALZ-0001 · attempt 1 · {OUTCOMES[outcome].label.lower()}")
