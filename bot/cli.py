@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logging_setup import setup_logging
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 
@@ -118,22 +122,29 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
 # ----- commands -----
 
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
+@contextmanager
+def open_db(settings: Settings, *, upgrade: bool = True) -> Iterator[Database]:
+    """The database for one CLI command (schema upgraded first unless told otherwise)."""
+    from storage import migrate
     from storage.db import Database
 
-    return Database(settings.database_url)
+    if upgrade:
+        migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _require_schema(settings: Settings) -> str | None:
     from storage import migrate
 
-    db = _database(settings)
-    try:
-        current = migrate.current_revision(db.engine)
-    except Exception as exc:
-        return f"cannot reach the database ({type(exc).__name__}); check DATABASE_URL"
-    finally:
-        db.dispose()
+    with open_db(settings, upgrade=False) as db:
+        try:
+            current = migrate.current_revision(db.engine)
+        except Exception as exc:
+            return f"cannot reach the database ({type(exc).__name__}); check DATABASE_URL"
     head = migrate.head_revision(settings.database_url)
     if current != head:
         return f"the database schema is at {current or 'nothing'}, not {head}: run `prescreen-bot migrate`"
@@ -191,52 +202,42 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 def cmd_studies_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.studies.importer import ImportErrors, import_studies
-    from storage import migrate
 
-    migrate.upgrade(settings.database_url)
-    db = _database(settings)
-    try:
-        report = import_studies(db, args.file)
-    except ImportErrors as exc:
-        print(f"prescreen-bot: {args.file} not imported; nothing was changed:", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  - {line}", file=sys.stderr)
-        return EXIT_INVALID
-    finally:
-        db.dispose()
+    with open_db(settings) as db:
+        try:
+            report = import_studies(db, args.file)
+        except ImportErrors as exc:
+            print(f"prescreen-bot: {args.file} not imported; nothing was changed:", file=sys.stderr)
+            for line in exc.errors:
+                print(f"  - {line}", file=sys.stderr)
+            return EXIT_INVALID
     print(report.summary(), file=out)
     return EXIT_OK
 
 
 def cmd_studies_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from storage import migrate
     from storage.repositories import studies as repo
 
-    migrate.upgrade(settings.database_url)
-    db = _database(settings)
-    try:
-        with db.session() as session:
-            studies = repo.list_studies(session)
-            if not studies:
-                print("No studies yet. Import some: prescreen-bot studies import FILE.yaml",
-                      file=out)
-                return EXIT_OK
-            for s in studies:
-                approval = "approval required" if s.approval_required else "no approval step"
-                print(f"{s.key}  {s.title}  ({s.sponsor}; {s.timezone}; channel {s.channel_id}; "
-                      f"{approval}; max {s.max_attempts} attempts; digest {s.digest_time})",
-                      file=out)
-                sites = ", ".join(f"{x.key} {x.name}" for x in s.sites if x.active) or "none"
-                print(f"    sites: {sites}", file=out)
-                qs = ", ".join(f"{q.qid} ({q.kind})" for q in s.questions) or "none"
-                print(f"    questions: {qs}", file=out)
-                roles: dict[str, list[str]] = {}
-                for role in ("coordinator", "approver", "stakeholder", "admin"):
-                    roles[role] = [m.slack_user_id for m in repo.members_with_role(session, s.id, role)]
-                print("    members: " + "; ".join(f"{r}: {', '.join(u) or '-'}"
-                                               for r, u in roles.items()), file=out)
-    finally:
-        db.dispose()
+    with open_db(settings) as db, db.session() as session:
+        studies = repo.list_studies(session)
+        if not studies:
+            print("No studies yet. Import some: prescreen-bot studies import FILE.yaml",
+                  file=out)
+            return EXIT_OK
+        for s in studies:
+            approval = "approval required" if s.approval_required else "no approval step"
+            print(f"{s.key}  {s.title}  ({s.sponsor}; {s.timezone}; channel {s.channel_id}; "
+                  f"{approval}; max {s.max_attempts} attempts; digest {s.digest_time})",
+                  file=out)
+            sites = ", ".join(f"{x.key} {x.name}" for x in s.sites if x.active) or "none"
+            print(f"    sites: {sites}", file=out)
+            qs = ", ".join(f"{q.qid} ({q.kind})" for q in s.questions) or "none"
+            print(f"    questions: {qs}", file=out)
+            roles: dict[str, list[str]] = {}
+            for role in ("coordinator", "approver", "stakeholder", "admin"):
+                roles[role] = [m.slack_user_id for m in repo.members_with_role(session, s.id, role)]
+            print("    members: " + "; ".join(f"{r}: {', '.join(u) or '-'}"
+                                           for r, u in roles.items()), file=out)
     return EXIT_OK
 
 
@@ -279,21 +280,15 @@ def cmd_jobs_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
 
 
 def cmd_outbox_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from storage import migrate
     from storage.repositories import outbox as repo
 
-    migrate.upgrade(settings.database_url)
-    db = _database(settings)
-    try:
-        with db.session() as session:
-            rows = repo.pending(session) if args.pending else repo.failed(session)
-            if not rows:
-                print("Nothing " + ("waiting." if args.pending else "failed."), file=out)
-            for r in rows:
-                print(f"{r.id:>6}  {r.status:<8} {r.kind:<16} to {r.channel:<12} tries {r.attempts}  "
-                      f"{r.last_error or ''}", file=out)
-    finally:
-        db.dispose()
+    with open_db(settings) as db, db.session() as session:
+        rows = repo.pending(session) if args.pending else repo.failed(session)
+        if not rows:
+            print("Nothing " + ("waiting." if args.pending else "failed."), file=out)
+        for r in rows:
+            print(f"{r.id:>6}  {r.status:<8} {r.kind:<16} to {r.channel:<12} tries {r.attempts}  "
+                  f"{r.last_error or ''}", file=out)
     return EXIT_OK
 
 
@@ -302,12 +297,8 @@ def cmd_outbox_retry(args: argparse.Namespace, settings: Settings, out: TextIO) 
 
     from storage.repositories import outbox as repo
 
-    db = _database(settings)
-    try:
-        with db.session() as session:
-            ok = repo.requeue(session, args.id, dt.datetime.now(dt.UTC))
-    finally:
-        db.dispose()
+    with open_db(settings) as db, db.session() as session:
+        ok = repo.requeue(session, args.id, dt.datetime.now(dt.UTC))
     if not ok:
         print(f"prescreen-bot: no failed message {args.id}; see `prescreen-bot outbox list`",
               file=sys.stderr)
