@@ -80,7 +80,12 @@ class OutboxDispatcher:
             rows = repo.claim_due(session, now=self.now(), limit=self.batch, lease=self.lease,
                                   channel_interval=self.channel_interval)
         for row in rows:
-            self._deliver(row, stats)
+            try:
+                self._deliver(row, stats)
+            finally:
+                if self.channel_interval > dt.timedelta(0):
+                    with self.db.session() as session:
+                        repo.release_channel(session, row.channel, self.now() + self.channel_interval)
         return stats
 
     def drain(self, *, max_seconds: float = 30.0, idle_rounds: int = 1) -> DispatchStats:

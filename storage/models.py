@@ -311,6 +311,15 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class OutboxChannel(Base):
+    """Per-channel pacing shared by every dispatcher: the next moment a message may go out."""
+
+    __tablename__ = "outbox_channels"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_at: Mapped[dt.datetime] = mapped_column()
+
+
 class DigestRun(Base):
     __tablename__ = "digest_runs"
     __table_args__ = (UniqueConstraint("scope", "period"),)

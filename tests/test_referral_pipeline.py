@@ -352,3 +352,31 @@ def test_two_dispatchers_deliver_each_announcement_once(bot: Bot) -> None:
     assert max(sent.values()) == 1
     with bot.db.session() as s:
         assert {r.status for r in s.scalars(select(OutboxMessage))} == {"sent"}
+
+
+def test_outbox_paces_each_channel_across_dispatchers(bot: Bot) -> None:
+    import itertools
+
+    from slack_sdk import WebClient
+
+    from integrations.slack_outbox import OutboxDispatcher
+    from storage.repositories import outbox as repo
+
+    with bot.db.session() as s:
+        for i in range(8):
+            repo.enqueue(s, key=f"paced:{i}", kind="load", channel=CHANNEL if i % 2 else SITE_CHANNEL,
+                         payload={"text": f"paced {i}"}, now=bot.ctx.clock.now())
+
+    def dispatch() -> None:
+        client = WebClient(token=bot.ctx.slack.token, base_url=bot.standin.url)
+        OutboxDispatcher(bot.db, client, now=bot.ctx.clock.now, channel_interval=0.3).drain(max_seconds=30)
+
+    workers = [threading.Thread(target=dispatch) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    for channel in (CHANNEL, SITE_CHANNEL):
+        stamps = [float(m["ts"]) for m in bot.standin.messages(channel)]
+        assert len(stamps) == 4
+        assert min(b - a for a, b in itertools.pairwise(stamps)) >= 0.29

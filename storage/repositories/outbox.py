@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from storage.models import OutboxMessage
+from storage.models import OutboxChannel, OutboxMessage
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 
@@ -45,41 +45,31 @@ def by_key(session: Session, key: str) -> OutboxMessage | None:
 
 def claim_due(session: Session, *, now: dt.datetime, limit: int, lease: dt.timedelta,
               channel_interval: dt.timedelta) -> list[OutboxMessage]:
-    """Take up to `limit` due rows, at most one per channel, skipping channels paced out.
+    """Take up to `limit` due rows, at most one per channel and only from channels whose pacing
+    slot is free. A row left in SENDING by a crashed dispatcher is due again once its lease ran out.
 
-    A row left in SENDING by a crashed dispatcher is due again once its lease ran out.
+    Pacing is a row per channel (`outbox_channels.next_at`) taken with a conditional UPDATE:
+    concurrent dispatchers serialise on that row. A claimed channel stays closed for the lease;
+    the dispatcher reopens it `channel_interval` after the send (release_channel), so across
+    processes a channel gets at most one message per interval.
     """
-    other = aliased(OutboxMessage)
-    busy_channel = exists().where(
-        and_(
-            other.channel == OutboxMessage.channel,
-            or_(
-                other.sent_at > now - channel_interval,
-                and_(other.status == SENDING, other.claimed_until > now),
-            ),
-        )
-    )
     due = or_(
         and_(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now),
         and_(OutboxMessage.status == SENDING, OutboxMessage.claimed_until <= now),
     )
-    stmt = (select(OutboxMessage.id, OutboxMessage.channel)
-            .where(due, ~busy_channel)
-            .order_by(OutboxMessage.id)
-            .limit(limit * 20))
+    stmt = (select(OutboxMessage.id, OutboxMessage.channel).where(due)
+            .order_by(OutboxMessage.id).limit(limit * 20))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
-    seen: set[str] = set()
-    ids: list[int] = []
+    first_per_channel: dict[str, int] = {}
     for row_id, channel in session.execute(stmt):
-        if channel in seen:
-            continue
-        seen.add(channel)
-        ids.append(row_id)
-        if len(ids) >= limit:
+        first_per_channel.setdefault(channel, row_id)
+        if len(first_per_channel) >= limit:
             break
     claimed: list[int] = []
-    for row_id in ids:
+    for channel, row_id in first_per_channel.items():
+        if channel_interval > dt.timedelta(0) and not _take_channel_slot(session, channel, now, lease):
+            continue
         res = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, due)
@@ -92,6 +82,31 @@ def claim_due(session: Session, *, now: dt.datetime, limit: int, lease: dt.timed
         return []
     return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(claimed))
                                 .order_by(OutboxMessage.id)))
+
+
+def _take_channel_slot(session: Session, channel: str, now: dt.datetime,
+                       lease: dt.timedelta) -> bool:
+    take = (update(OutboxChannel)
+            .where(OutboxChannel.channel == channel, OutboxChannel.next_at <= now)
+            .values(next_at=now + lease)
+            .execution_options(synchronize_session=False))
+    if session.execute(take).rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    if session.get(OutboxChannel, channel) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(OutboxChannel(channel=channel, next_at=now + lease))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_channel(session: Session, channel: str, at: dt.datetime) -> None:
+    """Reopen a channel for the next message at `at` (its send time plus the pacing interval)."""
+    session.execute(update(OutboxChannel).where(OutboxChannel.channel == channel)
+                    .values(next_at=at).execution_options(synchronize_session=False))
 
 
 def mark_sent(session: Session, row_id: int, *, ts: str | None, channel: str | None,

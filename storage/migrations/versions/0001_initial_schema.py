@@ -88,6 +88,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members')),
     sa.UniqueConstraint('slack_user_id', name=op.f('uq_members_slack_user_id'))
     )
+    op.create_table('outbox_channels',
+    sa.Column('channel', sa.String(length=32), nullable=False),
+    sa.Column('next_at', storage.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('channel', name=op.f('pk_outbox_channels'))
+    )
     op.create_table('outbox_messages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('idempotency_key', sa.String(length=200), nullable=False),
@@ -383,6 +388,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_channel_sent')
 
     op.drop_table('outbox_messages')
+    op.drop_table('outbox_channels')
     op.drop_table('members')
     op.drop_table('graph_sync_state')
     op.drop_table('digest_runs')
