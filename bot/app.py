@@ -70,8 +70,25 @@ def create_app(ctx: AppContext, *, signing_secret: str | None = None) -> App:
         logger=logging.getLogger("slack_bolt.App"),
     )
     _install_error_handler(app)
+    _install_event_dedupe(app, ctx)
     register_all(app, ctx)
     return app
+
+
+def _install_event_dedupe(app: App, ctx: AppContext) -> None:
+    """Slack re-delivers an event it thinks we missed (X-Slack-Retry-Num); handle each event id once."""
+    from storage.repositories import requests as processed
+
+    @app.middleware
+    def once_per_event(body: dict[str, Any], next: Any, ack: Any = None) -> Any:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            with ctx.db.session() as session:
+                first = processed.claim(session, f"event:{event_id}")
+            if not first:
+                log.info("event %s already handled; skipping Slack's retry", event_id)
+                return BoltResponse(status=200, body="")
+        return next()
 
 
 def _install_error_handler(app: App) -> None:

@@ -318,3 +318,19 @@ def test_every_outcome_can_be_logged(bot: Bot, outcome: str) -> None:
     assert cand.status == OUTCOMES[outcome].status
     summary = bot.standin.wait_for(lambda s: s.ephemerals(CASEY))[-1]["text"]
     assert summary.startswith(f"ALZ-0001 · attempt 1 · {OUTCOMES[outcome].label.lower()}")
+
+
+def test_a_retried_event_is_handled_once(bot: Bot) -> None:
+    first = bot.slack.app_home_opened(CASEY)
+    assert first.status_code == 200
+    bot.standin.wait_for(lambda s: s.calls_to("views.publish"))
+    event = {"type": "app_home_opened", "user": CASEY, "tab": "home",
+             "channel": bot.standin.dm_channel(CASEY)}
+    bot.slack.event(event, event_id="Ev0RETRY01")
+    bot.standin.wait_for(lambda s: len(s.calls_to("views.publish")) == 2)
+    again = bot.slack.event(event, event_id="Ev0RETRY01", retry_num=1, retry_reason="http_timeout")
+    assert again.status_code == 200
+    import time
+
+    time.sleep(0.3)
+    assert len(bot.standin.calls_to("views.publish")) == 2
