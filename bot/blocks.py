@@ -104,3 +104,23 @@ def truncate_blocks(blocks: list[Block], limit: int, more_text: str) -> list[Blo
     kept = blocks[: limit - 1]
     left = len(blocks) - len(kept)
     return [*kept, context(more_text.format(n=left))]
+
+
+def form_value(values: dict[str, Any], block_id: str, action_id: str) -> Any:
+    """The submitted value of one input in `view.state.values`, whatever the element type."""
+    el = (values.get(block_id) or {}).get(action_id) or {}
+    kind = el.get("type")
+    if kind in ("static_select", "radio_buttons", "external_select"):
+        opt = el.get("selected_option")
+        return opt.get("value") if opt else None
+    if kind in ("checkboxes", "multi_static_select"):
+        return [o.get("value") for o in el.get("selected_options") or []]
+    if kind == "datepicker":
+        return el.get("selected_date")
+    if kind == "timepicker":
+        return el.get("selected_time")
+    if kind == "datetimepicker":
+        return el.get("selected_date_time")
+    if kind == "users_select":
+        return el.get("selected_user")
+    return el.get("value")

@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.context import AppContext
 from bot.errors import DomainError
@@ -57,3 +58,35 @@ def unexpected_text(ref: str) -> str:
 
 def domain_text(err: DomainError) -> str:
     return f":warning: {err.message}"
+
+
+def open_view(client: WebClient, trigger_id: str | None, view: dict[str, Any],
+              respond: Any = None) -> None:
+    """views.open; if Slack refuses (e.g. the 3-second trigger expired) tell the user what to do."""
+    try:
+        client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else "unknown"
+        log.warning("views.open failed: %s", error)
+        if respond is not None and error in ("expired_trigger_id", "exchanged_trigger_id",
+                                             "invalid_trigger_id"):
+            respond(text="Slack took too long to open the form. Type the command again.",
+                    response_type="ephemeral")
+        elif respond is not None:
+            respond(text=unexpected_text(error_ref()), response_type="ephemeral")
+
+
+def tell(client: WebClient, user_id: str, channel: str | None, text: str,
+         blocks: list[dict[str, Any]] | None) -> None:
+    """Ephemeral in the channel the user worked from; a DM when that is not possible."""
+    if channel:
+        try:
+            client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=blocks)
+            return
+        except SlackApiError as exc:
+            log.info("ephemeral not possible (%s); sending a DM", exc.response.get("error"))
+    try:
+        dm = client.conversations_open(users=user_id)["channel"]["id"]
+        client.chat_postMessage(channel=dm, text=text, blocks=blocks)
+    except SlackApiError as exc:
+        log.warning("could not tell the user: %s", exc.response.get("error"))

@@ -16,7 +16,7 @@ from bot.errors import DomainError
 from bot.prescreen import cards, queries
 from bot.prescreen import views as modal
 from bot.prescreen.workflow import FormErrors, log_call, study_or_error
-from handlers.common import CommandRequest, Subcommand, error_ref, unexpected_text
+from handlers.common import CommandRequest, Subcommand, error_ref, open_view, tell
 
 log = logging.getLogger("prescreen.handlers.prescreen")
 
@@ -30,7 +30,7 @@ def _open_log_modal(req: CommandRequest) -> None:
     state = modal.ModalState(study=setup.study_key, ref=setup.candidate.ref if setup.candidate else None,
                              mode="existing" if setup.candidate else "new", channel=req.channel_id)
     view = modal.log_call_modal(setup.studies, state, setup.candidate)
-    _views_open(req.client, req.trigger_id, view, respond=req.respond)
+    open_view(req.client, req.trigger_id, view, respond=req.respond)
 
 
 def _status(req: CommandRequest) -> None:
@@ -57,21 +57,6 @@ SUBCOMMANDS = [
                _status),
     Subcommand("find", "/prescreen find PHONE|NAME", "find reference codes in your studies", _find),
 ]
-
-
-def _views_open(client: WebClient, trigger_id: str | None, view: dict[str, Any],
-                respond: Any = None) -> None:
-    try:
-        client.views_open(trigger_id=trigger_id, view=view)
-    except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else "unknown"
-        log.warning("views.open failed: %s", error)
-        if respond is not None and error in ("expired_trigger_id", "exchanged_trigger_id",
-                                             "invalid_trigger_id"):
-            respond(text="Slack took too long to open the form. Type the command again.",
-                    response_type="ephemeral")
-        elif respond is not None:
-            respond(text=unexpected_text(error_ref()), response_type="ephemeral")
 
 
 # ----- listeners -----
@@ -124,7 +109,7 @@ def register(app: App, ctx: AppContext) -> None:
                                            "Your entries are still here; press Log call again."})
             return
         ack()
-        _tell(client, user_id, state.channel, result.summary, cards.logged_blocks(result))
+        tell(client, user_id, state.channel, result.summary, cards.logged_blocks(result))
         _publish_home(ctx, client, user_id)
 
     @app.action(ids.HOME_LOG_CALL)
@@ -135,12 +120,12 @@ def register(app: App, ctx: AppContext) -> None:
         try:
             setup = queries.log_modal_setup(ctx, user_id, value.get("ref"))
         except DomainError as exc:
-            _tell(client, user_id, (body.get("channel") or {}).get("id"), exc.message, None)
+            tell(client, user_id, (body.get("channel") or {}).get("id"), exc.message, None)
             return
         state = modal.ModalState(study=setup.study_key, mode="existing",
                                  ref=setup.candidate.ref if setup.candidate else None,
                                  channel=(body.get("channel") or {}).get("id"))
-        _views_open(client, body.get("trigger_id"), modal.log_call_modal(setup.studies, state,
+        open_view(client, body.get("trigger_id"), modal.log_call_modal(setup.studies, state,
                                                                           setup.candidate))
 
     @app.action(ids.HOME_REFRESH)
@@ -160,19 +145,3 @@ def _publish_home(ctx: AppContext, client: WebClient, user_id: str) -> None:
         client.views_publish(user_id=user_id, view=cards.home_view(q, ctx.clock.now()))
     except SlackApiError as exc:
         log.warning("views.publish failed: %s", exc.response.get("error"))
-
-
-def _tell(client: WebClient, user_id: str, channel: str | None, text: str,
-          blocks: list[dict[str, Any]] | None) -> None:
-    """Ephemeral in the channel the user worked from; a DM when that is not possible."""
-    if channel:
-        try:
-            client.chat_postEphemeral(channel=channel, user=user_id, text=text, blocks=blocks)
-            return
-        except SlackApiError as exc:
-            log.info("ephemeral not possible (%s); sending a DM", exc.response.get("error"))
-    try:
-        dm = client.conversations_open(users=user_id)["channel"]["id"]
-        client.chat_postMessage(channel=dm, text=text, blocks=blocks)
-    except SlackApiError as exc:
-        log.warning("could not tell the user: %s", exc.response.get("error"))

@@ -16,8 +16,7 @@ from bot.context import AppContext
 from bot.errors import DomainError, InvalidInput
 from bot.referrals import views as rv
 from bot.referrals import workflow
-from handlers.common import CommandRequest, Subcommand
-from handlers.prescreen import _views_open
+from handlers.common import CommandRequest, Subcommand, open_view, tell
 
 log = logging.getLogger("prescreen.handlers.referrals")
 
@@ -87,15 +86,14 @@ def register(app: App, ctx: AppContext) -> None:
             return
         view = rv.reject_modal(int(value["id"]), int(value.get("v") or 0), ref,
                                (body.get("channel") or {}).get("id"))
-        _views_open(client, body.get("trigger_id"), view, respond=respond)
+        open_view(client, body.get("trigger_id"), view, respond=respond)
 
     @app.view(ids.REJECT_VIEW)
     def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         meta = bk.decode(view.get("private_metadata"))
         values = (view.get("state") or {}).get("values") or {}
-        reason = (((values.get(ids.REJECT_REASON_BLOCK) or {}).get(ids.REJECT_REASON_SELECT) or {})
-                  .get("selected_option") or {}).get("value")
-        note = ((values.get(ids.REJECT_TEXT_BLOCK) or {}).get(ids.REJECT_TEXT_INPUT) or {}).get("value")
+        reason = bk.form_value(values, ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_SELECT)
+        note = bk.form_value(values, ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT)
         user_id = body["user"]["id"]
         try:
             result = workflow.decide(ctx, referral_id=int(meta["id"]), actor=user_id, approve=False,
@@ -107,21 +105,14 @@ def register(app: App, ctx: AppContext) -> None:
             ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: exc.message})
             return
         ack()
-        channel = meta.get("c")
-        if channel:
-            try:
-                client.chat_postEphemeral(channel=channel, user=user_id, text=f":x: {result.message}")
-            except Exception:
-                log.info("could not confirm the rejection ephemerally")
+        tell(client, user_id, meta.get("c"), f":x: {result.message}", None)
 
     @app.view(ids.VISIT_VIEW)
     def visit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         meta = bk.decode(view.get("private_metadata"))
         values = (view.get("state") or {}).get("values") or {}
-        slot = (((values.get(ids.VISIT_SLOT_BLOCK) or {}).get(ids.VISIT_SLOT_SELECT) or {})
-                .get("selected_option") or {}).get("value")
-        day = ((values.get(ids.VISIT_DATE_BLOCK) or {}).get(ids.VISIT_DATE_INPUT) or {}).get(
-            "selected_date")
+        slot = bk.form_value(values, ids.VISIT_SLOT_BLOCK, ids.VISIT_SLOT_SELECT)
+        day = bk.form_value(values, ids.VISIT_DATE_BLOCK, ids.VISIT_DATE_INPUT)
         user_id = body["user"]["id"]
         try:
             visit = workflow.visit_date_from(ctx, referral_id=int(meta["id"]), slot=slot, day=day)
@@ -132,12 +123,7 @@ def register(app: App, ctx: AppContext) -> None:
             ack(response_action="errors", errors={ids.VISIT_DATE_BLOCK: exc.message})
             return
         ack()
-        if meta.get("c"):
-            try:
-                client.chat_postEphemeral(channel=meta["c"], user=user_id,
-                                          text=f":calendar: {result.message}")
-            except Exception:
-                log.info("could not confirm the visit ephemerally")
+        tell(client, user_id, meta.get("c"), f":calendar: {result.message}", None)
 
     @app.action(re.compile(f"^{ids.REFERRAL_ADVANCE}:"))
     def advance(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
@@ -152,7 +138,7 @@ def register(app: App, ctx: AppContext) -> None:
                 return
             view = rv.visit_modal(choice.referral_id, choice.version, choice.ref, choice.slots,
                                   (body.get("channel") or {}).get("id"))
-            _views_open(client, body.get("trigger_id"), view, respond=respond)
+            open_view(client, body.get("trigger_id"), view, respond=respond)
             return
         try:
             result = workflow.advance(ctx, actor=body["user"]["id"], referral_id=int(value["id"]),

@@ -178,21 +178,6 @@ def loading_modal(title: str = "Log pre-screen call") -> bk.Block:
 
 # ----- reading the submitted form -----
 
-def _value(values: dict[str, Any], block_id: str, action_id: str) -> Any:
-    el = (values.get(block_id) or {}).get(action_id) or {}
-    kind = el.get("type")
-    if kind in ("static_select", "radio_buttons"):
-        opt = el.get("selected_option")
-        return opt.get("value") if opt else None
-    if kind == "checkboxes":
-        return [o.get("value") for o in el.get("selected_options") or []]
-    if kind == "datepicker":
-        return el.get("selected_date")
-    if kind == "timepicker":
-        return el.get("selected_time")
-    return el.get("value")
-
-
 def _date(raw: Any) -> dt.date | None:
     if not raw:
         return None
@@ -203,7 +188,7 @@ def _date(raw: Any) -> dt.date | None:
 
 
 def selected_study(values: dict[str, Any]) -> str | None:
-    return _value(values, ids.STUDY_BLOCK, ids.STUDY_SELECT)
+    return bk.form_value(values, ids.STUDY_BLOCK, ids.STUDY_SELECT)
 
 
 def parse_submission(view: dict[str, Any], user_id: str, study: Study) -> CallInput:
@@ -212,33 +197,33 @@ def parse_submission(view: dict[str, Any], user_id: str, study: Study) -> CallIn
     existing = state.ref
     new = None
     if existing is None:
-        mode = _value(values, ids.MODE_BLOCK, ids.MODE_SELECT) or state.mode
+        mode = bk.form_value(values, ids.MODE_BLOCK, ids.MODE_SELECT) or state.mode
         if mode == "existing":
-            existing = (_value(values, ids.REF_BLOCK, ids.REF_INPUT) or "").strip() or None
+            existing = (bk.form_value(values, ids.REF_BLOCK, ids.REF_INPUT) or "").strip() or None
             if existing is None:
                 existing = ""
         else:
             new = NewCandidateInput(
-                name=_value(values, ids.NAME_BLOCK, ids.NAME_INPUT) or "",
-                phone=_value(values, ids.PHONE_BLOCK, ids.PHONE_INPUT) or "",
-                dob=_date(_value(values, ids.DOB_BLOCK, ids.DOB_INPUT)),
-                region=_value(values, ids.REGION_BLOCK, ids.REGION_INPUT),
-                timezone=_value(values, ids.TZ_BLOCK, ids.TZ_INPUT),
-                consent="yes" in (_value(values, ids.CONSENT_BLOCK, ids.CONSENT_INPUT) or []),
+                name=bk.form_value(values, ids.NAME_BLOCK, ids.NAME_INPUT) or "",
+                phone=bk.form_value(values, ids.PHONE_BLOCK, ids.PHONE_INPUT) or "",
+                dob=_date(bk.form_value(values, ids.DOB_BLOCK, ids.DOB_INPUT)),
+                region=bk.form_value(values, ids.REGION_BLOCK, ids.REGION_INPUT),
+                timezone=bk.form_value(values, ids.TZ_BLOCK, ids.TZ_INPUT),
+                consent="yes" in (bk.form_value(values, ids.CONSENT_BLOCK, ids.CONSENT_INPUT) or []),
             )
-    answers = {q.qid: _value(values, ids.QUESTION_PREFIX + q.qid, answer_action(q.qid))
+    answers = {q.qid: bk.form_value(values, ids.QUESTION_PREFIX + q.qid, answer_action(q.qid))
                for q in study.questions}
     return CallInput(
         study_key=study.key,
         coordinator=user_id,
-        outcome=_value(values, ids.OUTCOME_BLOCK, ids.OUTCOME_SELECT),
+        outcome=bk.form_value(values, ids.OUTCOME_BLOCK, ids.OUTCOME_SELECT),
         existing_ref=existing if existing is not None else None,
         new=new,
         raw_answers=answers,
-        site_key=_value(values, ids.SITE_BLOCK, ids.SITE_SELECT),
-        callback_date=_date(_value(values, ids.CB_DATE_BLOCK, ids.CB_DATE_INPUT)),
-        callback_time=_value(values, ids.CB_TIME_BLOCK, ids.CB_TIME_INPUT),
-        notes=_value(values, ids.NOTES_BLOCK, ids.NOTES_INPUT),
+        site_key=bk.form_value(values, ids.SITE_BLOCK, ids.SITE_SELECT),
+        callback_date=_date(bk.form_value(values, ids.CB_DATE_BLOCK, ids.CB_DATE_INPUT)),
+        callback_time=bk.form_value(values, ids.CB_TIME_BLOCK, ids.CB_TIME_INPUT),
+        notes=bk.form_value(values, ids.NOTES_BLOCK, ids.NOTES_INPUT),
         idempotency_key=f"view:{view.get('id')}" if view.get("id") else None,
     )
 
