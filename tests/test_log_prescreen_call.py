@@ -334,3 +334,40 @@ def test_a_retried_event_is_handled_once(bot: Bot) -> None:
 
     time.sleep(0.3)
     assert len(bot.standin.calls_to("views.publish")) == 2
+
+
+def test_switching_to_an_existing_candidate_asks_for_the_code(bot: Bot) -> None:
+    submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{ids.OUTCOME_SELECT: "no_answer"}))
+    view = bot.open_modal(CASEY)
+    mode_el = next(b["element"] for b in view["blocks"] if b.get("block_id") == ids.MODE_BLOCK)
+    picked = state_value(mode_el, "existing")
+    action = {"type": "radio_buttons", "action_id": ids.MODE_SELECT, "block_id": ids.MODE_BLOCK,
+              "selected_option": picked["selected_option"], "action_ts": "2.0"}
+    resp = bot.slack.block_actions(CASEY, [action], view=view["id"],
+                                   values={ids.MODE_BLOCK: {ids.MODE_SELECT: picked}})
+    assert resp.status_code == 200
+
+    def switched(s):  # type: ignore[no-untyped-def]
+        blocks = [b.get("block_id") for b in s.view(view["id"])["blocks"]]
+        return ids.REF_BLOCK in blocks and ids.NAME_BLOCK not in blocks
+
+    bot.standin.wait_for(switched, message="reference-code field shown")
+    wrong = submit(bot, CASEY, bot.standin.view(view["id"]),
+                   {ids.REF_INPUT: "ALZ-0404", ids.OUTCOME_SELECT: "no_answer"})
+    assert "No ALZ candidate ALZ-0404" in _errors(wrong)[ids.REF_BLOCK]
+    ok = submit(bot, CASEY, bot.standin.view(view["id"]),
+                {ids.REF_INPUT: "alz-0001", ids.OUTCOME_SELECT: "left_voicemail"})
+    assert ok.status_code == 200 and "errors" not in ok.text
+    assert bot.standin.wait_for(lambda s: s.ephemerals(CASEY))[-1]["text"].startswith(
+        "ALZ-0001 · attempt 2 · left voicemail")
+
+
+def test_home_refresh_button_republishes_the_queue(bot: Bot) -> None:
+    bot.slack.app_home_opened(CASEY)
+    home = bot.standin.wait_for(lambda s: s.home(CASEY))
+    assert "No callbacks due today" in str(home["blocks"])
+    submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{ids.OUTCOME_SELECT: "no_answer"}))
+    publishes = len(bot.standin.calls_to("views.publish"))
+    bot.slack.click(CASEY, ids.HOME_REFRESH, view=bot.standin.home(CASEY)["id"])
+    bot.standin.wait_for(lambda s: len(s.calls_to("views.publish")) > publishes)
+    assert "ALZ-0001" in str(bot.standin.home(CASEY)["blocks"])
