@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     ksub = keys.add_subparsers(dest="keys_cmd", metavar="ACTION")
     ksub.required = True
     ksub.add_parser("generate", help="print a new key").set_defaults(func=cmd_keys_generate)
+    ksub.add_parser("rotate", help="re-encrypt patient data with the newest key (then drop the old)"
+                    ).set_defaults(func=cmd_keys_rotate)
 
     ob = sub.add_parser("outbox", help="Slack messages waiting or failed")
     obsub = ob.add_subparsers(dest="outbox_cmd", metavar="ACTION")
@@ -311,6 +313,27 @@ def cmd_keys_generate(args: argparse.Namespace, settings: Settings, out: TextIO)
     from storage.crypto import PHICipher
 
     print(PHICipher.generate_key(), file=out)
+    return EXIT_OK
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.keys import rotate_keys
+    from storage.crypto import PHICipher, PHICipherError
+
+    keys = settings.encryption_keys
+    if not keys:
+        print("prescreen-bot: PRESCREEN_ENCRYPTION_KEYS is empty; nothing to rotate with",
+              file=sys.stderr)
+        return EXIT_INVALID
+    with open_db(settings) as db:
+        try:
+            report = rotate_keys(db, PHICipher(keys))
+        except PHICipherError:
+            print("prescreen-bot: some patient data cannot be decrypted with the configured keys; "
+                  "put the old key back at the end of PRESCREEN_ENCRYPTION_KEYS and run again",
+                  file=sys.stderr)
+            return EXIT_FAIL
+    print(f"{report}. You can now remove the old key(s) from PRESCREEN_ENCRYPTION_KEYS.", file=out)
     return EXIT_OK
 
 

@@ -20,9 +20,11 @@ class PHICipher:
         if not keys:
             raise ValueError("at least one encryption key is required")
         self._fernet = MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
-        # The blind-index key is derived from the oldest key so that rotating in a new
-        # encryption key does not invalidate existing lookups.
-        self._index_key = hashlib.sha256(b"prescreen-blind-index:" + keys[-1].encode()).digest()
+        # One blind-index key per encryption key: new rows are indexed with the newest; lookups
+        # try every configured key, so rows written before a rotation are still found until
+        # `prescreen-bot keys rotate` re-indexes them.
+        self._index_keys = [hashlib.sha256(b"prescreen-blind-index:" + k.encode()).digest()
+                            for k in keys]
 
     @staticmethod
     def generate_key() -> str:
@@ -47,9 +49,17 @@ class PHICipher:
         return self._fernet.rotate(token.encode("ascii")).decode("ascii")
 
     def index(self, *parts: str) -> str:
-        """Deterministic keyed hash of normalised parts, for equality lookups."""
+        """Deterministic keyed hash of normalised parts (newest key), stored for equality lookups."""
+        return self._index_with(self._index_keys[0], parts)
+
+    def indexes(self, *parts: str) -> list[str]:
+        """The index of `parts` under every configured key: what a lookup must match."""
+        return [self._index_with(k, parts) for k in self._index_keys]
+
+    @staticmethod
+    def _index_with(key: bytes, parts: tuple[str, ...]) -> str:
         norm = "\x1f".join(normalise(p) for p in parts)
-        return hmac.new(self._index_key, norm.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.new(key, norm.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def normalise(value: str) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from bot.config import Settings
@@ -30,7 +29,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM_ID = "T0TEST001"
-ENCRYPTION_KEY = Fernet.generate_key().decode()
+# Fixed, so every import of this module agrees (pytest may import it under two names).
+ENCRYPTION_KEY = "cHJlc2NyZWVuLWJvdC10ZXN0LWtleS0wMDAwMDAwMDA="
 
 USERS = {
     "U0COORD01": ("casey", "casey@example.org", "America/New_York"),

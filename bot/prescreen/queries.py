@@ -102,11 +102,11 @@ def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCand
         if digits >= 7:
             by = "phone"
             try:
-                phone_index = ctx.cipher.index(normalise_phone(query))
+                phone_index = ctx.cipher.indexes(normalise_phone(query))
             except ValueError as exc:
                 raise NotAllowed(str(exc)) from None
         else:
-            name_index = ctx.cipher.index(query)
+            name_index = ctx.cipher.indexes(query)
         rows = cand_repo.search(session, studies, phone_index=phone_index, name_index=name_index)
         # the query itself is PHI: the audit trail keeps only how and how many
         audit.record(session, actor=user_id, action="candidate.searched", entity="candidate",

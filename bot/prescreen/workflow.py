@@ -255,8 +255,9 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
 
         if new_fields is not None and "phone" in new_fields and new_fields.get("dob") \
                 and not errors.keys() & {"phone", "dob"}:
-            dedupe = ctx.cipher.index(study.key, new_fields["phone"], new_fields["dob"].isoformat())
-            existing = cand_repo.by_dedupe_index(session, study.id, dedupe)
+            parts = (study.key, new_fields["phone"], new_fields["dob"].isoformat())
+            existing = cand_repo.by_dedupe_index(session, study.id, ctx.cipher.indexes(*parts))
+            dedupe = ctx.cipher.index(*parts)
             if existing is not None:
                 errors["phone"] = (f"Already on file as {existing.ref_code}. Choose Existing "
                                    f"candidate and enter {existing.ref_code}.")

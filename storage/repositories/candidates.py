@@ -27,21 +27,26 @@ def by_ref(session: Session, ref: str, *, for_update: bool = False) -> Candidate
     return session.scalars(stmt).first()
 
 
-def by_dedupe_index(session: Session, study_id: int, dedupe_index: str) -> Candidate | None:
+def _any(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def by_dedupe_index(session: Session, study_id: int, dedupe_index: str | list[str]) -> Candidate | None:
+    """`dedupe_index` may be the index under each configured key (PHICipher.indexes)."""
     stmt = select(Candidate).where(Candidate.study_id == study_id,
-                                   Candidate.dedupe_index == dedupe_index)
+                                   Candidate.dedupe_index.in_(_any(dedupe_index)))
     return session.scalars(stmt.order_by(Candidate.id)).first()
 
 
-def search(session: Session, study_ids: list[int], *, phone_index: str | None = None,
-           name_index: str | None = None, limit: int = 20) -> list[Candidate]:
+def search(session: Session, study_ids: list[int], *, phone_index: str | list[str] | None = None,
+           name_index: str | list[str] | None = None, limit: int = 20) -> list[Candidate]:
     if not study_ids or not (phone_index or name_index):
         return []
     stmt = select(Candidate).where(Candidate.study_id.in_(study_ids))
     if phone_index:
-        stmt = stmt.where(Candidate.phone_index == phone_index)
+        stmt = stmt.where(Candidate.phone_index.in_(_any(phone_index)))
     if name_index:
-        stmt = stmt.where(Candidate.name_index == name_index)
+        stmt = stmt.where(Candidate.name_index.in_(_any(name_index)))
     return list(session.scalars(stmt.order_by(Candidate.ref_code).limit(limit)))
 
 
@@ -124,4 +129,10 @@ def callbacks_between(session: Session, owner_member_id: int, start: dt.datetime
                    Callback.status.in_(("scheduled", "snoozed")),
                    Callback.due_at < end, Callback.due_at >= start)
             .order_by(Callback.due_at).limit(limit))
+    return list(session.scalars(stmt))
+
+
+def rows_after(session: Session, model: type, after_id: int, limit: int) -> list:  # type: ignore[type-arg]
+    """A batch of rows of `model` by id, for jobs that walk a whole table (key rotation)."""
+    stmt = select(model).where(model.id > after_id).order_by(model.id).limit(limit)  # type: ignore[attr-defined]
     return list(session.scalars(stmt))
