@@ -33,9 +33,14 @@ class JobSpec:
 def job_specs() -> list[JobSpec]:
     """Every named job, in the order `prescreen-bot jobs list` shows them."""
     from bot.calendar.jobs import graph_sync_job
+    from bot.callbacks.jobs import cadence_job, callbacks_job
     from bot.outbox import outbox_job
 
     return [
+        JobSpec("callbacks", "send due callback reminders (DM) and escalate overdue callbacks", 30,
+                callbacks_job),
+        JobSpec("cadence", "plan the next attempt for unanswered candidates; unreachable after "
+                "max attempts", 600, cadence_job),
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
                 outbox_job),
         JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -112,7 +113,7 @@ def register(app: App, ctx: AppContext) -> None:
         tell(client, user_id, state.channel, result.summary, cards.logged_blocks(result))
         _publish_home(ctx, client, user_id)
 
-    @app.action(ids.HOME_LOG_CALL)
+    @app.action(re.compile(f"^({ids.HOME_LOG_CALL}|{ids.CALLBACK_LOG})$"))
     def log_from_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         value = bk.decode(body["actions"][0].get("value"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import AuditEvent, utcnow
@@ -33,6 +33,15 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_many(session: Session, events: list[dict[str, Any]]) -> None:
+    """Append many events in one INSERT (same fields as `record`)."""
+    if events:
+        at = utcnow()
+        session.execute(insert(AuditEvent), [
+            {"at": at, "before": None, "after": None, "reason": None, **e,
+             "entity_id": str(e["entity_id"])} for e in events])
 
 
 def history(session: Session, entity: str, entity_id: str | int) -> list[AuditEvent]:

@@ -15,11 +15,13 @@ import phonenumbers
 from sqlalchemy.orm import Session
 
 from bot import regions
+from bot.callbacks import cadence
+from bot.callbacks.service import cancel_open_callbacks, on_call_logged, schedule_callback
 from bot.context import AppContext
 from bot.errors import NotAllowed, UnknownStudy
 from bot.prescreen import eligibility
 from bot.prescreen.outcomes import OUTCOMES, SCREENED, UNANSWERED, label
-from bot.timeutil import local_to_utc
+from bot.timeutil import dst_note, local_to_utc
 from storage import audit
 from storage.models import Candidate, Member, PrescreenCall, Study
 from storage.repositories import candidates as cand_repo
@@ -238,8 +240,10 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
             elif not inp.callback_time:
                 errors["callback_time"] = "Pick the time the candidate asked for."
             else:
-                due_at = _callback_due(ctx, inp.callback_date, inp.callback_time, tz_name, now,
-                                       candidate, study, errors)
+                region = (candidate.region if candidate is not None
+                          else (new_fields or {}).get("region"))
+                due_at = _callback_due(ctx, session, inp.callback_date, inp.callback_time, tz_name,
+                                       now, candidate, region, study, errors)
 
         notes = (inp.notes or "").strip() or None
         if notes and len(notes) > MAX_NOTES:
@@ -298,15 +302,18 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
 
         if outcome == "do_not_call":
             candidate.do_not_call = True
-            from bot.callbacks.service import cancel_open_callbacks
-
             cancel_open_callbacks(session, candidate, actor, "candidate asked not to be called")
             follow_up = "flagged do-not-call; no more calls"
-        elif outcome in UNANSWERED:
-            if _unreachable(session, candidate, study, now):
-                candidate.status = "unreachable"
-                candidate.unreachable_at = now
+        else:
+            on_call_logged(session, candidate, actor=actor, now=now)
+        if outcome in UNANSWERED:
+            planned = cadence.after_unanswered(ctx, session, candidate=candidate, study=study,
+                                               owner=member, actor=actor)
+            if candidate.status == "unreachable":
                 follow_up = f"unreachable after {candidate.attempts} attempts"
+            elif planned is not None:
+                follow_up = (f"next attempt {_local_label(planned.due_at, tz_name)} candidate time · "
+                             f"{max(study.max_attempts - candidate.attempts, 0)} attempts left")
             else:
                 follow_up = f"{max(study.max_attempts - candidate.attempts, 0)} attempts left"
         elif outcome == "disqualified":
@@ -320,11 +327,14 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
             follow_up = ("referral sent for approval" if referral.state == "pending_approval"
                          else "referral approved, site notified")
         elif outcome == "callback_requested" and due_at is not None:
-            from bot.callbacks.service import schedule_callback
-
             cb = schedule_callback(ctx, session, candidate=candidate, study=study, owner=member,
                                    due_at=due_at, call=call, actor=actor)
             follow_up = "callback " + _local_label(cb.due_at, tz_name) + " candidate time"
+            if inp.callback_date is not None and inp.callback_time:
+                hour, minute = (int(x) for x in inp.callback_time.split(":")[:2])
+                note = dst_note(dt.datetime.combine(inp.callback_date, dt.time(hour, minute)), tz_name)
+                if note:
+                    follow_up += f" ({note})"
 
         audit.record(session, actor=actor, action="call.logged", entity="candidate",
                      entity_id=candidate.ref_code, before=before,
@@ -337,8 +347,9 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
         )
 
 
-def _callback_due(ctx: AppContext, day: dt.date, hhmm: str, tz_name: str, now: dt.datetime,
-                  candidate: Candidate | None, study: Study, errors: dict[str, str]) -> dt.datetime | None:
+def _callback_due(ctx: AppContext, session: Session, day: dt.date, hhmm: str, tz_name: str,
+                  now: dt.datetime, candidate: Candidate | None, region: str | None, study: Study,
+                  errors: dict[str, str]) -> dt.datetime | None:
     try:
         hour, minute = (int(x) for x in hhmm.split(":")[:2])
         local = dt.datetime.combine(day, dt.time(hour, minute))
@@ -352,8 +363,13 @@ def _callback_due(ctx: AppContext, day: dt.date, hhmm: str, tz_name: str, now: d
                                    "candidate. Pick a later time.")
         return None
     from bot.callbacks.windows import window_problem
+    from storage.repositories.callbacks import call_times_since
 
-    problem = window_problem(ctx, study=study, candidate=candidate, tz_name=tz_name, due_at=due)
+    calls = [now]  # the call being logged
+    if candidate is not None:
+        calls += call_times_since(session, candidate.id, due - dt.timedelta(hours=24))
+    problem = window_problem(ctx, study=study, candidate=candidate, tz_name=tz_name, due_at=due,
+                             region=region, calls_at=calls)
     if problem:
         errors["callback_time"] = problem
         return None
@@ -391,14 +407,6 @@ def _candidate_state(c: Candidate) -> dict[str, Any]:
     """What the audit trail keeps about a candidate: no PHI, only state."""
     return {"status": c.status, "attempts": c.attempts, "do_not_call": c.do_not_call,
             "region": c.region, "timezone": c.timezone, "consent": c.consent_to_contact}
-
-
-def _unreachable(session: Session, candidate: Candidate, study: Study, now: dt.datetime) -> bool:
-    streak = cand_repo.unanswered_streak(session, candidate.id)
-    if len(streak) < study.max_attempts:
-        return False
-    span = now - min(call.called_at for call in streak)
-    return span >= dt.timedelta(days=study.min_attempt_days)
 
 
 def _replay(session: Session, call: PrescreenCall) -> CallLogged:

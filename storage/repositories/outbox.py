@@ -11,6 +11,8 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +39,25 @@ def enqueue(session: Session, *, key: str, kind: str, channel: str, payload: dic
     except IntegrityError:
         return False
     return True
+
+
+def enqueue_many(session: Session, rows: list[dict[str, Any]], *, now: dt.datetime) -> int:
+    """Add many messages in one statement; rows whose idempotency key exists are skipped.
+
+    Each row has key, kind, channel, payload and optionally method, parent_key, study_key.
+    """
+    if not rows:
+        return 0
+    values = [{"idempotency_key": r["key"], "kind": r["kind"], "channel": r["channel"],
+               "payload": r["payload"], "method": r.get("method", "chat.postMessage"),
+               "parent_key": r.get("parent_key"), "study_key": r.get("study_key"),
+               "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+              for r in rows]
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    result = session.execute(stmt, values)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def by_key(session: Session, key: str) -> OutboxMessage | None:

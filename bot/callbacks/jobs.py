@@ -1,0 +1,121 @@
+"""Scheduler jobs for callbacks. Each tick selects what is due and not yet done, claims it
+(exactly once across workers) and queues the Slack messages in the same transaction: a worker
+that was down catches up once (reminders marked late), and nothing is sent twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from typing import Any
+
+from bot.callbacks import cadence, views
+from bot.callbacks.service import escalate_after
+from bot.context import AppContext
+from storage import audit
+from storage.models import Callback
+from storage.repositories import callbacks as repo
+from storage.repositories import outbox as outbox_repo
+
+log = logging.getLogger("prescreen.callbacks")
+
+BATCH = 500
+LATE_GRACE = dt.timedelta(minutes=2)
+
+
+def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int]:
+    """Claim due reminders and queue their DMs. Returns (sent, of which late)."""
+    sent = late = 0
+    while True:
+        now = ctx.clock.now()
+        with ctx.db.session() as session:
+            ids = repo.claim_reminders(session, now=now, late_before=now - LATE_GRACE, limit=batch)
+            if not ids:
+                break
+            messages: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for cb in repo.load(session, ids):
+                if cb.candidate.do_not_call:
+                    repo.close_many(session, [cb.id], status="cancelled", completed_at=None)
+                    events.append(_event(cb, "callback.cancelled", {"status": "cancelled"},
+                                         "candidate is on do-not-call"))
+                    continue
+                messages.append(_reminder_message(cb, now))
+                events.append(_event(cb, "callback.reminded",
+                                     {"remind_at": cb.remind_at.isoformat(), "late": cb.reminded_late},
+                                     None))
+                sent += 1
+                late += int(cb.reminded_late)
+            outbox_repo.enqueue_many(session, messages, now=now)
+            audit.record_many(session, events)
+        if len(ids) < batch:
+            break
+    return sent, late
+
+
+def _event(cb: Callback, action: str, after: dict[str, Any], reason: str | None) -> dict[str, Any]:
+    return {"actor": "scheduler", "action": action, "entity": "callback", "entity_id": cb.id,
+            "after": {"candidate": cb.candidate.ref_code, **after}, "reason": reason}
+
+
+def _reminder_message(cb: Callback, now: dt.datetime) -> dict[str, Any]:
+    cand, owner = cb.candidate, cb.owner
+    text = views.reminder_text(ref=cand.ref_code, kind=cb.kind, due_at=cb.due_at,
+                               owner_tz=owner.timezone, candidate_tz=cand.timezone,
+                               attempt=cand.attempts + 1, max_attempts=cand.study.max_attempts,
+                               now=now, late=cb.reminded_late)
+    blocks = views.reminder_blocks(callback_id=cb.id, ref=cand.ref_code, text=text,
+                                   late=cb.reminded_late, reminded_for=cb.remind_at,
+                                   owner_tz=owner.timezone)
+    return {"key": f"cb-remind:{cb.id}:{int(cb.remind_at.timestamp())}", "kind": "callback_reminder",
+            "channel": owner.slack_user_id, "payload": {"text": text, "blocks": blocks},
+            "study_key": cand.study.key}
+
+
+def escalate_overdue(ctx: AppContext, *, batch: int = BATCH) -> int:
+    """Requested callbacks nobody acted on by due + escalation delay: marked missed, and one
+    note per coordinator in the study channel (counts only)."""
+    total = 0
+    while True:
+        now = ctx.clock.now()
+        with ctx.db.session() as session:
+            ids = repo.claim_overdue(session, now=now, cutoff=now - escalate_after(ctx), limit=batch)
+            if not ids:
+                break
+            groups: dict[tuple[int, int], list[Callback]] = defaultdict(list)
+            for cb in repo.load(session, ids):
+                groups[(cb.study_id, cb.owner_id)].append(cb)
+            messages = []
+            for group in groups.values():
+                study, owner = group[0].candidate.study, group[0].owner
+                first = min(cb.due_at for cb in group)
+                text = views.escalation_text(owner.slack_user_id, len(group), study.key, first,
+                                             study.timezone)
+                key = "cb-escalate:" + ",".join(str(cb.id) for cb in group)
+                if len(key) > 190:
+                    key = f"cb-escalate:{group[0].id}..{group[-1].id}:{len(group)}"
+                messages.append({"key": key, "kind": "callback_escalation", "channel": study.channel_id,
+                                 "payload": {"text": text}, "study_key": study.key})
+            outbox_repo.enqueue_many(session, messages, now=now)
+            audit.record_many(session, [
+                _event(cb, "callback.missed", {"status": "missed"}, "no call logged in time")
+                for group in groups.values() for cb in group])
+            total += len(ids)
+        if len(ids) < batch:
+            break
+    return total
+
+
+def callbacks_job(ctx: AppContext) -> str:
+    sent, late = send_due_reminders(ctx)
+    escalated = escalate_overdue(ctx)
+    if not (sent or escalated):
+        return ""
+    return f"{sent} reminders ({late} late), {escalated} escalated"
+
+
+def cadence_job(ctx: AppContext) -> str:
+    planned, unreachable = cadence.plan_pending(ctx)
+    if not (planned or unreachable):
+        return ""
+    return f"{planned} next attempts planned, {unreachable} now unreachable"

@@ -1,0 +1,136 @@
+"""Callback rows: claims for reminders and escalations (exactly once with any number of
+workers), lists for people, and the cadence candidates.
+
+A claim is a SELECT of due ids (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so workers split the
+work) followed by one conditional UPDATE … RETURNING that re-checks due-ness: the ids it
+returns are this worker's alone, on SQLite as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from storage.models import Callback, Candidate, PrescreenCall
+
+OPEN = ("scheduled", "snoozed")
+UNANSWERED = ("no_answer", "left_voicemail")
+
+
+def _reminder_due(now: dt.datetime) -> list:  # type: ignore[type-arg]
+    return [Callback.status.in_(OPEN), Callback.remind_at <= now,
+            or_(Callback.reminded_at.is_(None), Callback.reminded_at < Callback.remind_at)]
+
+
+def claim_reminders(session: Session, *, now: dt.datetime, late_before: dt.datetime,
+                    limit: int) -> list[int]:
+    """Mark up to `limit` due reminders as sent now; return the ids this caller won."""
+    ids = session.scalars(select(Callback.id).where(*_reminder_due(now))
+                          .order_by(Callback.remind_at, Callback.id).limit(limit)
+                          .with_for_update(skip_locked=True)).all()
+    if not ids:
+        return []
+    stmt = (update(Callback).where(Callback.id.in_(ids), *_reminder_due(now))
+            .values(reminded_at=now, reminded_late=Callback.remind_at < late_before,
+                    version=Callback.version + 1)
+            .returning(Callback.id).execution_options(synchronize_session=False))
+    return list(session.scalars(stmt).all())
+
+
+def _overdue(cutoff: dt.datetime) -> list:  # type: ignore[type-arg]
+    return [Callback.status.in_(OPEN), Callback.kind == "requested", Callback.due_at <= cutoff,
+            Callback.escalated_at.is_(None)]
+
+
+def claim_overdue(session: Session, *, now: dt.datetime, cutoff: dt.datetime,
+                  limit: int) -> list[int]:
+    """Mark requested callbacks due before `cutoff` as missed; return the ids this caller won."""
+    ids = session.scalars(select(Callback.id).where(*_overdue(cutoff))
+                          .order_by(Callback.due_at, Callback.id).limit(limit)
+                          .with_for_update(skip_locked=True)).all()
+    if not ids:
+        return []
+    stmt = (update(Callback).where(Callback.id.in_(ids), *_overdue(cutoff))
+            .values(status="missed", escalated_at=now, version=Callback.version + 1)
+            .returning(Callback.id).execution_options(synchronize_session=False))
+    return list(session.scalars(stmt).all())
+
+
+def load(session: Session, ids: Sequence[int]) -> list[Callback]:
+    """Callbacks with candidate, study and owner loaded, in id order."""
+    if not ids:
+        return []
+    stmt = (select(Callback).where(Callback.id.in_(ids))
+            .options(joinedload(Callback.candidate).joinedload(Candidate.study),
+                     joinedload(Callback.owner))
+            .order_by(Callback.id))
+    return list(session.scalars(stmt).unique())
+
+
+def get(session: Session, callback_id: int) -> Callback | None:
+    return load(session, [callback_id])[0] if session.get(Callback, callback_id) else None
+
+
+def open_for_candidate(session: Session, candidate_id: int) -> list[Callback]:
+    stmt = select(Callback).where(Callback.candidate_id == candidate_id, Callback.status.in_(OPEN))
+    return list(session.scalars(stmt))
+
+
+def missed_uncompleted(session: Session, candidate_id: int) -> list[Callback]:
+    stmt = select(Callback).where(Callback.candidate_id == candidate_id, Callback.status == "missed",
+                                  Callback.completed_at.is_(None))
+    return list(session.scalars(stmt))
+
+
+def upcoming_for_owner(session: Session, owner_id: int, *, since: dt.datetime,
+                       limit: int = 30) -> list[Callback]:
+    stmt = (select(Callback).where(Callback.owner_id == owner_id, Callback.status.in_(OPEN),
+                                   Callback.due_at >= since)
+            .options(joinedload(Callback.candidate).joinedload(Candidate.study))
+            .order_by(Callback.due_at, Callback.id).limit(limit))
+    return list(session.scalars(stmt).unique())
+
+
+def count_upcoming_for_owner(session: Session, owner_id: int, *, since: dt.datetime) -> int:
+    stmt = select(func.count()).select_from(Callback).where(
+        Callback.owner_id == owner_id, Callback.status.in_(OPEN), Callback.due_at >= since)
+    return int(session.scalar(stmt) or 0)
+
+
+def call_times_since(session: Session, candidate_id: int, since: dt.datetime) -> list[dt.datetime]:
+    stmt = select(PrescreenCall.called_at).where(PrescreenCall.candidate_id == candidate_id,
+                                                 PrescreenCall.called_at > since)
+    return list(session.scalars(stmt))
+
+
+def needing_cadence(session: Session, limit: int = 500) -> list[Candidate]:
+    """Candidates left unanswered with no open callback: they need their next attempt planned."""
+    has_open = exists().where(Callback.candidate_id == Candidate.id, Callback.status.in_(OPEN))
+    stmt = (select(Candidate)
+            .where(Candidate.status == "needs_call", Candidate.last_outcome.in_(UNANSWERED),
+                   Candidate.do_not_call.is_(False), ~has_open)
+            .options(joinedload(Candidate.study), joinedload(Candidate.owner))
+            .order_by(Candidate.last_called_at, Candidate.id).limit(limit))
+    return list(session.scalars(stmt).unique())
+
+
+def close_many(session: Session, ids: Sequence[int], *, status: str,
+               completed_at: dt.datetime | None) -> None:
+    if ids:
+        values: dict[str, object] = {"status": status, "version": Callback.version + 1}
+        if completed_at is not None:
+            values["completed_at"] = completed_at
+        session.execute(update(Callback).where(Callback.id.in_(ids)).values(**values)
+                        .execution_options(synchronize_session="fetch"))
+
+
+def cas(session: Session, callback_id: int, version: int, **values: object) -> bool:
+    """Compare-and-set on version: True when this caller's change won."""
+    result = session.execute(
+        update(Callback).where(and_(Callback.id == callback_id, Callback.version == version))
+        .values(version=Callback.version + 1, **values)
+        .execution_options(synchronize_session="fetch"))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
