@@ -67,7 +67,7 @@ def _reminder_message(cb: Callback, now: dt.datetime) -> dict[str, Any]:
     blocks = views.reminder_blocks(callback_id=cb.id, ref=cand.ref_code, text=text,
                                    late=cb.reminded_late, reminded_for=cb.remind_at,
                                    owner_tz=owner.timezone)
-    return {"key": f"cb-remind:{cb.id}:{int(cb.remind_at.timestamp())}", "kind": "callback_reminder",
+    return {"key": f"cb-remind:{cb.id}:v{cb.version}", "kind": "callback_reminder",
             "channel": owner.slack_user_id, "payload": {"text": text, "blocks": blocks},
             "study_key": cand.study.key}
 

@@ -273,7 +273,7 @@ def hand_off(ctx: AppContext, *, callback_id: int, actor: str, to_user: str | No
         audit.record(session, actor=actor, action="callback.handed_off", entity="callback",
                      entity_id=cb.id, before={"owner": previous}, after={"owner": to_user})
         text, blocks = handoff_dm(cb.candidate.ref_code, study.key, actor, cb.due_at,
-                                  target.timezone, cb.candidate.timezone)
+                                  target.timezone, cb.candidate.timezone, now)
         outbox.post(ctx, session, key=f"cb-handoff:{cb.id}:{cb.version}:{to_user}",
                     kind="callback_handoff", channel=to_user, text=text, blocks=blocks,
                     study_key=study.key)

@@ -67,11 +67,9 @@ def escalation_text(owner: str, count: int, study_key: str, earliest: dt.datetim
 
 
 def handoff_dm(ref: str, study_key: str, by: str, due_at: dt.datetime, owner_tz: str,
-               candidate_tz: str) -> tuple[str, list[bk.Block]]:
-    local = due_at.astimezone(ZoneInfo(owner_tz))
-    theirs = clock(due_at, candidate_tz)
+               candidate_tz: str, now: dt.datetime) -> tuple[str, list[bk.Block]]:
     text = (f":handshake: <@{by}> handed you the callback to {ref} ({study_key}), due "
-            f"{local:%a %H:%M} your time ({theirs} candidate time). You'll get its reminder.")
+            f"{_both(due_at, owner_tz, candidate_tz, now)}. You'll get its reminder.")
     return text, [bk.section(text),
                   bk.context(f"`/prescreen status {ref}` for details · `/prescreen callbacks` for all yours")]
 

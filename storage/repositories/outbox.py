@@ -56,8 +56,8 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]], *, now: dt.dateti
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert_fn(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result = session.execute(stmt, values)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    result = session.connection().execute(stmt, values)
+    return int(result.rowcount or 0)
 
 
 def by_key(session: Session, key: str) -> OutboxMessage | None:
