@@ -110,7 +110,10 @@ def test_snooze_reminds_again_after_fifteen_minutes(bot: Bot, clock: Any) -> Non
                                                     and "Snoozed" in m["text"]), None))
     assert "16:05" in replaced["text"] and "callback_actions" not in str(replaced.get("blocks"))
     click(bot, CASEY, ids.CALLBACK_SNOOZE, first)  # a double click changes nothing
+    bot.standin.wait_for(lambda s: len(s.responses) >= 2)
     assert callback(bot).remind_at == DUE + dt.timedelta(minutes=5)
+    with bot.db.session() as s:
+        assert len(s.scalars(select(AuditEvent).where(AuditEvent.action == "callback.snoozed")).all()) == 1
 
     at(clock, DUE + dt.timedelta(minutes=4))
     tick(bot)

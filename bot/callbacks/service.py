@@ -110,6 +110,13 @@ def _locked(session: Session, callback_id: int) -> Callback:
     return cb
 
 
+def _cas(session: Session, cb: Callback, **values: object) -> None:
+    """Apply a change only if nobody changed the callback since we read it."""
+    if not repo.cas(session, cb.id, cb.version, **values):
+        raise DomainError("Someone changed this callback a moment ago; nothing more was done. "
+                          "Type `/prescreen callbacks` to see where it stands.")
+
+
 def _authorize(session: Session, cb: Callback, actor: str) -> None:
     if cb.owner.slack_user_id == actor:
         return
@@ -152,7 +159,7 @@ def snooze(ctx: AppContext, *, callback_id: int, actor: str) -> ActionResult:
         if cb.status not in OPEN or (cb.status == "snoozed" and cb.remind_at > now):
             return ActionResult(_state_text(cb, tz, now), cb.candidate.ref_code, changed=False)
         until = now + SNOOZE
-        repo.cas(session, cb.id, cb.version, status="snoozed", remind_at=until)
+        _cas(session, cb, status="snoozed", remind_at=until)
         audit.record(session, actor=actor, action="callback.snoozed", entity="callback",
                      entity_id=cb.id, before={"status": cb.status},
                      after={"status": "snoozed", "remind_at": until.isoformat()})
@@ -168,9 +175,9 @@ def mark_done(ctx: AppContext, *, callback_id: int, actor: str) -> ActionResult:
         tz = _viewer_tz(session, actor, cb.owner.timezone)
         ref = cb.candidate.ref_code
         if cb.status in OPEN:
-            repo.cas(session, cb.id, cb.version, status="done", completed_at=now)
+            _cas(session, cb, status="done", completed_at=now)
         elif cb.status == "missed" and cb.completed_at is None:
-            repo.cas(session, cb.id, cb.version, completed_at=now)
+            _cas(session, cb, completed_at=now)
         else:
             return ActionResult(_state_text(cb, tz, now), ref, changed=False)
         audit.record(session, actor=actor, action="callback.done", entity="callback",
@@ -230,11 +237,11 @@ def reschedule(ctx: AppContext, *, callback_id: int, actor: str, day: dt.date | 
                            call_id=cb.call_id, due_at=due, remind_at=remind_at, status="scheduled",
                            kind=cb.kind, window_check=dict(cb.window_check or {}))
             session.add(new)
-            repo.cas(session, cb.id, cb.version, completed_at=cb.completed_at)
+            _cas(session, cb, completed_at=cb.completed_at)
             session.flush()
             target_id = new.id
         else:
-            repo.cas(session, cb.id, cb.version, due_at=due, remind_at=remind_at, status="scheduled",
+            _cas(session, cb, due_at=due, remind_at=remind_at, status="scheduled",
                      reminded_at=None, reminded_late=False)
             target_id = cb.id
         audit.record(session, actor=actor, action="callback.rescheduled", entity="callback",
@@ -268,7 +275,7 @@ def hand_off(ctx: AppContext, *, callback_id: int, actor: str, to_user: str | No
             raise InvalidInput("They already own this callback. Pick someone else.")
         previous = cb.owner.slack_user_id
         remind_at = max(cb.due_at - remind_lead(ctx), now)
-        repo.cas(session, cb.id, cb.version, owner_id=target.id, remind_at=remind_at, reminded_at=None,
+        _cas(session, cb, owner_id=target.id, remind_at=remind_at, reminded_at=None,
                  status="scheduled")
         audit.record(session, actor=actor, action="callback.handed_off", entity="callback",
                      entity_id=cb.id, before={"owner": previous}, after={"owner": to_user})
