@@ -12,13 +12,9 @@ def local_to_utc(local: dt.datetime, tz_name: str) -> dt.datetime:
     A time that does not exist (spring forward, e.g. 02:30) moves forward by the gap (03:30);
     a time that happens twice (fall back, e.g. 01:30) means the first one (daylight time).
     """
-    tz = ZoneInfo(tz_name)
-    first = local.replace(tzinfo=tz, fold=0)
-    utc = first.astimezone(dt.UTC)
-    if utc.astimezone(tz).replace(tzinfo=None) != local:
-        # nonexistent: fold=1 resolves with the pre-transition offset, which lands after the gap
-        utc = local.replace(tzinfo=tz, fold=1).astimezone(dt.UTC)
-    return utc
+    # PEP 495: fold=0 reads a wall time with the offset in force before the transition, which
+    # for a gap lands after it (02:30 EST = 03:30 EDT) and for an overlap is the first one.
+    return local.replace(tzinfo=ZoneInfo(tz_name), fold=0).astimezone(dt.UTC)
 
 
 def dst_note(local: dt.datetime, tz_name: str) -> str | None:

@@ -371,7 +371,8 @@ def _callback_due(ctx: AppContext, session: Session, day: dt.date, hhmm: str, tz
     problem = window_problem(ctx, study=study, candidate=candidate, tz_name=tz_name, due_at=due,
                              region=region, calls_at=calls)
     if problem:
-        errors["callback_time"] = problem
+        note = dst_note(local, tz_name)
+        errors["callback_time"] = f"{note} {problem}" if note else problem
         return None
     return due
 
