@@ -300,3 +300,74 @@ def test_reminder_buttons_carry_small_typed_values(bot: Bot, clock: Any) -> None
     buttons = [e for b in reminders(bot)[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
     values = [bk.decode(e["value"]) for e in buttons]
     assert all(set(v) == {"cb", "ref"} and v["ref"] == "ALZ-0001" for v in values)
+
+
+WORKER = """
+import sys, time
+from bot.app import create_context
+from bot.callbacks.jobs import send_due_reminders
+from bot.config import Settings
+
+url, api, key, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+settings = Settings(_env_file=None, slack_bot_token="xoxb-worker", slack_signing_secret="s" * 32,
+                    slack_api_url=api, database_url=url, prescreen_encryption_keys=key)
+ctx = create_context(settings)
+while time.time() < start:
+    time.sleep(0.002)
+total = 0
+while True:
+    sent, _late = send_due_reminders(ctx, batch=20)
+    if not sent:
+        break
+    total += sent
+print(total)
+"""
+
+
+def seed_due_reminders(bot: Bot, n: int) -> None:
+    from storage.models import Member, Study
+
+    now = bot.ctx.clock.now()
+    cipher = bot.ctx.cipher
+    with bot.db.session() as s:
+        study = s.scalars(select(Study).where(Study.key == "ALZ")).one()
+        owners = [s.scalars(select(Member).where(Member.slack_user_id == u)).one().id for u in (CASEY, SAM)]
+        cands = []
+        for i in range(10):
+            cand = Candidate(study_id=study.id, seq=i + 1, ref_code=f"ALZ-{i + 1:04d}",
+                             name_enc=cipher.encrypt("x"), phone_enc=cipher.encrypt("+1"),
+                             phone_index=f"p{i}", timezone="America/Chicago", status="callback")
+            s.add(cand)
+            cands.append(cand)
+        s.flush()
+        s.add_all(Callback(candidate_id=cands[i % 10].id, study_id=study.id, owner_id=owners[i % 2],
+                           due_at=now + dt.timedelta(minutes=9), remind_at=now - dt.timedelta(minutes=1),
+                           status="scheduled", kind="requested") for i in range(n))
+
+
+def test_two_worker_processes_deliver_500_reminders_exactly_once(bot: Bot, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ENCRYPTION_KEY
+
+    seed_due_reminders(bot, 500)
+    url = bot.ctx.settings.database_url
+    start = time.time() + 2.0
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, bot.standin.url, ENCRYPTION_KEY,
+                               str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+    claimed = [int(out.strip()) for out, _ in outputs]
+    assert sum(claimed) == 500
+    print(f"reminders claimed per worker: {claimed}")
+
+    bot.deliver()
+    sent = reminders(bot, CASEY) + reminders(bot, SAM)
+    ids_sent = [bk.decode(b["elements"][0]["value"])["cb"] for m in sent for b in m["blocks"]
+                if b["type"] == "actions"]
+    assert len(ids_sent) == 500 and len(set(ids_sent)) == 500, f"per worker {claimed}"
+    with bot.db.session() as s:
+        assert all(s.scalars(select(Callback.reminded_at)).all())
