@@ -4,6 +4,7 @@ and `/prescreen callbacks`. "Log call" on the reminder is handled with the log-c
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -42,50 +43,51 @@ def _replace(respond: Respond, message: str) -> None:
     respond(text=message, blocks=cv.result_blocks(message), replace_original=True)
 
 
+def _reschedule_view(info: service.CallbackInfo, channel: str | None) -> dict[str, Any]:
+    return cv.reschedule_modal(info.callback_id, info.ref, info.due_at, info.candidate_tz, channel)
+
+
+def _handoff_view(info: service.CallbackInfo, channel: str | None) -> dict[str, Any]:
+    return cv.handoff_modal(info.callback_id, info.ref, info.study_key, info.coordinators, channel)
+
+
+# buttons that act at once, and buttons that open a modal first
+ACTIONS: dict[str, Callable[..., service.ActionResult]] = {
+    ids.CALLBACK_SNOOZE: service.snooze,
+    ids.CALLBACK_DONE: service.mark_done,
+}
+MODALS: dict[str, Callable[[service.CallbackInfo, str | None], dict[str, Any]]] = {
+    ids.CALLBACK_RESCHEDULE: _reschedule_view,
+    ids.CALLBACK_HANDOFF: _handoff_view,
+}
+
+
 def register(app: App, ctx: AppContext) -> None:
-    @app.action(ids.CALLBACK_SNOOZE)
-    def snooze(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def act(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
+        func = ACTIONS[body["actions"][0]["action_id"]]
         try:
-            result = service.snooze(ctx, callback_id=_callback_id(body), actor=body["user"]["id"])
+            result = func(ctx, callback_id=_callback_id(body), actor=body["user"]["id"])
         except DomainError as exc:
             _warn(respond, exc.message)
             return
         _replace(respond, result.message)
 
-    @app.action(ids.CALLBACK_DONE)
-    def done(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def open_modal(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        try:
-            result = service.mark_done(ctx, callback_id=_callback_id(body), actor=body["user"]["id"])
-        except DomainError as exc:
-            _warn(respond, exc.message)
-            return
-        _replace(respond, result.message)
-
-    @app.action(ids.CALLBACK_RESCHEDULE)
-    def reschedule(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+        build = MODALS[body["actions"][0]["action_id"]]
         try:
             info = service.callback_info(ctx, callback_id=_callback_id(body), actor=body["user"]["id"])
         except DomainError as exc:
             _warn(respond, exc.message)
             return
-        view = cv.reschedule_modal(info.callback_id, info.ref, info.due_at, info.candidate_tz,
-                                   (body.get("channel") or {}).get("id"))
-        open_view(client, body.get("trigger_id"), view, respond=respond)
+        open_view(client, body.get("trigger_id"), build(info, (body.get("channel") or {}).get("id")),
+                  respond=respond)
 
-    @app.action(ids.CALLBACK_HANDOFF)
-    def handoff(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
-        try:
-            info = service.callback_info(ctx, callback_id=_callback_id(body), actor=body["user"]["id"])
-        except DomainError as exc:
-            _warn(respond, exc.message)
-            return
-        view = cv.handoff_modal(info.callback_id, info.ref, info.study_key, info.coordinators,
-                                (body.get("channel") or {}).get("id"))
-        open_view(client, body.get("trigger_id"), view, respond=respond)
+    for action_id in ACTIONS:
+        app.action(action_id)(act)
+    for action_id in MODALS:
+        app.action(action_id)(open_modal)
 
     @app.view(ids.RESCHEDULE_VIEW)
     def reschedule_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any],

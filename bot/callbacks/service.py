@@ -150,12 +150,17 @@ def _viewer_tz(session: Session, actor: str, fallback: str) -> str:
     return member.timezone if member is not None else fallback
 
 
+def _acting(session: Session, callback_id: int, actor: str) -> tuple[Callback, str]:
+    """The callback, locked, after checking the actor may change it; and the actor's time zone."""
+    cb = _locked(session, callback_id)
+    _authorize(session, cb, actor)
+    return cb, _viewer_tz(session, actor, cb.owner.timezone)
+
+
 def snooze(ctx: AppContext, *, callback_id: int, actor: str) -> ActionResult:
     now = ctx.clock.now()
     with ctx.db.session() as session:
-        cb = _locked(session, callback_id)
-        _authorize(session, cb, actor)
-        tz = _viewer_tz(session, actor, cb.owner.timezone)
+        cb, tz = _acting(session, callback_id, actor)
         if cb.status not in OPEN or (cb.status == "snoozed" and cb.remind_at > now):
             return ActionResult(_state_text(cb, tz, now), cb.candidate.ref_code, changed=False)
         until = now + SNOOZE
@@ -170,9 +175,7 @@ def snooze(ctx: AppContext, *, callback_id: int, actor: str) -> ActionResult:
 def mark_done(ctx: AppContext, *, callback_id: int, actor: str) -> ActionResult:
     now = ctx.clock.now()
     with ctx.db.session() as session:
-        cb = _locked(session, callback_id)
-        _authorize(session, cb, actor)
-        tz = _viewer_tz(session, actor, cb.owner.timezone)
+        cb, tz = _acting(session, callback_id, actor)
         ref = cb.candidate.ref_code
         if cb.status in OPEN:
             _cas(session, cb, status="done", completed_at=now)
