@@ -371,3 +371,17 @@ def test_two_worker_processes_deliver_500_reminders_exactly_once(bot: Bot, tmp_p
     assert len(ids_sent) == 500 and len(set(ids_sent)) == 500, f"per worker {claimed}"
     with bot.db.session() as s:
         assert all(s.scalars(select(Callback.reminded_at)).all())
+
+
+def test_a_study_can_set_its_own_cadence(bot: Bot, clock: Any) -> None:
+    from storage.models import Study
+
+    with bot.db.session() as s:
+        study = s.scalars(select(Study).where(Study.key == "ALZ")).one()
+        study.options = {**(study.options or {}), "cadence": {"times": ["09:30", "17:00"],
+                                                             "gap_business_days": 2}}
+    bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"],
+                     new_candidate(**{ids.REGION_INPUT: "IL", ids.OUTCOME_SELECT: "no_answer"}))
+    due = callback(bot).due_at.astimezone(CHICAGO)
+    # Tuesday 08:00 → nearest slot 09:30 → next 17:00, two business days on: Thursday
+    assert (due.strftime("%a"), due.hour, due.minute) == ("Thu", 17, 0)

@@ -171,3 +171,15 @@ def test_unreadable_and_malformed_files(env: None, db: Database, tmp_path: Path,
     assert run("studies", "import", str(broken))[0] == 2
     assert "not valid YAML at line" in capsys.readouterr().err
     assert counts(db)["studies"] == 0
+
+
+def test_cadence_is_checked() -> None:
+    from bot.studies.importer import validate
+
+    doc = {"studies": [{"key": "ALZ", "title": "t", "channel": "C0ALZ0001", "timezone": "America/New_York",
+                        "cadence": {"times": ["25:00"], "gap_business_days": 0}}], "members": []}
+    errors = " ".join(validate(doc, set()))
+    assert "study ALZ: cadence.times: one to six times" in errors
+    assert "study ALZ: cadence.gap_business_days: a whole number from 1 to 10" in errors
+    doc["studies"][0]["cadence"] = {"times": ["09:30", "17:00"], "gap_business_days": 2}
+    assert not [e for e in validate(doc, set()) if "cadence" in e]

@@ -20,18 +20,30 @@ from storage.repositories import candidates as cand_repo
 
 log = logging.getLogger("prescreen.callbacks")
 
-# Morning, afternoon, early evening: each attempt tries the next one.
+# Morning, afternoon, early evening: each attempt tries the next one (a study's `cadence.times`
+# replaces these).
 SLOTS = (dt.time(10, 0), dt.time(14, 0), dt.time(18, 0))
 
 
-def _slot_index(local: dt.datetime) -> int:
-    return 0 if local.hour < 12 else 1 if local.hour < 17 else 2
+def _slots(study: Study) -> list[dt.time]:
+    times = (study.options or {}).get("cadence", {}).get("times")
+    return sorted(dt.time.fromisoformat(t) for t in times) if times else list(SLOTS)
 
 
-def next_business_day(day: dt.date) -> dt.date:
-    day += dt.timedelta(days=1)
-    while day.weekday() >= 5:
+def _next_slot(slots: list[dt.time], last: dt.time) -> dt.time:
+    """The slot after the one nearest the last call's time of day (wrapping round)."""
+    def minutes(t: dt.time) -> int:
+        return t.hour * 60 + t.minute
+
+    nearest = min(range(len(slots)), key=lambda i: abs(minutes(slots[i]) - minutes(last)))
+    return slots[(nearest + 1) % len(slots)]
+
+
+def next_business_day(day: dt.date, gap: int = 1) -> dt.date:
+    for _ in range(gap):
         day += dt.timedelta(days=1)
+        while day.weekday() >= 5:
+            day += dt.timedelta(days=1)
     return day
 
 
@@ -41,12 +53,13 @@ def plan_next_attempt(study: Study, candidate: Candidate, streak_start: dt.datet
     allowed attempt no earlier than `min_attempt_days` after the first unanswered call."""
     tz = ZoneInfo(candidate.timezone)
     last_local = last_call_at.astimezone(tz)
-    day = next_business_day(last_local.date())
+    gap = int((study.options or {}).get("cadence", {}).get("gap_business_days", 1))
+    day = next_business_day(last_local.date(), gap)
     if streak_len + 1 >= study.max_attempts:
         earliest = (streak_start.astimezone(tz) + dt.timedelta(days=study.min_attempt_days)).date()
         while day < earliest or day.weekday() >= 5:
             day += dt.timedelta(days=1)
-    slot = SLOTS[(_slot_index(last_local) + 1) % len(SLOTS)]
+    slot = _next_slot(_slots(study), last_local.time())
     due = local_to_utc(dt.datetime.combine(day, slot), candidate.timezone)
     rule = windows.rule_for(study, candidate.region)
     return windows.next_allowed(rule, candidate.timezone, due)

@@ -171,6 +171,7 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
             errors.append(f"{label}: calling_window: needs start and end as \"HH:MM\"")
         elif window["start"] >= window["end"]:
             errors.append(f"{label}: calling_window: start must be before end")
+    errors.extend(_validate_cadence(label, s.get("cadence")))
     sites = s.get("sites", [])
     if not isinstance(sites, list):
         errors.append(f"{label}: sites: must be a list")
@@ -232,6 +233,22 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
             )
             continue
         errors.extend(_validate_rule(where, kind, q))
+    return errors
+
+
+def _validate_cadence(label: str, cadence: Any) -> list[str]:
+    if cadence is None:
+        return []
+    if not isinstance(cadence, dict) or set(cadence) - {"times", "gap_business_days"}:
+        return [f"{label}: cadence: use times (a list of \"HH:MM\") and gap_business_days"]
+    errors = []
+    times = cadence.get("times", [])
+    if not isinstance(times, list) or not times or len(times) > 6 or not all(
+            isinstance(t, str) and HHMM.match(t) for t in times):
+        errors.append(f"{label}: cadence.times: one to six times as \"HH:MM\", like [\"10:00\", \"14:00\"]")
+    gap = cadence.get("gap_business_days", 1)
+    if not isinstance(gap, int) or isinstance(gap, bool) or not 1 <= gap <= 10:
+        errors.append(f"{label}: cadence.gap_business_days: a whole number from 1 to 10")
     return errors
 
 
