@@ -117,9 +117,9 @@ def next_lead(ctx: AppContext, member: str, study_key: str | None = None) -> Nex
                             f"{_local(cb.due_at, c.timezone)} their time")
         closed = repo.count_waiting_for_window(session, owner, ids, windows=win, due_before=soon)
         if closed:
-            return NoLead(f"Nothing callable right now: {closed} lead{'s' if closed != 1 else ''} "
-                          "wait for their calling window to open. Try again later, or see "
-                          "`/prescreen queue`.")
+            who = "1 lead waits" if closed == 1 else f"{closed} leads wait"
+            return NoLead(f"Nothing callable right now: {who} for their calling window to open. "
+                          "Try again later, or see `/prescreen queue`.")
         return NoLead("Your queue is clear: no callbacks due and no new leads. "
                       "`/prescreen queue` shows everything you own.")
 
