@@ -161,6 +161,7 @@ class Candidate(Base):
         UniqueConstraint("study_id", "seq"),
         Index("ix_candidates_study_status", "study_id", "status"),
         Index("ix_candidates_owner_queue", "owner_id", "status", "attempts", "created_at"),
+        Index("ix_candidates_owner_tz", "owner_id", "timezone"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -265,7 +266,10 @@ class ReferralEvent(Base):
 
 class Callback(Base):
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_callbacks_status_due", "status", "due_at"),
+        Index("ix_callbacks_owner_kind_due", "owner_id", "kind", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)

@@ -183,6 +183,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_candidates_name_index'), ['name_index'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_candidates_owner_queue', ['owner_id', 'status', 'attempts', 'created_at'], unique=False)
+        batch_op.create_index('ix_candidates_owner_tz', ['owner_id', 'timezone'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_phone_index'), ['phone_index'], unique=False)
         batch_op.create_index('ix_candidates_study_status', ['study_id', 'status'], unique=False)
 
@@ -301,6 +302,7 @@ def upgrade() -> None:
     with op.batch_alter_table('callbacks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_callbacks_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_callbacks_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index('ix_callbacks_owner_kind_due', ['owner_id', 'kind', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_callbacks_remind_at'), ['remind_at'], unique=False)
         batch_op.create_index('ix_callbacks_status_due', ['status', 'due_at'], unique=False)
 
@@ -368,6 +370,7 @@ def downgrade() -> None:
     with op.batch_alter_table('callbacks', schema=None) as batch_op:
         batch_op.drop_index('ix_callbacks_status_due')
         batch_op.drop_index(batch_op.f('ix_callbacks_remind_at'))
+        batch_op.drop_index('ix_callbacks_owner_kind_due')
         batch_op.drop_index(batch_op.f('ix_callbacks_owner_id'))
         batch_op.drop_index(batch_op.f('ix_callbacks_candidate_id'))
 
@@ -398,6 +401,7 @@ def downgrade() -> None:
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.drop_index('ix_candidates_study_status')
         batch_op.drop_index(batch_op.f('ix_candidates_phone_index'))
+        batch_op.drop_index('ix_candidates_owner_tz')
         batch_op.drop_index('ix_candidates_owner_queue')
         batch_op.drop_index(batch_op.f('ix_candidates_owner_id'))
         batch_op.drop_index(batch_op.f('ix_candidates_name_index'))
