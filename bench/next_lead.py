@@ -47,8 +47,10 @@ ZONES = [("America/New_York", ["NY", "MA", "FL", "GA", "PA"]),
          ("Pacific/Honolulu", ["HI"])]
 # Tue 13:30 UTC: 08:30 New York (open), 07:30 Chicago and west (closed)
 # Wed 01:30 UTC: 20:30 New York (Florida closed), 19:30 Chicago … 15:30 Honolulu (open)
+# Tue 02:30 UTC (Mon evening in the US): no callback due yet, so `next` searches untouched leads
 MOMENTS = {"morning (only Eastern open)": dt.datetime(2026, 11, 24, 13, 30, tzinfo=dt.UTC),
-           "evening (FL closed, west open)": dt.datetime(2026, 11, 25, 1, 30, tzinfo=dt.UTC)}
+           "evening (FL closed, west open)": dt.datetime(2026, 11, 25, 1, 30, tzinfo=dt.UTC),
+           "no callback due (untouched leads)": dt.datetime(2026, 11, 24, 2, 30, tzinfo=dt.UTC)}
 
 
 class Clock:
