@@ -160,6 +160,26 @@ def test_channel_hears_counts_once_when_items_are_twice_over(bot: Bot, clock: An
     with bot.db.session() as s:
         levels = sorted(n.level for n in s.scalars(select(SlaNotice)))
     assert levels == ["2x", "2x", "2x", "breach", "breach", "breach", "breach"]
+    # later, fresh crosses 2× too: a new note counts only that one
+    clock.move_to(local(2026, 11, 26, 17, 0), tick=False)
+    tick(bot)
+    assert channel(bot)[1:] == [":warning: 1 MDD item is 2× past SLA: 1 first contact. "
+                                "Run `/prescreen queue MDD`."]
+
+
+def test_two_workers_send_each_breach_dm_once(bot: Bot, clock: Any) -> None:
+    import threading
+
+    refs = [make_lead(bot.ctx, "MDD", local(2026, 11, 16, 9, i), owner=SAM) for i in range(20)]
+    clock.move_to(local(2026, 11, 19, 12, 0), tick=False)  # all late, none 2× over
+    workers = [threading.Thread(target=sla.check_all, args=(bot.ctx,)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    bot.deliver()
+    sent = dms(bot)
+    assert len(sent) == 20 and sorted(t.split(" · ")[1] for t in sent) == sorted(refs)
 
 
 def test_stale_summary_breaks_down_by_source_site_owner_and_reason(bot: Bot, clock: Any) -> None:

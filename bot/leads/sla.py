@@ -72,13 +72,15 @@ def first_attempt_deadline(study: Study, created_at: dt.datetime) -> dt.datetime
     return _deadlines(cfg, "first_attempt", created_at)[0]
 
 
-def breaches(session: Session, study: Study, now: dt.datetime) -> list[Breach]:
-    """Every open item of the study past its stage deadline at `now`."""
+def breaches(session: Session, study: Study, now: dt.datetime, *,
+             pending_only: bool = False) -> list[Breach]:
+    """Every open item of the study past its stage deadline at `now` (with `pending_only`, only
+    items that may still need a notice)."""
     cfg = SlaConfig.for_study(study.timezone, study.options)
     out: list[Breach] = []
     # business time never runs faster than the wall clock: a cheap SQL prefilter
     lead_cut = now - dt.timedelta(hours=cfg.first_attempt_hours)
-    for c in repo.uncontacted_since(session, study.id, lead_cut):
+    for c in repo.uncontacted_since(session, study.id, lead_cut, pending_only=pending_only):
         deadline, twice = _deadlines(cfg, "first_attempt", c.created_at)
         if now >= deadline:
             out.append(Breach("first_attempt", "candidate", c.id, study.id, c.ref_code, c.owner,
@@ -88,7 +90,8 @@ def breaches(session: Session, study: Study, now: dt.datetime) -> list[Breach]:
                 "site_contact": cfg.site_contact_business_days,
                 "visit_scheduled": cfg.visit_scheduled_days}[stage]
         for r, since in repo.referrals_in_state(session, study.id, state,
-                                                now - dt.timedelta(days=days)):
+                                                now - dt.timedelta(days=days),
+                                                stage=stage if pending_only else None):
             deadline, twice = _deadlines(cfg, stage, since)
             if now >= deadline:
                 c = r.candidate
@@ -139,7 +142,7 @@ def channel_note(study: Study, counts: Counter[str]) -> str:
 
 def check_study(ctx: AppContext, session: Session, study: Study, now: dt.datetime) -> tuple[int, int]:
     """Queue breach DMs and the 2× channel note, each exactly once. Returns (DMs, 2× items)."""
-    found = breaches(session, study, now)
+    found = breaches(session, study, now, pending_only=True)
     if not found:
         return 0, 0
     rows: list[dict[str, Any]] = []
