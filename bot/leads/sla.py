@@ -2,7 +2,8 @@
 (counts only) when items are twice over.
 
 Stages and defaults (per study `slas:`, see business_time.DEFAULTS):
-- first_attempt: first call attempt within 24 business hours of intake;
+- first_attempt: first call attempt within 24 h of intake, counted on working days from the
+  next business opening (weekends pause the clock);
 - approval: decision within 1 business day of pending approval;
 - site_contact: site contacted within 2 business days of sent_to_site;
 - visit_scheduled: visit scheduled within 10 calendar days of site contact.
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.context import AppContext
 from bot.leads import reasons
-from bot.leads.business_time import SlaConfig, add_business_days, add_business_hours, add_days
+from bot.leads.business_time import SlaConfig, add_business_days, add_days, add_workday_hours
 from storage.models import Candidate, Member, Study
 from storage.repositories import outbox as outbox_repo
 from storage.repositories import slas as repo
@@ -56,7 +57,7 @@ class Breach:
 def _deadlines(cfg: SlaConfig, stage: str, since: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     if stage == "first_attempt":
         h = cfg.first_attempt_hours
-        return add_business_hours(cfg, since, h), add_business_hours(cfg, since, 2 * h)
+        return add_workday_hours(cfg, since, h), add_workday_hours(cfg, since, 2 * h)
     if stage == "approval":
         n = cfg.approval_business_days
         return add_business_days(cfg, since, n), add_business_days(cfg, since, 2 * n)
