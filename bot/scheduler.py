@@ -34,6 +34,8 @@ def job_specs() -> list[JobSpec]:
     """Every named job, in the order `prescreen-bot jobs list` shows them."""
     from bot.calendar.jobs import graph_sync_job
     from bot.callbacks.jobs import cadence_job, callbacks_job
+    from bot.leads.assignment import assignment_job
+    from bot.leads.sla import slas_job
     from bot.outbox import outbox_job
 
     return [
@@ -41,6 +43,10 @@ def job_specs() -> list[JobSpec]:
                 callbacks_job),
         JobSpec("cadence", "plan the next attempt for unanswered candidates; unreachable after "
                 "max attempts", 600, cadence_job),
+        JobSpec("assignment", "give unowned new leads to study coordinators (least loaded or "
+                "round robin; skips out-of-office)", 60, assignment_job),
+        JobSpec("slas", "stage SLA breaches: DM the owner once; channel note (counts) at 2x", 300,
+                slas_job),
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
                 outbox_job),
         JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,

@@ -162,6 +162,8 @@ class Candidate(Base):
         Index("ix_candidates_study_status", "study_id", "status"),
         Index("ix_candidates_study_created", "study_id", "created_at"),
         Index("ix_candidates_study_unreachable", "study_id", "unreachable_at"),
+        Index("ix_candidates_owner_queue", "owner_id", "status", "attempts", "created_at"),
+        Index("ix_candidates_owner_tz", "owner_id", "timezone"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -188,6 +190,9 @@ class Candidate(Base):
     unreachable_at: Mapped[dt.datetime | None] = mapped_column()
     source: Mapped[str | None] = mapped_column(String(40))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    assigned_at: Mapped[dt.datetime | None] = mapped_column()
+    # why the lead waits (bot.leads.reasons); None = derived from its state
+    wait_reason: Mapped[str | None] = mapped_column(String(24))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -275,6 +280,7 @@ class Callback(Base):
     __table_args__ = (
         Index("ix_callbacks_status_due", "status", "due_at"),
         Index("ix_callbacks_study_due", "study_id", "due_at"),
+        Index("ix_callbacks_owner_kind_due", "owner_id", "kind", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -296,6 +302,22 @@ class Callback(Base):
 
     candidate: Mapped[Candidate] = relationship()
     owner: Mapped[Member] = relationship()
+
+
+class SlaNotice(Base):
+    """One row per SLA notice given (breach, 2x): the unique key makes each notice exactly-once
+    across workers (bot.leads.sla)."""
+
+    __tablename__ = "sla_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(24))
+    level: Mapped[str] = mapped_column(String(8))  # breach | 2x
+    entity: Mapped[str] = mapped_column(String(16))  # candidate | referral
+    entity_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class OutboxMessage(Base):
