@@ -17,7 +17,7 @@ from bot.errors import DomainError, UnknownStudy
 from bot.prescreen.outcomes import OUTCOMES
 from bot.referrals import states
 from storage.repositories import kpis as repo
-from storage.repositories.studies import get_study
+from storage.repositories.studies import get_study, studies_for, study_keys
 
 REACHED = tuple(code for code, o in OUTCOMES.items() if o.reached)
 FUNNEL_STEPS: tuple[tuple[str, str], ...] = (
@@ -320,3 +320,52 @@ def format_stats(k: StudyKpis) -> tuple[str, list[dict[str, Any]]]:
         blocks.append(_section("*Per lead source*\n" + "\n".join(rows[:40])))
     text = f"Stats {title}: {k.calls} calls, {k.reached} reached, {k.prequalified} pre-qualified"
     return text, blocks[:50]
+
+
+# ---- /prescreen stats [STUDY] [period] [SITE] ---------------------------------------------
+
+STATS_USAGE = "/prescreen stats [STUDY] [today|yesterday|7d|30d|YYYY-MM-DD|FROM..TO] [SITE]"
+MAX_STUDIES_IN_REPLY = 5
+
+
+def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """KPIs for the caller's studies (all of them, or the one named), for a period (default
+    today in each study's time zone). Refuses studies the caller is not a member of."""
+    with ctx.db.session() as s:
+        mine = {study.key: (study.timezone, [site.key for site in study.sites])
+                for study, _role in studies_for(s, user_id)}
+        all_keys = {k.upper() for k in study_keys(s)}
+    if not mine:
+        raise DomainError("You are not a member of any study, so there are no stats to show. "
+                          "Ask your admin to add you.")
+    rest = list(args)
+    keys = sorted(mine)
+    if rest and rest[0].upper() in all_keys:
+        key = rest.pop(0).upper()
+        if key not in mine:
+            raise DomainError(f"You are not a member of {key}. Your studies: {', '.join(keys)}.")
+        keys = [key]
+    site: str | None = None
+    if len(keys) == 1 and rest and rest[-1].upper() in mine[keys[0]][1]:
+        site = rest.pop().upper()
+    spec = " ".join(rest)
+    if len(rest) > 1 or (rest and rest[0].isalpha() and rest[0].lower() not in ("today", "yesterday")):
+        raise DomainError(f"`{spec}` is not one of your studies ({', '.join(sorted(mine))}) or a "
+                          f"period. {PERIOD_HELP} Usage: `{STATS_USAGE}`")
+    texts: list[str] = []
+    blocks: list[dict[str, Any]] = []
+    now = ctx.clock.now()
+    for key in keys[:MAX_STUDIES_IN_REPLY]:
+        tz = mine[key][0]
+        period = period_for(spec, tz=tz, today=now.astimezone(ZoneInfo(tz)).date())
+        text, bl = format_stats(study_kpis(ctx, key, period, site_key=site))
+        texts.append(text)
+        if blocks:
+            blocks.append({"type": "divider"})
+        blocks.extend(bl)
+    if len(keys) > MAX_STUDIES_IN_REPLY:
+        more = ", ".join(keys[MAX_STUDIES_IN_REPLY:])
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"Also yours: {more}. Name one: `/prescreen stats STUDY`."}]})
+    return "\n".join(texts), blocks[:50]
+
