@@ -30,6 +30,7 @@ NY = "America/New_York"
 NYZ = ZoneInfo(NY)
 NOW = dt.datetime(2026, 12, 31, 12, 0, tzinfo=dt.UTC)
 SOURCES = ["web-ads", "radio", None]
+CIPHER = PHICipher([ENCRYPTION_KEY])
 HAPPY_PATH = ["approved", "sent_to_site", "site_contacted", "visit_scheduled", "screened",
               "enrolled"]
 
@@ -49,8 +50,11 @@ def make_ctx(db: Database, now: dt.datetime = NOW) -> AppContext:
 
 
 def candidate(s: Any, study: Study, seq: int, **kw: Any) -> Candidate:
-    c = Candidate(study_id=study.id, seq=seq, ref_code=f"{study.key}-{seq:04d}", name_enc="x",
-                  phone_enc="x", phone_index=f"p{study.key}{seq}", timezone=NY, **kw)
+    c = Candidate(study_id=study.id, seq=seq, ref_code=f"{study.key}-{seq:04d}",
+                  name_enc=CIPHER.encrypt(f"Patient Name{seq}"),
+                  phone_enc=CIPHER.encrypt(f"+1617555{seq:04d}"),
+                  dob_enc=CIPHER.encrypt(f"1950-01-{seq % 28 + 1:02d}"),
+                  phone_index=f"p{study.key}{seq}", timezone=NY, **kw)
     s.add(c)
     s.flush()
     return c
@@ -87,7 +91,9 @@ def generate(db: Database, seed: int = 8) -> None:
                           if outcome == "disqualified" else [])
                 s.add(PrescreenCall(candidate_id=c.id, study_id=study.id,
                                     coordinator_id=rng.choice(coords).id, attempt_no=attempt + 1,
-                                    outcome=outcome, failed_criteria=failed, called_at=t))
+                                    outcome=outcome, failed_criteria=failed, called_at=t,
+                                    notes_enc=CIPHER.encrypt(f"secret note {i}")
+                                    if rng.random() < 0.3 else None))
             if rng.random() < 0.8:
                 ref_at = t + dt.timedelta(hours=rng.uniform(0.1, 30))
                 r = Referral(candidate_id=c.id, study_id=study.id,
