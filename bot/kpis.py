@@ -176,13 +176,32 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
             site_key = site_key.upper()
 
         k = StudyKpis(study_key=study.key, period=period, site_key=site_key)
-        outcomes = repo.call_counts(s, sid, start, end)
-        k.calls = sum(outcomes.values())
-        k.reached = sum(n for o, n in outcomes.items() if o in REACHED)
-        k.prequalified = outcomes.get("pre_qualified", 0)
-        k.disqualified = outcomes.get("disqualified", 0)
+        calls = repo.call_breakdown(s, sid, start, end)
+        for outcome, user, _src, n in calls:
+            k.calls += n
+            row = k.by_coordinator.setdefault(
+                user, {"calls": 0, "reached": 0, "prequalified": 0, "disqualified": 0})
+            row["calls"] += n
+            if outcome in REACHED:
+                k.reached += n
+                row["reached"] += n
+            if outcome == "pre_qualified":
+                k.prequalified += n
+                row["prequalified"] += n
+            if outcome == "disqualified":
+                k.disqualified += n
+                row["disqualified"] += n
+        k.by_coordinator = dict(sorted(k.by_coordinator.items()))
         k.top_failed = repo.top_failed_criteria(s, sid, start, end)
-        k.referrals = repo.referral_transitions(s, sid, start, end, site_id=site_id)
+
+        site_keys = dict(sites)
+        for sid_, state, n in repo.referral_transitions(s, sid, start, end):
+            if site_id is not None and sid_ != site_id:
+                continue
+            k.referrals[state] = k.referrals.get(state, 0) + n
+            site = site_keys.get(sid_, "(no site)") if sid_ is not None else "(no site)"
+            k.by_site.setdefault(site, {})[state] = n
+        k.by_site = dict(sorted(k.by_site.items()))
 
         cb = repo.callback_counts(s, sid, start, end,
                                   grace_minutes=ctx.settings.callback_escalate_minutes)
@@ -193,23 +212,6 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
             s, sid, at=min(end, ctx.clock.now()), older_than=PENDING_APPROVAL_AGE)
         k.unreachable = repo.unreachable_in(s, sid, start, end)
 
-        for user, outcome, n in repo.calls_by_coordinator(s, sid, start, end):
-            row = k.by_coordinator.setdefault(
-                user, {"calls": 0, "reached": 0, "prequalified": 0, "disqualified": 0})
-            row["calls"] += n
-            if outcome in REACHED:
-                row["reached"] += n
-            if outcome == "pre_qualified":
-                row["prequalified"] += n
-            if outcome == "disqualified":
-                row["disqualified"] += n
-
-        for key, state, n in repo.transitions_by_site(s, sid, start, end):
-            site = key or "(no site)"
-            if site_key is not None and site != site_key:
-                continue
-            k.by_site.setdefault(site, {})[state] = n
-
         counts = {"calls": k.calls, "reached": k.reached, "pre_qualified": k.prequalified,
                   **{st: k.referrals.get(st, 0) for st in states.ALL_STATES}}
         k.funnel = [(step, counts.get(step, 0)) for step, _ in FUNNEL_STEPS]
@@ -218,7 +220,7 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
         k.median_days_referral_to_visit = _round(
             repo.median_days_referral_to_visit(s, sid, start, end))
 
-        k.by_source = _by_source(s, sid, start, end, study.options or {})
+        k.by_source = _by_source(s, sid, start, end, study.options or {}, calls)
     return k
 
 
@@ -227,7 +229,8 @@ def _round(x: float | None) -> float | None:
 
 
 def _by_source(session: Any, sid: int, start: dt.datetime, end: dt.datetime,
-               options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+               options: dict[str, Any], calls: list[tuple[str, str, str | None, int]],
+               ) -> dict[str, dict[str, Any]]:
     configured: dict[str, Any] = options.get("lead_sources") or {}
     out: dict[str, dict[str, Any]] = {}
 
@@ -238,7 +241,7 @@ def _by_source(session: Any, sid: int, start: dt.datetime, end: dt.datetime,
                                     "prequalified_rate": None, "leads": 0, "referrals": 0,
                                     "cost_per_referral": None})
 
-    for src, outcome, n in repo.calls_by_source(session, sid, start, end):
+    for outcome, _user, src, n in calls:
         r = row(src)
         r["calls"] += n
         if outcome == "pre_qualified":
