@@ -162,6 +162,7 @@ class Candidate(Base):
         Index("ix_candidates_study_status", "study_id", "status"),
         Index("ix_candidates_study_created", "study_id", "created_at"),
         Index("ix_candidates_study_unreachable", "study_id", "unreachable_at"),
+        Index("ix_candidates_id_source", "id", "source"),  # KPI joins per source, index-only
         Index("ix_candidates_owner_queue", "owner_id", "status", "attempts", "created_at"),
         Index("ix_candidates_owner_tz", "owner_id", "timezone"),
     )

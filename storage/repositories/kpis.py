@@ -204,9 +204,9 @@ def median_days_referral_to_visit(session: Session, study_id: int, start: dt.dat
                                   end: dt.datetime) -> float | None:
     """Referrals moved to visit_scheduled in the window: median days from referral creation
     (UTC date) to the visit date."""
-    scheduled = exists().where(
-        ReferralEvent.referral_id == Referral.id, ReferralEvent.to_state == "visit_scheduled",
-        ReferralEvent.at >= start, ReferralEvent.at < end)
+    scheduled = Referral.id.in_(
+        select(ReferralEvent.referral_id).where(ReferralEvent.to_state == "visit_scheduled",
+                                                ReferralEvent.at >= start, ReferralEvent.at < end))
     if _dialect(session) == "postgresql":
         expr: ColumnElement[float] = (
             Referral.visit_date - cast(Referral.created_at, Date)

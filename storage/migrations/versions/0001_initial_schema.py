@@ -180,6 +180,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_candidates_dedupe_index'), ['dedupe_index'], unique=False)
+        batch_op.create_index('ix_candidates_id_source', ['id', 'source'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_name_index'), ['name_index'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_candidates_owner_queue', ['owner_id', 'status', 'attempts', 'created_at'], unique=False)
@@ -421,6 +422,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_candidates_owner_queue')
         batch_op.drop_index(batch_op.f('ix_candidates_owner_id'))
         batch_op.drop_index(batch_op.f('ix_candidates_name_index'))
+        batch_op.drop_index('ix_candidates_id_source')
         batch_op.drop_index(batch_op.f('ix_candidates_dedupe_index'))
 
     op.drop_table('candidates')
