@@ -16,7 +16,7 @@ import time_machine
 from sqlalchemy import select
 
 from bot.leads import sla
-from bot.leads.business_time import SlaConfig, add_business_days, add_business_hours
+from bot.leads.business_time import SlaConfig, add_business_days, add_workday_hours
 from bot.scheduler import run_job
 from bot.studies.importer import validate
 from storage.models import Candidate, Referral, ReferralEvent, Site, SlaNotice
@@ -67,13 +67,18 @@ MDD = SlaConfig("America/Chicago")
 
 
 def test_first_attempt_deadline_runs_in_business_hours_across_the_weekend() -> None:
-    friday_16 = local(2026, 11, 27, 16, 0)
-    # 1 h Friday + 8 h Monday + 8 h Tuesday + 7 h Wednesday
-    assert add_business_hours(MDD, friday_16, 24) == local(2026, 12, 2, 16, 0)
+    monday_10 = local(2026, 11, 23, 10, 0)
+    assert add_workday_hours(MDD, monday_10, 24) == local(2026, 11, 24, 10, 0)
+    friday_16 = local(2026, 11, 27, 16, 0)  # 8 h Friday, the weekend paused, 16 h Monday
+    assert add_workday_hours(MDD, friday_16, 24) == local(2026, 11, 30, 16, 0)
     saturday = local(2026, 11, 28, 11, 0)  # the clock starts Monday 09:00
-    assert add_business_hours(MDD, saturday, 24) == local(2026, 12, 2, 17, 0)
-    short = SlaConfig("America/Chicago", open_at=dt.time(8), close_at=dt.time(18))
-    assert add_business_hours(short, friday_16, 8) == local(2026, 11, 30, 14, 0)
+    assert add_workday_hours(MDD, saturday, 24) == local(2026, 12, 1, 9, 0)
+    monday_night = local(2026, 11, 23, 20, 0)  # after hours: starts Tuesday 09:00
+    assert add_workday_hours(MDD, monday_night, 24) == local(2026, 11, 25, 9, 0)
+    friday_20 = local(2026, 11, 27, 20, 0)  # starts Monday 09:00; 4 h + 4 h crosses no weekend
+    assert add_workday_hours(MDD, friday_20, 8) == local(2026, 11, 30, 17, 0)
+    thursday_16 = local(2026, 11, 26, 16, 0)
+    assert add_workday_hours(MDD, thursday_16, 40) == local(2026, 11, 30, 8, 0)
 
 
 def test_business_day_boundaries() -> None:
@@ -88,9 +93,9 @@ def test_dst_weeks_keep_local_business_hours() -> None:
     # fall back (Sun Nov 1 2026): Friday 10:00 CDT + 2 business days = Tuesday 10:00 CST
     due = add_business_days(MDD, local(2026, 10, 30, 10, 0), 2)
     assert due == dt.datetime(2026, 11, 3, 16, 0, tzinfo=dt.UTC)
-    # spring forward (Sun Mar 14 2027): 24 business hours from Friday 16:00 CST
-    due = add_business_hours(MDD, local(2027, 3, 12, 16, 0), 24)
-    assert due == dt.datetime(2027, 3, 17, 21, 0, tzinfo=dt.UTC)  # Wed 16:00 CDT
+    # spring forward (Sun Mar 14 2027): 24 h from Friday 16:00 CST, weekend paused
+    due = add_workday_hours(MDD, local(2027, 3, 12, 16, 0), 24)
+    assert due == dt.datetime(2027, 3, 15, 21, 0, tzinfo=dt.UTC)  # Mon 16:00 CDT
     # 10 calendar days across the change: same wall time, one 25-hour day
     cfg = SlaConfig("America/Chicago")
     contacted = local(2026, 10, 28, 12, 0)
@@ -100,15 +105,15 @@ def test_dst_weeks_keep_local_business_hours() -> None:
 
 
 def test_owner_gets_one_dm_at_breach_even_if_the_job_runs_twice(bot: Bot, clock: Any) -> None:
-    intake = local(2026, 11, 27, 16, 0)  # Friday 16:00: due Wednesday 16:00
+    intake = local(2026, 11, 27, 16, 0)  # Friday 16:00: due Monday 16:00
     ref = make_lead(bot.ctx, "MDD", intake, owner=SAM)
-    clock.move_to(local(2026, 12, 2, 15, 59), tick=False)
+    clock.move_to(local(2026, 11, 30, 15, 59), tick=False)
     tick(bot)
     assert dms(bot) == []
-    clock.move_to(local(2026, 12, 2, 16, 5), tick=False)
+    clock.move_to(local(2026, 11, 30, 16, 5), tick=False)
     tick(bot)
     tick(bot)
-    assert dms(bot) == [f":alarm_clock: SLA missed · {ref} · first contact was due Wed Dec 2 16:00 "
+    assert dms(bot) == [f":alarm_clock: SLA missed · {ref} · first contact was due Mon Nov 30 16:00 "
                         "your time (5 min late). Call them now: `/prescreen next MDD`."]
     assert channel(bot) == []  # not yet 2× over
 
@@ -141,11 +146,11 @@ def test_site_contact_and_visit_stages(bot: Bot, clock: Any) -> None:
 
 
 def test_channel_hears_counts_once_when_items_are_twice_over(bot: Bot, clock: Any) -> None:
-    a = make_lead(bot.ctx, "MDD", local(2026, 11, 16, 9, 0), owner=SAM)  # due Wed 18th 17:00
+    a = make_lead(bot.ctx, "MDD", local(2026, 11, 16, 9, 0), owner=SAM)  # due Tue 17th 09:00
     b = make_lead(bot.ctx, "MDD", local(2026, 11, 16, 10, 0))  # nobody owns it yet
     c = make_lead(bot.ctx, "MDD", local(2026, 11, 2, 9, 0), owner=SAM)
     referral(bot, c, "sent_to_site", local(2026, 11, 16, 10, 0))  # 2×: Fri Nov 20 10:00
-    fresh = make_lead(bot.ctx, "MDD", local(2026, 11, 19, 9, 0), owner=SAM)  # due Mon 23rd 17:00
+    fresh = make_lead(bot.ctx, "MDD", local(2026, 11, 23, 9, 0), owner=SAM)  # due Tue 24th 09:00
     clock.move_to(local(2026, 11, 24, 12, 0), tick=False)
     tick(bot)
     tick(bot)
@@ -160,6 +165,26 @@ def test_channel_hears_counts_once_when_items_are_twice_over(bot: Bot, clock: An
     with bot.db.session() as s:
         levels = sorted(n.level for n in s.scalars(select(SlaNotice)))
     assert levels == ["2x", "2x", "2x", "breach", "breach", "breach", "breach"]
+    # later, fresh crosses 2× too: a new note counts only that one
+    clock.move_to(local(2026, 11, 25, 9, 0), tick=False)
+    tick(bot)
+    assert channel(bot)[1:] == [":warning: 1 MDD item is 2× past SLA: 1 first contact. "
+                                "Run `/prescreen queue MDD`."]
+
+
+def test_two_workers_send_each_breach_dm_once(bot: Bot, clock: Any) -> None:
+    import threading
+
+    refs = [make_lead(bot.ctx, "MDD", local(2026, 11, 16, 9, i), owner=SAM) for i in range(20)]
+    clock.move_to(local(2026, 11, 19, 12, 0), tick=False)  # all late, none 2× over
+    workers = [threading.Thread(target=sla.check_all, args=(bot.ctx,)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    bot.deliver()
+    sent = dms(bot)
+    assert len(sent) == 20 and sorted(t.split(" · ")[1] for t in sent) == sorted(refs)
 
 
 def test_stale_summary_breaks_down_by_source_site_owner_and_reason(bot: Bot, clock: Any) -> None:
@@ -168,7 +193,7 @@ def test_stale_summary_breaks_down_by_source_site_owner_and_reason(bot: Bot, clo
     sent = make_lead(bot.ctx, "MDD", local(2026, 11, 2, 9, 0), owner=SAM, source="web form",
                      wait_reason="waiting_on_records")
     referral(bot, sent, "sent_to_site", local(2026, 11, 16, 10, 0))
-    make_lead(bot.ctx, "MDD", local(2026, 11, 23, 8, 0), owner=SAM)  # not late yet
+    make_lead(bot.ctx, "MDD", local(2026, 11, 23, 13, 0), owner=SAM)  # due Tue 13:00: not late
     out = sla.stale_summary(bot.ctx, "MDD", local(2026, 11, 24, 12, 0))
     assert out == {
         "study": "MDD", "total": 3,
@@ -194,9 +219,12 @@ def test_study_slas_are_configurable_and_validated(bot: Bot, clock: Any, tmp_pat
             roles: {ALZ: coordinator, MDD: coordinator, QKS: coordinator}
         """)
     ref = make_lead(bot.ctx, "QKS", local(2026, 11, 27, 16, 0), owner=SAM)  # Friday 16:00
-    clock.move_to(local(2026, 11, 30, 14, 0), tick=False)  # 2 h Friday + 6 h Monday
+    clock.move_to(local(2026, 11, 29, 23, 59), tick=False)  # 8 h Friday, the weekend paused
     tick(bot)
-    assert any(f"{ref} · first contact was due Mon Nov 30 14:00" in t for t in dms(bot))
+    assert not any(ref in t for t in dms(bot))
+    clock.move_to(local(2026, 11, 30, 0, 5), tick=False)
+    tick(bot)
+    assert any(f"{ref} · first contact was due Mon Nov 30 00:00" in t for t in dms(bot))
 
     bad = {"studies": [{"key": "BAD", "title": "x", "channel": "C0X1", "timezone": "UTC",
                         "slas": {"first_attempt_hours": 0, "business_hours": "17:00-09:00",
@@ -204,6 +232,6 @@ def test_study_slas_are_configurable_and_validated(bot: Bot, clock: Any, tmp_pat
     assert validate(bad, set()) == [
         "study BAD: slas.visit_days: unknown setting; use first_attempt_hours, "
         "approval_business_days, site_contact_business_days, visit_scheduled_days, business_hours",
-        "study BAD: slas.first_attempt_hours: must be a whole number of business hours from 1 to 240",
+        "study BAD: slas.first_attempt_hours: must be a whole number of hours from 1 to 240",
         "study BAD: slas.business_hours: the start must be before the end",
     ]

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from bot.context import AppContext
 from bot.leads.business_time import SlaConfig, in_business_hours
 from storage import audit
-from storage.models import Member, Study
+from storage.models import Candidate, Member, Study
 from storage.repositories import calendar as cal_repo
 from storage.repositories import outbox as outbox_repo
 from storage.repositories import queue as repo
@@ -135,8 +135,6 @@ def _stamp_last(session: Session, plan: dict[int, list[int]], lead_ids: list[int
                 now: dt.datetime) -> None:
     """Give the lead assigned last a slightly later assigned_at so the next run continues the
     rotation from its owner."""
-    from storage.models import Candidate
-
     last_id = lead_ids[-1]
     cand = session.get(Candidate, last_id)
     if cand is not None and cand.assigned_at is not None:

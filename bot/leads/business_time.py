@@ -64,19 +64,24 @@ def business_start(cfg: SlaConfig, at: dt.datetime) -> dt.datetime:
     raise ValueError("no business day found")  # pragma: no cover - Mon–Fri always has one
 
 
-def add_business_hours(cfg: SlaConfig, start: dt.datetime, hours: float) -> dt.datetime:
-    """The instant `hours` of business time after `start` (UTC). 24 h with 09:00–17:00
-    business hours is three working days."""
+def add_workday_hours(cfg: SlaConfig, start: dt.datetime, hours: float) -> dt.datetime:
+    """The instant `hours` after `start` on a clock that runs on working days only (UTC).
+
+    The clock starts at the first business moment at or after `start` and pauses over
+    weekends: with 09:00–17:00 hours, 24 h from Monday 10:00 is Tuesday 10:00, from Friday
+    16:00 is Monday 16:00, and from Saturday 11:00 (or Monday 20:00) it is 24 h after the next
+    opening. Local wall-clock arithmetic, so a DST change never moves the deadline's hour."""
+    local = business_start(cfg, start).astimezone(ZoneInfo(cfg.timezone)).replace(tzinfo=None)
     remaining = dt.timedelta(hours=hours)
-    at = business_start(cfg, start)
     while True:
-        day = at.astimezone(ZoneInfo(cfg.timezone)).date()
-        _, closes = _open_close(cfg, day)
-        left_today = closes - at
-        if remaining <= left_today:
-            return at + remaining
-        remaining -= left_today
-        at = business_start(cfg, closes)
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0))
+        if remaining < midnight - local:
+            return local_to_utc(local + remaining, cfg.timezone)
+        remaining -= midnight - local
+        day = midnight.date()
+        while not _is_workday(day):
+            day += dt.timedelta(days=1)
+        local = dt.datetime.combine(day, dt.time(0))
 
 
 def add_business_days(cfg: SlaConfig, start: dt.datetime, days: int) -> dt.datetime:

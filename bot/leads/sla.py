@@ -2,7 +2,8 @@
 (counts only) when items are twice over.
 
 Stages and defaults (per study `slas:`, see business_time.DEFAULTS):
-- first_attempt: first call attempt within 24 business hours of intake;
+- first_attempt: first call attempt within 24 h of intake, counted on working days from the
+  next business opening (weekends pause the clock);
 - approval: decision within 1 business day of pending approval;
 - site_contact: site contacted within 2 business days of sent_to_site;
 - visit_scheduled: visit scheduled within 10 calendar days of site contact.
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.context import AppContext
 from bot.leads import reasons
-from bot.leads.business_time import SlaConfig, add_business_days, add_business_hours, add_days
+from bot.leads.business_time import SlaConfig, add_business_days, add_days, add_workday_hours
 from storage.models import Candidate, Member, Study
 from storage.repositories import outbox as outbox_repo
 from storage.repositories import slas as repo
@@ -56,7 +57,7 @@ class Breach:
 def _deadlines(cfg: SlaConfig, stage: str, since: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     if stage == "first_attempt":
         h = cfg.first_attempt_hours
-        return add_business_hours(cfg, since, h), add_business_hours(cfg, since, 2 * h)
+        return add_workday_hours(cfg, since, h), add_workday_hours(cfg, since, 2 * h)
     if stage == "approval":
         n = cfg.approval_business_days
         return add_business_days(cfg, since, n), add_business_days(cfg, since, 2 * n)
@@ -72,13 +73,15 @@ def first_attempt_deadline(study: Study, created_at: dt.datetime) -> dt.datetime
     return _deadlines(cfg, "first_attempt", created_at)[0]
 
 
-def breaches(session: Session, study: Study, now: dt.datetime) -> list[Breach]:
-    """Every open item of the study past its stage deadline at `now`."""
+def breaches(session: Session, study: Study, now: dt.datetime, *,
+             pending_only: bool = False) -> list[Breach]:
+    """Every open item of the study past its stage deadline at `now` (with `pending_only`, only
+    items that may still need a notice)."""
     cfg = SlaConfig.for_study(study.timezone, study.options)
     out: list[Breach] = []
     # business time never runs faster than the wall clock: a cheap SQL prefilter
     lead_cut = now - dt.timedelta(hours=cfg.first_attempt_hours)
-    for c in repo.uncontacted_since(session, study.id, lead_cut):
+    for c in repo.uncontacted_since(session, study.id, lead_cut, pending_only=pending_only):
         deadline, twice = _deadlines(cfg, "first_attempt", c.created_at)
         if now >= deadline:
             out.append(Breach("first_attempt", "candidate", c.id, study.id, c.ref_code, c.owner,
@@ -88,7 +91,8 @@ def breaches(session: Session, study: Study, now: dt.datetime) -> list[Breach]:
                 "site_contact": cfg.site_contact_business_days,
                 "visit_scheduled": cfg.visit_scheduled_days}[stage]
         for r, since in repo.referrals_in_state(session, study.id, state,
-                                                now - dt.timedelta(days=days)):
+                                                now - dt.timedelta(days=days),
+                                                stage=stage if pending_only else None):
             deadline, twice = _deadlines(cfg, stage, since)
             if now >= deadline:
                 c = r.candidate
@@ -139,7 +143,7 @@ def channel_note(study: Study, counts: Counter[str]) -> str:
 
 def check_study(ctx: AppContext, session: Session, study: Study, now: dt.datetime) -> tuple[int, int]:
     """Queue breach DMs and the 2× channel note, each exactly once. Returns (DMs, 2× items)."""
-    found = breaches(session, study, now)
+    found = breaches(session, study, now, pending_only=True)
     if not found:
         return 0, 0
     rows: list[dict[str, Any]] = []

@@ -257,7 +257,7 @@ def _validate_cadence(label: str, cadence: Any) -> list[str]:
 
 
 SLA_NUMBERS = {  # field: (smallest, largest, what)
-    "first_attempt_hours": (1, 240, "a whole number of business hours from 1 to 240"),
+    "first_attempt_hours": (1, 240, "a whole number of hours from 1 to 240"),
     "approval_business_days": (1, 30, "a whole number of business days from 1 to 30"),
     "site_contact_business_days": (1, 30, "a whole number of business days from 1 to 30"),
     "visit_scheduled_days": (1, 90, "a whole number of days from 1 to 90"),
