@@ -323,3 +323,25 @@ def test_cli_caps_the_printed_list(env: None, ctx: AppContext, tmp_path: Path) -
     assert code == 2
     assert sum(1 for line in out.splitlines() if line.startswith("  line ")) == 50
     assert "… and 70 more (--report FILE.csv lists all)" in out
+
+
+def test_lead_sources_in_the_studies_file_are_checked() -> None:
+    from bot.studies.importer import validate
+
+    def errors(sources: Any) -> str:
+        doc = {"studies": [{"key": "MDD", "title": "t", "channel": "C0MDD0001",
+                            "timezone": "America/Chicago", "lead_sources": sources}]}
+        return "\n".join(validate(doc, set()))
+
+    assert errors({"web-ads": {"label": "Web ads", "cost_per_lead": 35.0,
+                               "columns": {"name": "Full Name", "phone": "Phone"}},
+                   "physician": {"label": "Physician referral"}, "walk-in": None}) == ""
+    bad = errors({"Web Ads": {"label": "x"},
+                  "radio": {"cost_per_lead": -5, "colour": "red",
+                            "columns": {"phone": "Phone", "mobile": "Cell", "name": "phone"}}})
+    assert "study MDD: lead_sources.Web Ads: the source must be a slug" in bad
+    assert "study MDD: lead_sources.radio.cost_per_lead: a number of dollars" in bad
+    assert "study MDD: lead_sources.radio.colour: unknown setting" in bad
+    assert "study MDD: lead_sources.radio.columns.mobile: unknown field" in bad
+    assert "study MDD: lead_sources.radio.columns.name: header 'phone' is already used for phone" in bad
+    assert "lead_sources: a mapping" in errors(["web-ads"])

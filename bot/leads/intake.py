@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -32,6 +33,7 @@ from bot.context import AppContext
 from bot.errors import DomainError
 from bot.prescreen.workflow import MAX_NAME, age_on, normalise_phone
 from storage import audit
+from storage.crypto import PHICipher
 from storage.models import Study
 from storage.repositories import candidates as cand_repo
 from storage.repositories import studies as study_repo
@@ -273,7 +275,7 @@ def import_leads(ctx: AppContext, path: Path, *, study_key: str, source: str,
                                 "`prescreen-bot studies list` shows them.")
         cfg = source_config(study, source)
         study_id, key, study_tz = study.id, study.key, study.timezone
-    today = ctx.clock.now().date()
+    today = ctx.clock.now().astimezone(ZoneInfo(study_tz)).date()
     result = ImportResult(study_key=key, source=cfg.slug, dry_run=dry_run)
 
     def problem(p: Problem) -> None:
@@ -398,25 +400,132 @@ class _Writer:
         self.result.last_ref = cand_repo.ref_code(self.study_key, first + len(rows) - 1)
 
     def _row(self, lead: Lead, phone_index: str, dedupe: str | None) -> dict[str, Any]:
-        c = self.ctx.cipher
-        return {
-            "name_enc": c.encrypt(lead.name),
-            "phone_enc": c.encrypt(lead.phone),
-            "dob_enc": c.encrypt(lead.dob.isoformat()) if lead.dob else None,
-            "phone_index": phone_index,
-            "name_index": c.index(lead.name),
-            "dedupe_index": dedupe,
-            "region": lead.region,
-            "timezone": lead.timezone,
-            "consent_to_contact": lead.consent,
-            "do_not_call": False,
-            "status": "needs_call",
-            "attempts": 0,
-            "source": self.source,
-            "owner_id": None,
-            "created_at": self.now,
-            "updated_at": self.now,
-        }
+        return lead_row(self.ctx.cipher, lead, source=self.source, now=self.now,
+                        phone_index=phone_index, dedupe_index=dedupe)
+
+
+def lead_row(cipher: PHICipher, lead: Lead, *, source: str, now: dt.datetime, phone_index: str,
+             dedupe_index: str | None) -> dict[str, Any]:
+    """The candidates row of a new lead: PHI encrypted, blind indexes as the log-call form
+    computes them, needs_call, no owner (the assignment job picks it up)."""
+    return {
+        "name_enc": cipher.encrypt(lead.name),
+        "phone_enc": cipher.encrypt(lead.phone),
+        "dob_enc": cipher.encrypt(lead.dob.isoformat()) if lead.dob else None,
+        "phone_index": phone_index,
+        "name_index": cipher.index(lead.name),
+        "dedupe_index": dedupe_index,
+        "region": lead.region,
+        "timezone": lead.timezone,
+        "consent_to_contact": lead.consent,
+        "do_not_call": False,
+        "status": "needs_call",
+        "attempts": 0,
+        "source": source,
+        "owner_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+# ----- one inbound lead (the /prescreen lead modal) -----
+
+ADD_ROLES = ("coordinator", "admin")
+
+
+@dataclass
+class InboundLead:
+    study_key: str
+    user_id: str
+    name: str
+    phone: str
+    dob: dt.date | None
+    state: str | None
+    source: str | None
+    consent: bool
+    idempotency_key: str | None = None
+
+
+@dataclass
+class LeadAdded:
+    ref: str
+    study_key: str
+    source: str
+    timezone: str
+    timezone_assumed: bool
+    replay: bool = False
+
+    @property
+    def summary(self) -> str:
+        return f"{self.ref} added · needs first call"
+
+
+def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
+    """Validate and store one inbound lead. Raises FormErrors keyed name/phone/dob/state/source/
+    consent (nothing stored), or a DomainError. A duplicate names only the existing ref code."""
+    from bot.prescreen.workflow import FormErrors, require_role, study_or_error
+    from storage.repositories import requests as req_repo
+
+    now = ctx.clock.now()
+    with ctx.db.session() as session:
+        if inp.idempotency_key:
+            done = req_repo.result_of(session, inp.idempotency_key)
+            if done and done.get("ref"):
+                return LeadAdded(ref=done["ref"], study_key=inp.study_key, source=done["source"],
+                                 timezone=done["tz"], timezone_assumed=False, replay=True)
+        study = study_or_error(session, inp.study_key, inp.user_id)
+        require_role(session, inp.user_id, study, ADD_ROLES, "add leads")
+        errors: dict[str, str] = {}
+        try:
+            cfg = source_config(study, inp.source or "", allow_other=True)
+        except LeadFileError:
+            errors["source"] = "Pick where the lead came from."
+            cfg = SourceConfig(OTHER_SOURCE, "Other", {})
+        today = now.astimezone(ZoneInfo(study.timezone)).date()
+        lead, reason = validate_lead(
+            {"name": inp.name or "", "phone": inp.phone or "",
+             "dob": inp.dob.isoformat() if inp.dob else "", "state": inp.state or ""},
+            line=0, today=today, study_tz=study.timezone)
+        if lead is None and reason:
+            field_name = next(f for f in ("name", "phone", "state", "birth", "") if f in reason)
+            errors[{"birth": "dob", "": "phone"}.get(field_name, field_name)] = \
+                FORM_TEXT.get(reason, reason.capitalize() + ".")
+        if not inp.consent:
+            errors["consent"] = ("Add only leads who agreed to be contacted about this study. "
+                                 "Tick the box once they have.")
+        if lead is not None and "phone" not in errors:
+            c = ctx.cipher
+            found = cand_repo.phone_matches(session, study.id, c.indexes(lead.phone))
+            if found:
+                ref = min(found.values(), key=lambda m: m[1])[0]
+                errors["phone"] = (f"Already a candidate: {ref}. Use `/prescreen status {ref}` "
+                                   "or log a call for it.")
+        if errors:
+            raise FormErrors(errors)
+        assert lead is not None
+        c = ctx.cipher
+        dedupe = c.index(study.key, lead.phone, lead.dob.isoformat()) if lead.dob else None
+        cand = cand_repo.create(session, study.id, study.key, lead_row(
+            c, lead, source=cfg.slug, now=now, phone_index=c.index(lead.phone),
+            dedupe_index=dedupe))
+        audit.record(session, actor=inp.user_id, action="candidate.created", entity="candidate",
+                     entity_id=cand.ref_code, after={
+                         "status": cand.status, "source": cfg.slug, "region": cand.region,
+                         "timezone": cand.timezone, "consent": cand.consent_to_contact,
+                         "via": "inbound lead"})
+        if inp.idempotency_key:
+            req_repo.claim(session, inp.idempotency_key,
+                           {"ref": cand.ref_code, "source": cfg.slug, "tz": cand.timezone})
+        return LeadAdded(ref=cand.ref_code, study_key=study.key, source=cfg.slug,
+                         timezone=cand.timezone, timezone_assumed=lead.timezone_assumed)
+
+
+FORM_TEXT = {  # CSV reasons → what the modal says next to the field
+    "name missing": "Enter the lead's name.",
+    "phone missing": "Enter the lead's phone number.",
+    "phone not valid": "That phone number is not valid. Check the digits and area code.",
+    "state is not a US state or territory": "Pick a US state or territory.",
+}
 
 
 def write_report(problems: Iterator[Problem] | list[Problem], out: TextIO) -> None:
