@@ -345,3 +345,19 @@ def test_lead_sources_in_the_studies_file_are_checked() -> None:
     assert "study MDD: lead_sources.radio.columns.mobile: unknown field" in bad
     assert "study MDD: lead_sources.radio.columns.name: header 'phone' is already used for phone" in bad
     assert "lead_sources: a mapping" in errors(["web-ads"])
+
+
+def test_the_documented_sample_file(env: None, ctx: AppContext) -> None:
+    from tests.conftest import FIXTURES
+
+    sample = FIXTURES / "leads_web-ads.csv"
+    code, out = prescreen_bot("leads", "import", str(sample), "--study", "MDD", "--source",
+                              "web-ads", "--skip-invalid")
+    assert code == 0, out
+    assert "created 3, duplicates 1, rejected 1" in out
+    assert "line 5: duplicate: same phone and date of birth as line 2" in out
+    assert "line 6: rejected: phone missing" in out
+    assert "Harriet" not in out and "0141" not in out
+    got = {c.ref_code: (c.region, c.timezone) for c in candidates(ctx.db)}
+    assert got == {"MDD-0001": ("IL", "America/Chicago"), "MDD-0002": ("FL", "America/Chicago"),
+                   "MDD-0003": ("CA", "America/Los_Angeles")}

@@ -365,7 +365,7 @@ class _Writer:
         phone_keys = [c.indexes(lead.phone) for lead in leads]
         found = cand_repo.phone_matches(session, self.study_id,
                                         [i for keys in phone_keys for i in keys])
-        in_batch: dict[str, int] = {}
+        in_batch: dict[str, tuple[int, str | None]] = {}
         rows: list[dict[str, Any]] = []
         lines: list[int] = []
         for lead, keys in zip(leads, phone_keys, strict=True):
@@ -382,10 +382,12 @@ class _Writer:
                 self.problem(Problem(lead.line, "duplicate", f"{what} as {where}"))
                 continue
             if keys[0] in in_batch:
-                self.problem(Problem(lead.line, "duplicate",
-                                     f"same phone as line {in_batch[keys[0]]}"))
+                earlier, earlier_dedupe = in_batch[keys[0]]
+                what = "same phone and date of birth" if dedupe and dedupe == earlier_dedupe \
+                    else "same phone"
+                self.problem(Problem(lead.line, "duplicate", f"{what} as line {earlier}"))
                 continue
-            in_batch[keys[0]] = lead.line
+            in_batch[keys[0]] = (lead.line, dedupe)
             rows.append(self._row(lead, keys[0], dedupe))
             lines.append(lead.line)
             if lead.timezone_assumed:
