@@ -1,0 +1,107 @@
+"""Story: at 08:00 in her own time zone Casey gets one "your day" DM: today's callbacks in the
+order she has to make them (her time, and the candidate's when it differs), the candidates
+waiting for another attempt, and her Outlook meetings when the calendar is connected —
+reference codes only. A coordinator with nothing to do gets no DM; a worker that was down
+sends it late, once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from bot import ids
+from bot.scheduler import run_job
+from storage.models import Candidate, DigestRun
+from tests.conftest import Bot
+from tests.test_callback_reminders import log_callback
+from tests.test_log_prescreen_call import CASEY, PHI_STRINGS, SAM, new_candidate
+
+START = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)  # Mon 10:00 New York
+TUE_8_NY = dt.datetime(2026, 11, 24, 13, 0, tzinfo=dt.UTC)
+CHICAGO_DUE = dt.datetime(2026, 11, 24, 21, 0, tzinfo=dt.UTC)  # 15:00 Chicago, 16:00 New York
+EARLY_DUE = dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC)  # 10:30 New York (candidate in NY)
+
+
+@pytest.fixture
+def clock(bot: Bot) -> Iterator[Any]:
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+def your_day_dms(bot: Bot, user: str = CASEY) -> list[dict[str, Any]]:
+    return [m for m in bot.standin.messages(bot.standin.dm_channel(user))
+            if (m.get("text") or "").startswith("Your day")]
+
+
+def tick(bot: Bot) -> None:
+    run_job(bot.ctx, "digests")
+    bot.deliver()
+
+
+def test_casey_gets_her_day_at_eight_her_time_once(bot: Bot, clock: Any) -> None:
+    log_callback(bot, due=CHICAGO_DUE)  # ALZ-0001, candidate in Chicago
+    values = new_candidate(**{ids.OUTCOME_SELECT: "callback_requested",
+                              ids.CB_DATE_INPUT: dt.date(2026, 11, 24),
+                              ids.CB_TIME_INPUT: "10:30", ids.PHONE_INPUT: "(617) 555-0199"})
+    resp = bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"], values)  # ALZ-0002, in New York
+    assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
+    resp = bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"], new_candidate(**{
+        ids.OUTCOME_SELECT: "considering", ids.PHONE_INPUT: "(617) 555-0177"}))  # ALZ-0003
+    assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
+    bot.deliver()
+
+    clock.move_to(TUE_8_NY - dt.timedelta(minutes=1), tick=False)
+    tick(bot)
+    assert your_day_dms(bot) == []
+
+    clock.move_to(TUE_8_NY, tick=False)
+    tick(bot)
+    tick(bot)
+    [dm] = your_day_dms(bot)
+    body = str(dm["blocks"])
+    assert "Your day — Tue 24 Nov" in body
+    first, second = body.index("10:30 · ALZ-0002"), body.index("16:00 (15:00 CST for them) · ALZ-0001")
+    assert first < second  # in the order she makes them
+    assert "ALZ-0003 · 1 attempt · last considering" in body
+    assert "sent late" not in body
+    for phi in PHI_STRINGS:
+        assert phi not in str(dm)
+    with bot.db.session() as s:
+        runs = s.scalars(select(DigestRun).where(DigestRun.scope == f"yourday:{CASEY}",
+                                                 DigestRun.period == "2026-11-24")).all()
+        assert [(r.status, r.late) for r in runs] == [("sent", False)]
+
+    # Sam (Chicago) has nothing today: no DM at his 08:00 either
+    clock.move_to(TUE_8_NY + dt.timedelta(hours=1), tick=False)
+    tick(bot)
+    assert your_day_dms(bot, SAM) == []
+    assert len(your_day_dms(bot)) == 1
+
+
+def test_a_worker_down_at_eight_sends_it_late_once_and_not_after_twelve_hours(
+        bot: Bot, clock: Any) -> None:
+    log_callback(bot, due=CHICAGO_DUE)
+    clock.move_to(TUE_8_NY + dt.timedelta(hours=2), tick=False)
+    tick(bot)
+    tick(bot)
+    [dm] = your_day_dms(bot)
+    assert "sent late — it was due 08:00 EST" in str(dm["blocks"])
+
+    # Wednesday: down from 07:00 to 21:00 New York — the 08:00 DM is skipped, not sent at night
+    with bot.db.session() as s:
+        cand = s.scalars(select(Candidate)).one()
+        cand.status = "needs_call"
+    clock.move_to(TUE_8_NY + dt.timedelta(days=1, hours=13), tick=False)
+    tick(bot)
+    assert len(your_day_dms(bot)) == 1
+    with bot.db.session() as s:
+        runs = s.scalars(select(DigestRun).where(DigestRun.scope == f"yourday:{CASEY}",
+                                                 DigestRun.period > "2026-11-23")
+                         .order_by(DigestRun.period)).all()
+        assert [(r.period, r.status) for r in runs] == [("2026-11-24", "sent"),
+                                                        ("2026-11-25", "skipped")]
