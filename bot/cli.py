@@ -92,8 +92,9 @@ def _parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Feature packages that add their own commands."""
     from bot.calendar.cli import add_cli as graph_cli
+    from bot.digests.cli import add_cli as digest_cli
 
-    out: list[Callable[[argparse._SubParsersAction], None]] = [graph_cli]  # type: ignore[type-arg]
+    out: list[Callable[[argparse._SubParsersAction], None]] = [graph_cli, digest_cli]  # type: ignore[type-arg]
     return out
 
 

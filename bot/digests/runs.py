@@ -145,7 +145,12 @@ def run_if_due(ctx: AppContext, run: DueRun, build: Builder, result: TickResult)
         result.skipped.append(label)
         return repo.SKIPPED
     late = delay > LATE_AFTER
-    messages = build(late)
+    try:
+        messages = build(late)
+    except Exception:
+        # nothing claimed: the next tick tries again (until it is too late)
+        log.exception("digest %s could not be built; trying again next tick", label)
+        return None
     status = repo.SENT if messages else repo.EMPTY
     with ctx.db.session() as session:
         if not repo.claim(session, scope=run.scope, period=run.period, status=status, late=late,

@@ -1,0 +1,117 @@
+"""Story: every morning at the study's digest_time (study time zone) the study channel gets
+one digest of yesterday: calls, reached, pre-qualified, disqualified (top failed criteria),
+referrals approved / sent / visits scheduled / enrolled, callbacks due today and missed,
+approvals pending for more than 24 h, unreachable candidates, per coordinator and per site,
+each compared with the previous 7-day average. Counts and reference codes only. It is sent
+once per day whatever the number of workers; a worker that was down sends it late, once, and
+a digest more than 12 hours late is skipped and logged. Long lists stay within Slack's limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
+from bot.digests import daily, runs
+from storage.models import DigestRun, OutboxMessage
+from tests.conftest import Bot
+
+CHANNEL = "C0ALZ0001"
+
+
+def kpis(**overrides: Any) -> SimpleNamespace:
+    base: dict[str, Any] = dict(
+        study_key="ALZ", period=None, calls=0, reached=0, prequalified=0, disqualified=0,
+        top_failed=[], referrals={}, callbacks_due=0, callbacks_missed=0,
+        callbacks_on_time_pct=None, pending_approvals_24h=[], unreachable=[], by_coordinator={},
+        by_site={}, funnel=[], median_days_call_to_referral=None,
+        median_days_referral_to_visit=None, by_source={})
+    base.update(overrides)
+    return SimpleNamespace(**base)
+
+
+def section_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for b in blocks:
+        if b.get("text"):
+            out.append(b["text"]["text"])
+        out += [f["text"] for f in b.get("fields", [])]
+        out += [e.get("text", "") for e in b.get("elements", [])]
+    return out
+
+
+def test_long_lists_are_cut_with_and_n_more_and_stay_within_slack_limits(bot: Bot) -> None:
+    pending = [f"ALZ-{i:04d}" for i in range(1, 201)]
+    coordinators = {f"U{i:08d}": {"calls": 300 - i, "reached": 1, "prequalified": 0}
+                    for i in range(120)}
+    sites = {f"S{i:03d}": {"approved": 1} for i in range(80)}
+    numbers = daily.DailyNumbers(
+        day=kpis(calls=12, pending_approvals_24h=pending, unreachable=pending,
+                 by_coordinator=coordinators, by_site=sites,
+                 top_failed=[(f"crit{i}", 50 - i) for i in range(30)]),
+        previous=[kpis(calls=7)] * 7, today=kpis(callbacks_due=3))
+    text, blocks = daily.render("ALZ", dt.date(2026, 11, 22), numbers)
+
+    assert len(blocks) <= MAX_MESSAGE_BLOCKS
+    texts = section_texts(blocks)
+    assert all(len(t) <= MAX_SECTION_TEXT for t in texts)
+    pending_text = next(t for t in texts if t.startswith("*Pending approval > 24 h (200):*"))
+    assert "ALZ-0001" in pending_text and "ALZ-0200" not in pending_text
+    assert "…and 160 more — `/prescreen stats ALZ yesterday`" in pending_text
+    coord_text = next(t for t in texts if t.startswith("*Per coordinator:*"))
+    assert coord_text.index("<@U00000000>") < coord_text.index("<@U00000001>")  # busiest first
+    assert "…and 100 more" in coord_text
+    assert "12 ↑ _(7-day avg 7.0)_" in " ".join(texts)
+    assert text.startswith("ALZ daily digest Sun 22 Nov: 12 calls")
+
+    # and Slack (the stand-in checks the documented limits) accepts it
+    with bot.db.session() as s:
+        runs.enqueue(bot.ctx, s, "daily:ALZ", "2026-11-22",
+                     [runs.Outgoing(daily.KIND, CHANNEL, text, blocks, study_key="ALZ")])
+    bot.deliver()
+    [msg] = bot.standin.messages(CHANNEL)
+    assert len(msg["blocks"]) == len(blocks)
+
+
+def test_fit_blocks_keeps_fifty_and_says_how_many_were_left_out() -> None:
+    from bot.blocks import section
+    from bot.digests.render import fit_blocks
+
+    blocks = [section(f"line {i}") for i in range(130)]
+    fitted = fit_blocks(blocks, more_hint="`/prescreen stats ALZ yesterday`")
+    assert len(fitted) == 50
+    assert fitted[-1]["elements"][0]["text"] == "…and 81 more — `/prescreen stats ALZ yesterday`"
+
+
+def test_two_workers_racing_for_the_same_run_send_it_once(bot: Bot) -> None:
+    run = runs.DueRun("daily:ALZ", "2026-11-22", bot.ctx.clock.now() - dt.timedelta(minutes=1),
+                      dt.date(2026, 11, 23))
+    built = []
+    go = threading.Barrier(2)
+
+    def build(late: bool) -> list[runs.Outgoing]:
+        built.append(late)
+        time.sleep(0.2)  # both are past the "already sent?" check before either claims
+        return [runs.Outgoing(daily.KIND, CHANNEL, "digest", study_key="ALZ")]
+
+    outcomes: list[str | None] = []
+
+    def worker() -> None:
+        go.wait()
+        outcomes.append(runs.run_if_due(bot.ctx, run, build, runs.TickResult()))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 2
+    assert sorted(outcomes, key=str) == [None, "sent"]
+    with bot.db.session() as s:
+        assert len(s.scalars(select(DigestRun)).all()) == 1
+        assert len(s.scalars(select(OutboxMessage)).all()) == 1
