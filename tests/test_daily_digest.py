@@ -115,3 +115,29 @@ def test_two_workers_racing_for_the_same_run_send_it_once(bot: Bot) -> None:
     with bot.db.session() as s:
         assert len(s.scalars(select(DigestRun)).all()) == 1
         assert len(s.scalars(select(OutboxMessage)).all()) == 1
+
+
+def test_due_times_follow_the_study_clock_across_dst_changes(bot: Bot) -> None:
+    from bot.digests.runs import last_daily, local_due
+
+    ny = "America/New_York"
+    # fall back (Sun 1 Nov 2026): 08:30 EST is 13:30 UTC; the day before it was 12:30 UTC (EDT)
+    assert local_due(dt.date(2026, 10, 31), "08:30", ny) == dt.datetime(2026, 10, 31, 12, 30,
+                                                                        tzinfo=dt.UTC)
+    assert local_due(dt.date(2026, 11, 1), "08:30", ny) == dt.datetime(2026, 11, 1, 13, 30,
+                                                                       tzinfo=dt.UTC)
+    # spring forward (Sun 8 Mar 2026): 08:30 EDT is 12:30 UTC; a 02:30 digest moves to 03:30
+    assert local_due(dt.date(2026, 3, 8), "08:30", ny) == dt.datetime(2026, 3, 8, 12, 30,
+                                                                      tzinfo=dt.UTC)
+    assert local_due(dt.date(2026, 3, 8), "02:30", ny) == dt.datetime(2026, 3, 8, 7, 30,
+                                                                      tzinfo=dt.UTC)
+    # at 13:00 UTC on 1 Nov the 08:30 EST digest is not due yet: the latest is Saturday's
+    day, _ = last_daily(dt.datetime(2026, 11, 1, 13, 0, tzinfo=dt.UTC), "08:30", ny)
+    assert day == dt.date(2026, 10, 31)
+    with bot.db.session() as s:
+        from storage.repositories.studies import get_study
+
+        study = get_study(s, "ALZ")
+        assert study is not None
+        run = daily.due_run(study, dt.datetime(2026, 11, 1, 13, 30, tzinfo=dt.UTC))
+    assert (run.scope, run.period, run.day) == ("daily:ALZ", "2026-10-31", dt.date(2026, 11, 1))

@@ -105,3 +105,39 @@ def test_a_worker_down_at_eight_sends_it_late_once_and_not_after_twelve_hours(
                          .order_by(DigestRun.period)).all()
         assert [(r.period, r.status) for r in runs] == [("2026-11-24", "sent"),
                                                         ("2026-11-25", "skipped")]
+
+
+def test_the_day_is_the_local_day_on_dst_changes(bot: Bot) -> None:
+    """1 Nov 2026 in New York lasts 25 hours (04:00 UTC to 05:00 UTC next day); 8 Mar 23 hours."""
+    from storage.models import Callback, Member
+
+    with bot.db.session() as s:
+        casey = s.scalars(select(Member).where(Member.slack_user_id == CASEY)).one()
+        study_id = casey.memberships[0].study_id
+        from storage.repositories import candidates as cand_repo
+
+        def cb(ref_no: int, due: dt.datetime) -> None:
+            cand = cand_repo.create(s, study_id, "ALZ", {
+                "name_enc": "x", "phone_enc": "x", "phone_index": f"p{ref_no}",
+                "timezone": "America/New_York", "status": "callback", "owner_id": casey.id})
+            s.add(Callback(candidate_id=cand.id, study_id=study_id, owner_id=casey.id, due_at=due,
+                           remind_at=due, status="scheduled"))
+            s.flush()
+
+        cb(1, dt.datetime(2026, 11, 1, 4, 30, tzinfo=dt.UTC))  # 00:30 EDT 1 Nov: in
+        cb(2, dt.datetime(2026, 11, 2, 4, 30, tzinfo=dt.UTC))  # 23:30 EST 1 Nov: in
+        cb(3, dt.datetime(2026, 11, 2, 5, 30, tzinfo=dt.UTC))  # 00:30 EST 2 Nov: out
+        cb(4, dt.datetime(2026, 3, 8, 4, 30, tzinfo=dt.UTC))  # 23:30 EST 7 Mar: out
+        cb(5, dt.datetime(2026, 3, 8, 5, 30, tzinfo=dt.UTC))  # 00:30 EST 8 Mar: in
+        cb(6, dt.datetime(2026, 3, 9, 3, 30, tzinfo=dt.UTC))  # 23:30 EDT 8 Mar: in
+        cb(7, dt.datetime(2026, 3, 9, 4, 30, tzinfo=dt.UTC))  # 00:30 EDT 9 Mar: out
+
+    from bot.digests import your_day
+
+    def refs(day: dt.date) -> list[str]:
+        [msg] = your_day.build(bot.ctx, CASEY, day, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        text = str(msg.blocks)
+        return [f"ALZ-{i:04d}" for i in range(1, 8) if f"· ALZ-{i:04d} ·" in text]
+
+    assert refs(dt.date(2026, 11, 1)) == ["ALZ-0001", "ALZ-0002"]
+    assert refs(dt.date(2026, 3, 8)) == ["ALZ-0005", "ALZ-0006"]
