@@ -141,3 +141,34 @@ def test_the_day_is_the_local_day_on_dst_changes(bot: Bot) -> None:
 
     assert refs(dt.date(2026, 11, 1)) == ["ALZ-0001", "ALZ-0002"]
     assert refs(dt.date(2026, 3, 8)) == ["ALZ-0005", "ALZ-0006"]
+
+
+def test_with_outlook_connected_the_dm_lists_todays_meetings(bot: Bot) -> None:
+    from integrations.graph.auth import StaticTokenCredential
+    from integrations.graph.client import GraphClient
+    from integrations.graph.standin import SANDBOX_TOKEN, GraphStandin, seed_demo
+    from storage.repositories import studies as study_repo
+
+    eight = TUE_8_NY
+    with time_machine.travel(eight - dt.timedelta(minutes=5), tick=False) as clock:
+        with bot.db.session() as s:
+            study_repo.upsert_member(s, slack_user_id=CASEY, email="casey@example.org",
+                                     timezone="America/New_York", display_name=None,
+                                     mailbox="casey@example.org", roles={"ALZ": "coordinator"},
+                                     actor="t")
+        graph = GraphStandin(static_tokens=[SANDBOX_TOKEN]).start()
+        try:
+            seed_demo(graph, {"casey@example.org": "America/New_York"}, eight)
+            bot.ctx.graph = GraphClient(StaticTokenCredential(SANDBOX_TOKEN),
+                                        base_url=graph.graph_url)
+            run_job(bot.ctx, "graph_sync")
+            clock.move_to(eight, tick=False)
+            tick(bot)
+        finally:
+            bot.ctx.graph = None
+            graph.stop()
+    [dm] = your_day_dms(bot)
+    body = str(dm["blocks"])
+    assert "Meetings today" in body and "Sponsor check-in" in body
+    assert "Protocol training" not in body  # cancelled
+    assert "*Callbacks today (0):* none" in body
