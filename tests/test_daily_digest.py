@@ -9,17 +9,20 @@ a digest more than 12 hours late is skipped and logged. Long lists stay within S
 from __future__ import annotations
 
 import datetime as dt
+import io
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
 from bot.digests import daily, runs
 from storage.models import DigestRun, OutboxMessage
-from tests.conftest import Bot
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot
 
 CHANNEL = "C0ALZ0001"
 
@@ -141,3 +144,34 @@ def test_due_times_follow_the_study_clock_across_dst_changes(bot: Bot) -> None:
         assert study is not None
         run = daily.due_run(study, dt.datetime(2026, 11, 1, 13, 30, tzinfo=dt.UTC))
     assert (run.scope, run.period, run.day) == ("daily:ALZ", "2026-10-31", dt.date(2026, 11, 1))
+
+
+# ------------------------------------------------------------------ CLI
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, bot: Bot, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", bot.ctx.settings.database_url)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", bot.standin.url)
+    monkeypatch.setenv("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    from bot import cli
+
+    out = io.StringIO()
+    return cli.main(list(argv), out=out), out.getvalue()
+
+
+def test_digest_cli_refuses_an_unknown_study_or_a_bad_date(
+        cli_env: None, bot: Bot, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("digest", "preview", "NOPE")[0] == 2
+    assert "no study 'NOPE'; studies: ALZ, MDD" in capsys.readouterr().err
+    assert run_cli("digest", "send", "ALZ", "--period", "21/11/2026")[0] == 2
+    assert "--period '21/11/2026' is not a date like 2026-11-21" in capsys.readouterr().err
+    with bot.db.session() as s:
+        assert s.scalars(select(OutboxMessage)).all() == []
+        assert s.scalars(select(DigestRun)).all() == []
