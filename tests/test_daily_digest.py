@@ -17,12 +17,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
+from bot import ids
 from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
 from bot.digests import daily, runs
 from storage.models import DigestRun, OutboxMessage
 from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot
+from tests.test_log_prescreen_call import CASEY, LEE, PHI_STRINGS, SAM
 
 CHANNEL = "C0ALZ0001"
 
@@ -175,3 +178,163 @@ def test_digest_cli_refuses_an_unknown_study_or_a_bad_date(
     with bot.db.session() as s:
         assert s.scalars(select(OutboxMessage)).all() == []
         assert s.scalars(select(DigestRun)).all() == []
+
+
+# ------------------------------------------------------------------ the real digest, end to end
+
+SUNDAY_10_NY = dt.datetime(2026, 11, 22, 15, 0, tzinfo=dt.UTC)
+MONDAY_0830_NY = dt.datetime(2026, 11, 23, 13, 30, tzinfo=dt.UTC)
+
+
+def log_call(bot: Bot, user: str, **fields: Any) -> None:
+    from tests.test_log_prescreen_call import new_candidate
+
+    resp = bot.slack.submit(user, bot.open_modal(user)["id"], new_candidate(**fields))
+    assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
+
+
+def approve_latest(bot: Bot) -> None:
+    from bot import ids
+    from tests.test_referral_pipeline import card
+
+    bot.deliver()
+    msg = card(bot)
+    value = next(el["value"] for b in msg["blocks"] if b.get("type") == "actions"
+                 for el in b["elements"] if el["action_id"] == ids.REFERRAL_APPROVE)
+    before = len(bot.standin.responses)
+    bot.slack.click(LEE, ids.REFERRAL_APPROVE, value, message=msg, channel_id=CHANNEL)
+    bot.standin.wait_for(lambda s: len(s.responses) > before, message="approval answered")
+    bot.deliver()
+
+
+def digests(bot: Bot) -> list[dict[str, Any]]:
+    return [m for m in bot.standin.messages(CHANNEL)
+            if (m.get("text") or "").startswith("ALZ daily digest")]
+
+
+def tick(bot: Bot) -> str:
+    from bot.scheduler import run_job
+
+    summary = run_job(bot.ctx, "digests")
+    bot.deliver()
+    return str(summary)
+
+
+def yesterday_with_work(bot: Bot, traveller: Any) -> None:
+    """Wed 18 Nov: one no-answer call. Sun 22 Nov: Casey pre-qualifies one candidate (approved
+    and sent to the Boston site) and disqualifies one on age; Sam gets no answer from one."""
+    traveller.move_to(dt.datetime(2026, 11, 18, 15, 0, tzinfo=dt.UTC), tick=False)
+    log_call(bot, SAM, **{ids.OUTCOME_SELECT: "no_answer", ids.PHONE_INPUT: "(617) 555-0101"})
+    traveller.move_to(SUNDAY_10_NY, tick=False)
+    log_call(bot, CASEY)
+    approve_latest(bot)
+    log_call(bot, CASEY, **{"answer:age": "40", ids.PHONE_INPUT: "(617) 555-0102"})
+    log_call(bot, SAM, **{ids.OUTCOME_SELECT: "no_answer", ids.PHONE_INPUT: "(617) 555-0103"})
+    bot.deliver()
+
+
+def test_monday_digest_reports_sunday_against_the_week_before(bot: Bot) -> None:
+    with time_machine.travel(SUNDAY_10_NY, tick=False) as traveller:
+        yesterday_with_work(bot, traveller)
+        traveller.move_to(MONDAY_0830_NY - dt.timedelta(minutes=1), tick=False)
+        tick(bot)
+        assert digests(bot) == []
+        traveller.move_to(MONDAY_0830_NY, tick=False)
+        tick(bot)
+        tick(bot)
+    [digest] = digests(bot)
+    body = " ".join(section_texts(digest["blocks"]))
+    assert "ALZ daily digest — Sun 22 Nov 2026" in body
+    assert "*Calls*\n3 ↑ _(7-day avg 0.1)_" in body
+    assert "*Pre-qualified*\n1 ↑" in body and "*Disqualified*\n1 ↑" in body
+    assert "*Top failed criteria:*\nage 1" in body
+    assert "*Approved*\n1 ↑" in body and "*Sent to site*\n1 ↑" in body
+    assert f"<@{CASEY}>: 2 calls" in body and f"<@{SAM}>: 1 calls" in body
+    assert "*BOS*:" in body and "sent to site" in body
+    assert "sent late" not in body
+    everything = bot.standin.all_outgoing_text()
+    for phi in PHI_STRINGS:
+        assert phi not in str(digest)
+        assert phi not in everything
+    with bot.db.session() as s:
+        [run] = s.scalars(select(DigestRun).where(DigestRun.scope == "daily:ALZ",
+                                                  DigestRun.period == "2026-11-22")).all()
+        assert (run.status, run.late) == ("sent", False)
+
+
+def test_worker_down_at_0830_sends_once_at_1100_marked_late(bot: Bot) -> None:
+    with time_machine.travel(SUNDAY_10_NY, tick=False) as traveller:
+        yesterday_with_work(bot, traveller)
+        traveller.move_to(MONDAY_0830_NY + dt.timedelta(hours=2, minutes=30), tick=False)  # 11:00
+        tick(bot)
+        tick(bot)
+        traveller.move_to(MONDAY_0830_NY + dt.timedelta(hours=3), tick=False)
+        tick(bot)
+    [digest] = digests(bot)
+    assert "sent late — it was due 08:30 EST" in str(digest["blocks"])
+    assert "(sent late" in digest["text"]
+    with bot.db.session() as s:
+        run = s.scalars(select(DigestRun).where(DigestRun.scope == "daily:ALZ",
+                                                DigestRun.period == "2026-11-22")).one()
+        assert (run.status, run.late) == ("sent", True)
+
+
+def test_a_digest_more_than_twelve_hours_late_is_skipped_and_logged(
+        bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    with time_machine.travel(MONDAY_0830_NY + dt.timedelta(hours=13), tick=False):
+        tick(bot)
+    assert digests(bot) == []
+    with bot.db.session() as s:
+        run = s.scalars(select(DigestRun).where(DigestRun.scope == "daily:ALZ",
+                                                DigestRun.period == "2026-11-22")).one()
+        assert run.status == "skipped"
+    assert any("daily:ALZ 2026-11-22 skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_two_workers_ticking_together_post_one_digest(bot: Bot) -> None:
+    from bot.scheduler import run_job
+
+    with time_machine.travel(MONDAY_0830_NY + dt.timedelta(minutes=1), tick=False):
+        go = threading.Barrier(3)
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                go.wait()
+                run_job(bot.ctx, "digests")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        bot.deliver()
+    assert len(digests(bot)) == 1
+    mdd = [m for m in bot.standin.messages("C0MDD0001")
+           if (m.get("text") or "").startswith("MDD daily digest")]
+    assert len(mdd) == 1
+
+
+def test_days_are_study_days_on_dst_changes(bot: Bot) -> None:
+    """1 Nov 2026 in New York runs from 04:00 UTC to 05:00 UTC the next day (25 hours)."""
+    with time_machine.travel(dt.datetime(2026, 11, 1, 4, 30, tzinfo=dt.UTC), tick=False) as t:
+        log_call(bot, CASEY, **{ids.OUTCOME_SELECT: "no_answer"})  # 00:30 EDT, 1 Nov
+        t.move_to(dt.datetime(2026, 11, 2, 4, 30, tzinfo=dt.UTC), tick=False)  # 23:30 EST, 1 Nov
+        log_call(bot, CASEY, **{ids.OUTCOME_SELECT: "no_answer", ids.PHONE_INPUT: "(617) 555-0104"})
+        t.move_to(dt.datetime(2026, 11, 2, 5, 30, tzinfo=dt.UTC), tick=False)  # 00:30 EST, 2 Nov
+        log_call(bot, CASEY, **{ids.OUTCOME_SELECT: "no_answer", ids.PHONE_INPUT: "(617) 555-0105"})
+        t.move_to(dt.datetime(2026, 11, 2, 13, 30, tzinfo=dt.UTC), tick=False)  # 08:30 EST, 2 Nov
+        tick(bot)
+        t.move_to(dt.datetime(2026, 3, 8, 5, 30, tzinfo=dt.UTC), tick=False)  # 00:30 EST, 8 Mar
+        log_call(bot, CASEY, **{ids.OUTCOME_SELECT: "no_answer", ids.PHONE_INPUT: "(617) 555-0106"})
+        t.move_to(dt.datetime(2026, 3, 9, 3, 30, tzinfo=dt.UTC), tick=False)  # 23:30 EDT, 8 Mar
+        log_call(bot, CASEY, **{ids.OUTCOME_SELECT: "no_answer", ids.PHONE_INPUT: "(617) 555-0107"})
+        t.move_to(dt.datetime(2026, 3, 9, 12, 30, tzinfo=dt.UTC), tick=False)  # 08:30 EDT, 9 Mar
+        tick(bot)
+    by_day = {m["blocks"][0]["text"]["text"]: " ".join(section_texts(m["blocks"]))
+              for m in digests(bot)}
+    assert "*Calls*\n2 " in by_day["ALZ daily digest — Sun 01 Nov 2026"]
+    assert "*Calls*\n2 " in by_day["ALZ daily digest — Sun 08 Mar 2026"]
