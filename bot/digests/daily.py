@@ -14,7 +14,7 @@ from typing import Any
 from bot.blocks import Block, context, divider, fields, header
 from bot.context import AppContext
 from bot.digests.render import arrow, fit_blocks, list_section
-from bot.digests.runs import DueRun, Outgoing, TickResult, last_daily, late_note, run_if_due
+from bot.digests.runs import Builder, DueRun, Outgoing, TickResult, last_daily, late_note, run_many
 from storage.models import Study
 from storage.repositories import studies as study_repo
 
@@ -141,6 +141,7 @@ def active_studies(ctx: AppContext) -> list[Study]:
 
 def tick(ctx: AppContext, result: TickResult, studies: list[Study]) -> None:
     now = ctx.clock.now()
+    items: list[tuple[DueRun, Builder]] = []
     for study in studies:
         run = due_run(study, now)
 
@@ -148,4 +149,5 @@ def tick(ctx: AppContext, result: TickResult, studies: list[Study]) -> None:
             note = late_note(run, now, study.timezone) if late else None
             return build(ctx, study, dt.date.fromisoformat(run.period), late=note)
 
-        run_if_due(ctx, run, make, result)
+        items.append((run, make))
+    run_many(ctx, items, result)

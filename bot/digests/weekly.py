@@ -14,7 +14,7 @@ from bot.blocks import Block, context, divider, header, section
 from bot.context import AppContext
 from bot.digests.chart import conversion, funnel_png
 from bot.digests.render import fit_blocks, list_section
-from bot.digests.runs import DueRun, Outgoing, TickResult, last_weekly, late_note, run_if_due
+from bot.digests.runs import Builder, DueRun, Outgoing, TickResult, last_weekly, late_note, run_many
 from storage.models import Study
 
 KIND = "weekly_update"
@@ -129,6 +129,7 @@ def build(ctx: AppContext, study: Study, start: dt.date, end: dt.date, *,
 
 def tick(ctx: AppContext, result: TickResult, studies: list[Study]) -> None:
     now = ctx.clock.now()
+    items: list[tuple[DueRun, Builder]] = []
     for study in studies:
         run = due_run(study, now)
 
@@ -137,4 +138,5 @@ def tick(ctx: AppContext, result: TickResult, studies: list[Study]) -> None:
             start, end = week_of(run.day)
             return build(ctx, study, start, end, late=note)
 
-        run_if_due(ctx, run, make, result)
+        items.append((run, make))
+    run_many(ctx, items, result)

@@ -14,7 +14,7 @@ from bot.calendar.views import your_day_blocks
 from bot.calendar.workflow import my_calendar
 from bot.context import AppContext
 from bot.digests.render import fit_blocks, list_section
-from bot.digests.runs import DueRun, Outgoing, TickResult, last_daily, late_note, run_if_due
+from bot.digests.runs import Builder, DueRun, Outgoing, TickResult, last_daily, late_note, run_many
 from bot.errors import DomainError
 from storage.models import Callback, Member, Membership, Study
 from storage.repositories import candidates as cand_repo
@@ -98,6 +98,7 @@ def build(ctx: AppContext, slack_id: str, day: dt.date, *, now: dt.datetime,
 
 def tick(ctx: AppContext, result: TickResult) -> None:
     now = ctx.clock.now()
+    items: list[tuple[DueRun, Builder]] = []
     for slack_id, tz in coordinators(ctx):
         run = due_run(slack_id, tz, now)
 
@@ -106,4 +107,5 @@ def tick(ctx: AppContext, result: TickResult) -> None:
             note = late_note(run, now, tz) if late else None
             return build(ctx, slack_id, run.day, now=now, late=note)
 
-        run_if_due(ctx, run, make, result)
+        items.append((run, make))
+    run_many(ctx, items, result)

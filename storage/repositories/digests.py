@@ -23,6 +23,18 @@ def exists(session: Session, scope: str, period: str) -> bool:
     return session.scalar(stmt) is not None
 
 
+def existing(session: Session, scopes: list[str], periods: set[str]) -> set[tuple[str, str]]:
+    """Which of these (scope, period) runs are recorded (a superset query, filtered here)."""
+    if not scopes:
+        return set()
+    found: set[tuple[str, str]] = set()
+    for i in range(0, len(scopes), 500):
+        stmt = select(DigestRun.scope, DigestRun.period).where(
+            DigestRun.scope.in_(scopes[i:i + 500]), DigestRun.period.in_(sorted(periods)))
+        found.update((sc, pe) for sc, pe in session.execute(stmt))
+    return found
+
+
 def claim(session: Session, *, scope: str, period: str, status: str, late: bool,
           now: dt.datetime) -> bool:
     """Insert the run; False when another worker (or an earlier tick) already has it.
