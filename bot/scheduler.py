@@ -35,6 +35,8 @@ def job_specs() -> list[JobSpec]:
     from bot.calendar.jobs import graph_sync_job
     from bot.callbacks.jobs import cadence_job, callbacks_job
     from bot.digests.jobs import digests_job
+    from bot.leads.assignment import assignment_job
+    from bot.leads.sla import slas_job
     from bot.outbox import outbox_job
 
     return [
@@ -44,6 +46,10 @@ def job_specs() -> list[JobSpec]:
                 "max attempts", 600, cadence_job),
         JobSpec("digests", "daily study digests, weekly stakeholder updates and 'your day' DMs, "
                 "each once per period (late ones marked, >12 h late skipped)", 60, digests_job),
+        JobSpec("assignment", "give unowned new leads to study coordinators (least loaded or "
+                "round robin; skips out-of-office)", 60, assignment_job),
+        JobSpec("slas", "stage SLA breaches: DM the owner once; channel note (counts) at 2x", 300,
+                slas_job),
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
                 outbox_job),
         JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,

@@ -160,6 +160,10 @@ class Candidate(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "seq"),
         Index("ix_candidates_study_status", "study_id", "status"),
+        Index("ix_candidates_study_created", "study_id", "created_at"),
+        Index("ix_candidates_study_unreachable", "study_id", "unreachable_at"),
+        Index("ix_candidates_owner_queue", "owner_id", "status", "attempts", "created_at"),
+        Index("ix_candidates_owner_tz", "owner_id", "timezone"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -186,6 +190,9 @@ class Candidate(Base):
     unreachable_at: Mapped[dt.datetime | None] = mapped_column()
     source: Mapped[str | None] = mapped_column(String(40))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    assigned_at: Mapped[dt.datetime | None] = mapped_column()
+    # why the lead waits (bot.leads.reasons); None = derived from its state
+    wait_reason: Mapped[str | None] = mapped_column(String(24))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -195,7 +202,10 @@ class Candidate(Base):
 
 class PrescreenCall(Base):
     __tablename__ = "prescreen_calls"
-    __table_args__ = (Index("ix_prescreen_calls_called_at", "called_at"),)
+    __table_args__ = (
+        Index("ix_prescreen_calls_called_at", "called_at"),
+        Index("ix_prescreen_calls_study_called", "study_id", "called_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
@@ -217,7 +227,10 @@ class PrescreenCall(Base):
 
 class Referral(Base):
     __tablename__ = "referrals"
-    __table_args__ = (Index("ix_referrals_study_state", "study_id", "state"),)
+    __table_args__ = (
+        Index("ix_referrals_study_state", "study_id", "state"),
+        Index("ix_referrals_study_created", "study_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
@@ -246,7 +259,10 @@ class Referral(Base):
 
 class ReferralEvent(Base):
     __tablename__ = "referral_events"
-    __table_args__ = (Index("ix_referral_events_to_at", "to_state", "at"),)
+    __table_args__ = (
+        Index("ix_referral_events_to_at", "to_state", "at"),
+        Index("ix_referral_events_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -261,7 +277,11 @@ class ReferralEvent(Base):
 
 class Callback(Base):
     __tablename__ = "callbacks"
-    __table_args__ = (Index("ix_callbacks_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_callbacks_status_due", "status", "due_at"),
+        Index("ix_callbacks_study_due", "study_id", "due_at"),
+        Index("ix_callbacks_owner_kind_due", "owner_id", "kind", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
@@ -282,6 +302,22 @@ class Callback(Base):
 
     candidate: Mapped[Candidate] = relationship()
     owner: Mapped[Member] = relationship()
+
+
+class SlaNotice(Base):
+    """One row per SLA notice given (breach, 2x): the unique key makes each notice exactly-once
+    across workers (bot.leads.sla)."""
+
+    __tablename__ = "sla_notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(24))
+    level: Mapped[str] = mapped_column(String(8))  # breach | 2x
+    entity: Mapped[str] = mapped_column(String(16))  # candidate | referral
+    entity_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class OutboxMessage(Base):

@@ -94,6 +94,10 @@ def home_view(q: Queue, now: dt.datetime) -> bk.Block:
         bk.section(f"*My queue* · {local:%A %b} {local.day}, {local:%H:%M} {local.tzname()}",
                    accessory=bk.button("Refresh", ids.HOME_REFRESH)),
     ]
+    if q.work is not None:
+        from bot.leads.views import home_section
+
+        blocks += home_section(q.work)
     blocks += _items("Callbacks today", q.callbacks_today, "No callbacks due today.")
     blocks += _items("Needs another attempt", q.needs_attempt, "Nobody is waiting for another attempt.")
     if q.approvals:

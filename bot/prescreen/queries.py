@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.context import AppContext
@@ -129,6 +130,7 @@ class Queue:
     needs_attempt: list[QueueItem] = field(default_factory=list)
     approvals: list[QueueItem] = field(default_factory=list)
     is_member: bool = True
+    work: Any = None  # bot.leads.queue.WorkQueue: everything the member owns, most urgent first
 
 
 def my_queue(ctx: AppContext, user_id: str) -> Queue:
@@ -144,6 +146,11 @@ def my_queue(ctx: AppContext, user_id: str) -> Queue:
         start = dt.datetime.combine(local_today, dt.time(0), tz).astimezone(dt.UTC)
         end = dt.datetime.combine(local_today + dt.timedelta(days=1), dt.time(0), tz).astimezone(dt.UTC)
         coord_studies = [s.id for s, r in roles if r in ("coordinator", "admin")]
+        if coord_studies:
+            from bot.leads.queue import work_for
+
+            q.work = work_for(session, member, {s.id: s for s, r in roles if s.id in coord_studies},
+                              now, limit=11)
         since = min(start, now - dt.timedelta(hours=12))
         for cb in cand_repo.callbacks_between(session, member.id, since, end):
             overdue = " · overdue" if cb.due_at < now else ""

@@ -22,6 +22,7 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 QUESTION_KINDS = ("yes_no", "number", "choice", "date")
 ROLES = ("coordinator", "approver", "stakeholder", "admin")
+ASSIGNMENT_STRATEGIES = ("least_loaded", "round_robin")
 RULE_KEYS = {
     "number": {"min", "max"},
     "yes_no": {"equals"},
@@ -173,6 +174,9 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
             errors.append(f"{label}: calling_window: start must be before end")
     errors.extend(_validate_cadence(label, s.get("cadence")))
     errors.extend(_validate_weekly_update(label, s.get("weekly_update")))
+    errors.extend(_validate_slas(label, s.get("slas")))
+    if "assignment" in s and s["assignment"] not in ASSIGNMENT_STRATEGIES:
+        errors.append(f"{label}: assignment: must be one of {', '.join(ASSIGNMENT_STRATEGIES)}")
     sites = s.get("sites", [])
     if not isinstance(sites, list):
         errors.append(f"{label}: sites: must be a list")
@@ -276,6 +280,38 @@ def _validate_weekly_update(label: str, weekly: Any) -> list[str]:
     return errors
 
 
+SLA_NUMBERS = {  # field: (smallest, largest, what)
+    "first_attempt_hours": (1, 240, "a whole number of hours from 1 to 240"),
+    "approval_business_days": (1, 30, "a whole number of business days from 1 to 30"),
+    "site_contact_business_days": (1, 30, "a whole number of business days from 1 to 30"),
+    "visit_scheduled_days": (1, 90, "a whole number of days from 1 to 90"),
+}
+BUSINESS_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _validate_slas(label: str, slas: Any) -> list[str]:
+    if slas is None:
+        return []
+    allowed = [*SLA_NUMBERS, "business_hours"]
+    if not isinstance(slas, dict):
+        return [f"{label}: slas: must be a mapping with any of {', '.join(allowed)}"]
+    errors = [f"{label}: slas.{k}: unknown setting; use {', '.join(allowed)}"
+              for k in slas if k not in allowed]
+    for name, (lo, hi, what) in SLA_NUMBERS.items():
+        v = slas.get(name)
+        if name in slas and (not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi):
+            errors.append(f"{label}: slas.{name}: must be {what}")
+    hours = slas.get("business_hours")
+    if "business_hours" in slas:
+        if not isinstance(hours, str) or not BUSINESS_HOURS.match(hours.replace(" ", "")):
+            errors.append(f"{label}: slas.business_hours: must be \"HH:MM-HH:MM\", like \"09:00-17:00\"")
+        else:
+            start, end = hours.replace(" ", "").split("-")
+            if start >= end:
+                errors.append(f"{label}: slas.business_hours: the start must be before the end")
+    return errors
+
+
 def _validate_rule(where: str, kind: str, q: dict[str, Any]) -> list[str]:
     errors: list[str] = []
     options = q.get("options")
@@ -364,7 +400,11 @@ def import_studies(db: Database, path: Path, actor: str = "cli") -> ImportReport
 def _study_fields(s: dict[str, Any]) -> dict[str, Any]:
     tz = s["timezone"]
     window = s.get("calling_window") or {}
-    options = {k: s[k] for k in ("cadence", "weekly_update", "sla", "lead_sources") if k in s}
+    options = {k: s[k] for k in ("cadence", "weekly_update", "sla", "slas", "assignment",
+                                 "lead_sources") if k in s}
+    if isinstance(options.get("slas"), dict) and "business_hours" in options["slas"]:
+        options["slas"] = {**options["slas"],
+                           "business_hours": str(options["slas"]["business_hours"]).replace(" ", "")}
     return {
         "key": s["key"],
         "title": s["title"],

@@ -168,6 +168,8 @@ def upgrade() -> None:
     sa.Column('unreachable_at', storage.models.UTCDateTime(), nullable=True),
     sa.Column('source', sa.String(length=40), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('assigned_at', storage.models.UTCDateTime(), nullable=True),
+    sa.Column('wait_reason', sa.String(length=24), nullable=True),
     sa.Column('created_at', storage.models.UTCDateTime(), nullable=False),
     sa.Column('updated_at', storage.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['owner_id'], ['members.id'], name=op.f('fk_candidates_owner_id_members')),
@@ -180,8 +182,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_candidates_dedupe_index'), ['dedupe_index'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_name_index'), ['name_index'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index('ix_candidates_owner_queue', ['owner_id', 'status', 'attempts', 'created_at'], unique=False)
+        batch_op.create_index('ix_candidates_owner_tz', ['owner_id', 'timezone'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_phone_index'), ['phone_index'], unique=False)
+        batch_op.create_index('ix_candidates_study_created', ['study_id', 'created_at'], unique=False)
         batch_op.create_index('ix_candidates_study_status', ['study_id', 'status'], unique=False)
+        batch_op.create_index('ix_candidates_study_unreachable', ['study_id', 'unreachable_at'], unique=False)
 
     op.create_table('memberships',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -230,6 +236,22 @@ def upgrade() -> None:
     with op.batch_alter_table('sites', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sites_study_id'), ['study_id'], unique=False)
 
+    op.create_table('sla_notices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=120), nullable=False),
+    sa.Column('study_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.String(length=24), nullable=False),
+    sa.Column('level', sa.String(length=8), nullable=False),
+    sa.Column('entity', sa.String(length=16), nullable=False),
+    sa.Column('entity_id', sa.Integer(), nullable=False),
+    sa.Column('at', storage.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['study_id'], ['studies.id'], name=op.f('fk_sla_notices_study_id_studies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_notices')),
+    sa.UniqueConstraint('key', name=op.f('uq_sla_notices_key'))
+    )
+    with op.batch_alter_table('sla_notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sla_notices_study_id'), ['study_id'], unique=False)
+
     op.create_table('prescreen_calls',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('candidate_id', sa.Integer(), nullable=False),
@@ -254,6 +276,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_prescreen_calls_called_at', ['called_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_coordinator_id'), ['coordinator_id'], unique=False)
+        batch_op.create_index('ix_prescreen_calls_study_called', ['study_id', 'called_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_study_id'), ['study_id'], unique=False)
 
     op.create_table('callbacks',
@@ -282,8 +305,10 @@ def upgrade() -> None:
     with op.batch_alter_table('callbacks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_callbacks_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_callbacks_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index('ix_callbacks_owner_kind_due', ['owner_id', 'kind', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_callbacks_remind_at'), ['remind_at'], unique=False)
         batch_op.create_index('ix_callbacks_status_due', ['status', 'due_at'], unique=False)
+        batch_op.create_index('ix_callbacks_study_due', ['study_id', 'due_at'], unique=False)
 
     op.create_table('referrals',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -313,6 +338,7 @@ def upgrade() -> None:
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_referrals_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referrals_site_id'), ['site_id'], unique=False)
+        batch_op.create_index('ix_referrals_study_created', ['study_id', 'created_at'], unique=False)
         batch_op.create_index('ix_referrals_study_state', ['study_id', 'state'], unique=False)
 
     op.create_table('referral_events',
@@ -327,6 +353,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral_events'))
     )
     with op.batch_alter_table('referral_events', schema=None) as batch_op:
+        batch_op.create_index('ix_referral_events_at', ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_events_referral_id'), ['referral_id'], unique=False)
         batch_op.create_index('ix_referral_events_to_at', ['to_state', 'at'], unique=False)
 
@@ -338,28 +365,37 @@ def downgrade() -> None:
     with op.batch_alter_table('referral_events', schema=None) as batch_op:
         batch_op.drop_index('ix_referral_events_to_at')
         batch_op.drop_index(batch_op.f('ix_referral_events_referral_id'))
+        batch_op.drop_index('ix_referral_events_at')
 
     op.drop_table('referral_events')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index('ix_referrals_study_state')
+        batch_op.drop_index('ix_referrals_study_created')
         batch_op.drop_index(batch_op.f('ix_referrals_site_id'))
         batch_op.drop_index(batch_op.f('ix_referrals_candidate_id'))
 
     op.drop_table('referrals')
     with op.batch_alter_table('callbacks', schema=None) as batch_op:
+        batch_op.drop_index('ix_callbacks_study_due')
         batch_op.drop_index('ix_callbacks_status_due')
         batch_op.drop_index(batch_op.f('ix_callbacks_remind_at'))
+        batch_op.drop_index('ix_callbacks_owner_kind_due')
         batch_op.drop_index(batch_op.f('ix_callbacks_owner_id'))
         batch_op.drop_index(batch_op.f('ix_callbacks_candidate_id'))
 
     op.drop_table('callbacks')
     with op.batch_alter_table('prescreen_calls', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_study_id'))
+        batch_op.drop_index('ix_prescreen_calls_study_called')
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_coordinator_id'))
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_candidate_id'))
         batch_op.drop_index('ix_prescreen_calls_called_at')
 
     op.drop_table('prescreen_calls')
+    with op.batch_alter_table('sla_notices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sla_notices_study_id'))
+
+    op.drop_table('sla_notices')
     with op.batch_alter_table('sites', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sites_study_id'))
 
@@ -373,8 +409,12 @@ def downgrade() -> None:
 
     op.drop_table('memberships')
     with op.batch_alter_table('candidates', schema=None) as batch_op:
+        batch_op.drop_index('ix_candidates_study_unreachable')
         batch_op.drop_index('ix_candidates_study_status')
+        batch_op.drop_index('ix_candidates_study_created')
         batch_op.drop_index(batch_op.f('ix_candidates_phone_index'))
+        batch_op.drop_index('ix_candidates_owner_tz')
+        batch_op.drop_index('ix_candidates_owner_queue')
         batch_op.drop_index(batch_op.f('ix_candidates_owner_id'))
         batch_op.drop_index(batch_op.f('ix_candidates_name_index'))
         batch_op.drop_index(batch_op.f('ix_candidates_dedupe_index'))
