@@ -60,10 +60,10 @@ def test_monday_update_has_the_funnel_with_conversions_and_the_chart(bot: Bot) -
     [update] = weekly_messages(bot)
     body = " ".join(section_texts(update["blocks"]))
     assert "ALZ weekly update — 16 Nov to 22 Nov 2026" in body
-    assert "calls: *4*" in body
-    assert "pre-qualified: *1*" in body
-    assert "approved: *1* (100% of previous step)" in body
-    assert "sent to site: *1* (100% of previous step)" in body
+    assert "Calls: *4*" in body
+    assert "Pre-qualified: *1*" in body
+    assert "Approved: *1* (100% of previous step)" in body
+    assert "Sent to site: *1* (100% of previous step)" in body
     assert "*BOS:*" in body
     assert "*Median days* first call → referral" in body and "*Callbacks on time:*" in body
 
@@ -78,7 +78,7 @@ def test_monday_update_has_the_funnel_with_conversions_and_the_chart(bot: Bot) -
     assert methods.count("files.getUploadURLExternal") == 1
     assert methods.count("files.completeUploadExternal") == 1
     for phi in PHI_STRINGS:
-        assert phi not in bot.standin.all_outgoing_text()
+        assert phi not in str(bot.standin.messages())
 
 
 def test_day_time_and_channel_come_from_the_study(bot: Bot) -> None:

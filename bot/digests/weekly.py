@@ -5,7 +5,6 @@ on time — as text, then the funnel chart as a PNG. Counts only."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +56,15 @@ def due_run(study: Study, now: dt.datetime) -> DueRun:
 
 def week_period(start: dt.date, end: dt.date, tz: str) -> Any:
     """A bot.kpis Period covering start..end (inclusive) local days."""
-    from bot.kpis import day_period
+    from bot.kpis import range_period
 
-    first, last = day_period(start, tz), day_period(end, tz)
-    return dataclasses.replace(first, end_day=last.end_day, end=last.end,
-                               label=f"{start:%d %b} – {end:%d %b %Y}")
+    return range_period(start, end, tz, f"{start:%d %b} – {end:%d %b %Y}")
+
+
+def step_label(step: str) -> str:
+    from bot.kpis import FUNNEL_STEPS
+
+    return dict(FUNNEL_STEPS).get(step, step.replace("_", " "))
 
 
 def funnel_lines(funnel: list[tuple[str, int]]) -> list[str]:
@@ -69,7 +72,7 @@ def funnel_lines(funnel: list[tuple[str, int]]) -> list[str]:
     prev: int | None = None
     for step, n in funnel:
         pct = "" if prev is None else f" ({conversion(n, prev)} of previous step)"
-        lines.append(f"{step}: *{n}*{pct}")
+        lines.append(f"{step_label(step)}: *{n}*{pct}")
         prev = n
     return lines
 
@@ -98,7 +101,8 @@ def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dic
     if per_site:
         blocks.append(divider())
     for site_key, k in sorted(per_site.items()):
-        steps = [(s, n) for s, n in k.funnel if s not in ("calls", "reached", "pre-qualified")]
+        # per site only the referral steps are the site's own (calls are study-wide)
+        steps = [(s, n) for s, n in k.funnel if s not in ("calls", "reached", "pre_qualified")]
         blocks.append(list_section(f"*{site_key}:*", funnel_lines(steps), sep=" → ",
                                    more_hint=hint))
     blocks.append(context("Counts only, no patient identity. Funnel chart below."))
@@ -120,7 +124,8 @@ def build(ctx: AppContext, study: Study, start: dt.date, end: dt.date, *,
                 for site in study.sites if site.active}
     text, blocks = render(study, start, end, total, per_site, late=late)
     cfg = config(study)
-    png = funnel_png(f"{study.key} funnel, {start:%d %b} – {end:%d %b %Y}", list(total.funnel))
+    png = funnel_png(f"{study.key} funnel, {start:%d %b} – {end:%d %b %Y}",
+                     [(step_label(step), n) for step, n in total.funnel])
     filename = f"{study.key.lower()}-funnel-{start.isoformat()}.png"
     return [Outgoing(KIND, cfg.channel, text, blocks, study_key=study.key),
             Outgoing(CHART_KIND, cfg.channel, f"{study.key} funnel chart", study_key=study.key,
