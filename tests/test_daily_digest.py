@@ -249,7 +249,7 @@ def test_monday_digest_reports_sunday_against_the_week_before(bot: Bot) -> None:
     assert "*Pre-qualified*\n1 ↑" in body and "*Disqualified*\n1 ↑" in body
     assert "*Top failed criteria:*\nage 1" in body
     assert "*Approved*\n1 ↑" in body and "*Sent to site*\n1 ↑" in body
-    assert f"<@{CASEY}>: 2 calls" in body and f"<@{SAM}>: 1 calls" in body
+    assert f"<@{CASEY}>: 2 calls" in body and f"<@{SAM}>: 1 call ·" in body
     assert "*BOS*:" in body and "sent to site" in body
     assert "sent late" not in body
     everything = str(bot.standin.messages())  # every channel and DM
@@ -339,3 +339,39 @@ def test_days_are_study_days_on_dst_changes(bot: Bot) -> None:
               for m in digests(bot)}
     assert "*Calls*\n2 " in by_day["ALZ daily digest — Sun 01 Nov 2026"]
     assert "*Calls*\n2 " in by_day["ALZ daily digest — Sun 08 Mar 2026"]
+
+
+def test_preview_prints_the_next_digest_and_send_queues_it_again_on_purpose(
+        cli_env: None, bot: Bot) -> None:
+    from storage.models import AuditEvent
+
+    with time_machine.travel(SUNDAY_10_NY, tick=False) as traveller:
+        yesterday_with_work(bot, traveller)
+        traveller.move_to(MONDAY_0830_NY - dt.timedelta(minutes=30), tick=False)
+        code, out = run_cli("digest", "preview", "ALZ")
+        assert code == 0, out
+        assert "ALZ daily digest — Sun 22 Nov 2026" in out and "Calls: 3 ↑ (7-day avg 0.1)" in out
+        with bot.db.session() as s:
+            assert s.scalars(select(DigestRun).where(DigestRun.scope == "daily:ALZ")).all() == []
+        code, out = run_cli("digest", "preview", "ALZ", "--kind", "weekly")
+        assert code == 0 and "ALZ weekly update — 16 Nov to 22 Nov 2026" in out
+        assert "[file alz-funnel-2026-11-16.png" in out
+        bot.deliver()
+        assert digests(bot) == []
+
+        code, out = run_cli("digest", "send", "ALZ", "--period", "2026-11-22")
+        assert code == 0, out
+        assert 'queued message "ALZ daily digest Sun 22 Nov' in out and "to C0ALZ0001" in out
+        bot.deliver()
+        assert len(digests(bot)) == 1
+        traveller.move_to(MONDAY_0830_NY, tick=False)
+        tick(bot)
+        assert len(digests(bot)) == 1, "the scheduled run does not send a second copy"
+
+        code, out = run_cli("digest", "send", "ALZ", "--period", "2026-11-22")
+        assert code == 0 and "(it had been sent before)" in out
+        bot.deliver()
+        assert len(digests(bot)) == 2
+    with bot.db.session() as s:
+        audits = s.scalars(select(AuditEvent).where(AuditEvent.action == "digest.resent")).all()
+        assert [a.entity_id for a in audits] == ["daily:ALZ:2026-11-22"] * 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import sys
 from typing import Any, TextIO
 
@@ -37,6 +38,13 @@ def _parse_day(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value)
 
 
+def _plain(text: str) -> str:
+    """mrkdwn → terminal: no *bold* / _italic_ markers, <@U…> as @U…."""
+    text = re.sub(r"<@(\w+)>", r"@\1", text)
+    text = text.replace("*", "")
+    return re.sub(r"(?<!\w)_|_(?!\w)", "", text)
+
+
 def blocks_as_text(blocks: list[dict[str, Any]]) -> str:
     """A terminal rendering of a Block Kit message."""
     lines: list[str] = []
@@ -54,7 +62,7 @@ def blocks_as_text(blocks: list[dict[str, Any]]) -> str:
             lines += [e.get("text", "") for e in b.get("elements", [])]
         elif kind == "divider":
             lines.append("-" * 40)
-    return "\n".join(lines)
+    return _plain("\n".join(lines))
 
 
 def _context(settings: Settings, db: Any) -> Any:

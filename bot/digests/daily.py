@@ -62,6 +62,10 @@ def gather(ctx: AppContext, study: Study, day: dt.date) -> DailyNumbers:
     )
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _avg(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -103,7 +107,7 @@ def render(study_key: str, day: dt.date, numbers: DailyNumbers, *,
     blocks.append(list_section(f"*Unreachable ({len(k.unreachable)}):*", list(k.unreachable),
                                sep=", ", more_hint=hint, max_items=40))
     coord_lines = [
-        f"<@{sid}>: {c.get('calls', 0)} calls · {c.get('reached', 0)} reached · "
+        f"<@{sid}>: {_n(c.get('calls', 0), 'call')} · {c.get('reached', 0)} reached · "
         f"{c.get('prequalified', 0)} pre-qualified"
         for sid, c in sorted(k.by_coordinator.items(), key=lambda kv: (-kv[1].get("calls", 0), kv[0]))
     ]
