@@ -64,7 +64,7 @@ def test_monday_update_has_the_funnel_with_conversions_and_the_chart(bot: Bot) -
     assert "Pre-qualified: *1*" in body
     assert "Approved: *1* (100% of previous step)" in body
     assert "Sent to site: *1* (100% of previous step)" in body
-    assert "*BOS:*" in body
+    assert "*BOS:*\nApproved 1 → Sent to site 1 (100%) → Visit scheduled 0 (0%)" in body
     assert "*Median days* first call → referral" in body and "*Callbacks on time:*" in body
 
     charts = [m for m in bot.standin.messages(CHANNEL) if m.get("files")]

@@ -67,12 +67,15 @@ def step_label(step: str) -> str:
     return dict(FUNNEL_STEPS).get(step, step.replace("_", " "))
 
 
-def funnel_lines(funnel: list[tuple[str, int]]) -> list[str]:
+def funnel_lines(funnel: list[tuple[str, int]], *, compact: bool = False) -> list[str]:
+    """One line per step with its conversion from the step before (none after a zero)."""
     lines = []
     prev: int | None = None
     for step, n in funnel:
-        pct = "" if prev is None else f" ({conversion(n, prev)} of previous step)"
-        lines.append(f"{step_label(step)}: *{n}*{pct}")
+        pct = ""
+        if prev:
+            pct = f" ({conversion(n, prev)})" if compact else f" ({conversion(n, prev)} of previous step)"
+        lines.append(f"{step_label(step)} {n}{pct}" if compact else f"{step_label(step)}: *{n}*{pct}")
         prev = n
     return lines
 
@@ -87,7 +90,7 @@ def _pct(value: float | None) -> str:
 
 def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dict[str, Any], *,
            late: str | None = None) -> tuple[str, list[Block]]:
-    hint = f"`/prescreen stats {study.key} week`"
+    hint = f"`/prescreen stats {study.key} 7d`"
     blocks: list[Block] = [header(f"{study.key} weekly update — {start:%d %b} to {end:%d %b %Y}")]
     if late:
         blocks.append(context(late))
@@ -97,14 +100,14 @@ def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dic
         f"*Median days* first call → referral: {_days(total.median_days_call_to_referral)} · "
         f"referral → visit: {_days(total.median_days_referral_to_visit)}\n"
         f"*Callbacks on time:* {_pct(total.callbacks_on_time_pct)} "
-        f"({total.callbacks_due - total.callbacks_missed} of {total.callbacks_due})"))
+        f"({total.callbacks_due} due, {total.callbacks_missed} missed)"))
     if per_site:
         blocks.append(divider())
     for site_key, k in sorted(per_site.items()):
         # per site only the referral steps are the site's own (calls are study-wide)
         steps = [(s, n) for s, n in k.funnel if s not in ("calls", "reached", "pre_qualified")]
-        blocks.append(list_section(f"*{site_key}:*", funnel_lines(steps), sep=" → ",
-                                   more_hint=hint))
+        blocks.append(list_section(f"*{site_key}:*", funnel_lines(steps, compact=True),
+                                   sep=" → ", more_hint=hint))
     blocks.append(context("Counts only, no patient identity. Funnel chart below."))
     calls = dict(total.funnel).get("calls", total.calls)
     text = (f"{study.key} weekly update {start:%d %b}–{end:%d %b}: {calls} calls, "
