@@ -108,3 +108,21 @@ def test_the_chart_is_deterministic_and_small() -> None:
     assert first == second
     assert first.startswith(PNG_MAGIC) and len(first) < 100_000
     assert conversion(80, 120) == "67%" and conversion(1, 0) == "–"
+
+
+def test_an_upload_to_a_channel_without_the_bot_fails_for_good_without_retries(bot: Bot) -> None:
+    from bot.outbox import upload_file
+    from storage.models import OutboxMessage
+
+    bot.standin.set_channel(CHANNEL, bot_member=False)
+    with bot.db.session() as s:
+        upload_file(bot.ctx, s, key="test:file:2", kind="weekly_chart", channel=CHANNEL,
+                    filename="funnel.png", data=PNG_MAGIC + b"\x00" * 10, title="Funnel",
+                    study_key="ALZ")
+    bot.deliver()
+    with bot.db.session() as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key == "test:file:2")
+                        ).one()
+        assert (row.status, row.last_error) == ("failed", "not_in_channel")
+    assert bot.standin.messages(CHANNEL) == []
+    assert len(bot.standin.calls_to("files.completeUploadExternal")) == 1
