@@ -173,6 +173,7 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
         elif window["start"] >= window["end"]:
             errors.append(f"{label}: calling_window: start must be before end")
     errors.extend(_validate_cadence(label, s.get("cadence")))
+    errors.extend(_validate_weekly_update(label, s.get("weekly_update")))
     errors.extend(_validate_slas(label, s.get("slas")))
     errors.extend(_validate_lead_sources(label, s.get("lead_sources")))
     if "assignment" in s and s["assignment"] not in ASSIGNMENT_STRATEGIES:
@@ -254,6 +255,29 @@ def _validate_cadence(label: str, cadence: Any) -> list[str]:
     gap = cadence.get("gap_business_days", 1)
     if not isinstance(gap, int) or isinstance(gap, bool) or not 1 <= gap <= 10:
         errors.append(f"{label}: cadence.gap_business_days: a whole number from 1 to 10")
+    return errors
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _validate_weekly_update(label: str, weekly: Any) -> list[str]:
+    """weekly_update: {day: mon, time: "09:00", channel: C…} — every key optional."""
+    if weekly is None:
+        return []
+    if not isinstance(weekly, dict) or set(weekly) - {"day", "time", "channel"}:
+        return [f"{label}: weekly_update: use day (mon…sun), time (\"HH:MM\") and channel "
+                "(a channel id); all optional"]
+    errors = []
+    day = weekly.get("day", "mon")
+    if not isinstance(day, str) or day.lower()[:3] not in WEEKDAYS or len(day) < 3:
+        errors.append(f"{label}: weekly_update.day: one of {', '.join(WEEKDAYS)}")
+    time = weekly.get("time", "09:00")
+    if not isinstance(time, str) or not HHMM.match(time):
+        errors.append(f"{label}: weekly_update.time: must be HH:MM in quotes, like \"09:00\"")
+    channel = weekly.get("channel")
+    if channel is not None and (not isinstance(channel, str) or not CHANNEL_ID.match(channel)):
+        errors.append(f"{label}: weekly_update.channel: must be a Slack channel id like C0123ABCD")
     return errors
 
 
