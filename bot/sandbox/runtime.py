@@ -31,6 +31,7 @@ class Sandbox:
     sender: SlackSender
     clock: OffsetClock
     demo: dict[str, Any]
+    ctx: Any = None  # the app's AppContext, for running jobs after the clock moves
 
     @property
     def members(self) -> list[dict[str, Any]]:
@@ -84,10 +85,15 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     sender = SlackSender(url.rstrip("/") + "/slack/events", secret, standin, team_id=SANDBOX_TEAM)
     sandbox = Sandbox(standin=standin, sender=sender, clock=clock, demo=demo)
     ctx.extras["sandbox"] = sandbox
+    from bot.sandbox.seed import has_candidates, seed_demo
 
-    from bot.sandbox.console import console_routes
+    if not has_candidates(ctx):
+        log.info("sandbox: seeded %d demo candidates", seed_demo(ctx))
 
-    web = SlackWebApp(bolt, db, routes=console_routes(sandbox))
+    from bot.sandbox.console import console_routes, static_routes
+
+    sandbox.ctx = ctx
+    web = SlackWebApp(bolt, db, routes=console_routes(sandbox), prefix_routes=static_routes())
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
     from bot.calendar.sandbox import start_sandbox_graph
