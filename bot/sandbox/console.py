@@ -81,7 +81,9 @@ def state_for(sandbox: Sandbox, user: str) -> dict[str, Any]:
         "now": sandbox.clock.now().isoformat(),
         "user": user,
         "members": [{"id": m["slack_id"], "name": m.get("name", m["slack_id"]),
-                     "roles": m.get("roles") or {}} for m in sandbox.members],
+                     "roles": m.get("roles") or {}, "timezone": m.get("timezone") or "UTC"}
+                    for m in sandbox.members],
+        "bot_user": s.bot_user_id,
         "channels": channels,
         "dm": {"id": dm, "name": s.bot_name},
         "messages": messages,

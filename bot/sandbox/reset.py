@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from bot.config import Settings
 from bot.app import create_context
+from bot.config import Settings
 from bot.runtime import sandbox_key
 from bot.sandbox.runtime import SANDBOX_TOKEN, demo_file
 from bot.sandbox.seed import seed_demo
