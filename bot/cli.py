@@ -79,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     obretry.add_argument("id", type=int)
     obretry.set_defaults(func=cmd_outbox_retry)
 
+    exp = sub.add_parser("export", help="CSV of calls, referrals, callbacks or audit for one study")
+    exp.add_argument("kind", choices=("calls", "referrals", "callbacks", "audit"))
+    exp.add_argument("--study", required=True, help="study key, e.g. ALZ")
+    exp.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
+                     help="first study-local day")
+    exp.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD",
+                     help="last study-local day (inclusive)")
+    exp.add_argument("--out", required=True, type=Path, metavar="FILE.csv")
+    exp.add_argument("--include-phi", action="store_true",
+                     help="add name/phone/dob/notes columns (recorded in the audit log)")
+    exp.set_defaults(func=cmd_export)
+
     sandbox = sub.add_parser("sandbox", help="sandbox data")
     sbsub = sandbox.add_subparsers(dest="sandbox_cmd", metavar="ACTION")
     sbsub.required = True
@@ -334,6 +346,43 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings, out: TextIO) -
                   file=sys.stderr)
             return EXIT_FAIL
     print(f"{report}. You can now remove the old key(s) from PRESCREEN_ENCRYPTION_KEYS.", file=out)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from slack_sdk import WebClient
+
+    from bot.context import AppContext
+    from bot.errors import DomainError
+    from bot.export import export_csv, parse_dates
+    from storage.crypto import PHICipher
+
+    try:
+        date_from, date_to = parse_dates(args.date_from, args.date_to)
+    except DomainError as exc:
+        print(f"prescreen-bot: {exc.message}", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.out.parent.is_dir():
+        print(f"prescreen-bot: folder {args.out.parent} does not exist", file=sys.stderr)
+        return EXIT_INVALID
+    keys = settings.encryption_keys
+    if args.include_phi and not keys:
+        print("prescreen-bot: --include-phi needs PRESCREEN_ENCRYPTION_KEYS", file=sys.stderr)
+        return EXIT_INVALID
+    with open_db(settings) as db:
+        # without --include-phi nothing is decrypted; a throwaway key keeps the context whole
+        ctx = AppContext(settings=settings, db=db,
+                         cipher=PHICipher(keys or [PHICipher.generate_key()]),
+                         slack=WebClient(token=None))
+        try:
+            result = export_csv(ctx, args.kind, args.study, date_from, date_to, args.out,
+                                include_phi=args.include_phi)
+        except DomainError as exc:
+            print(f"prescreen-bot: {exc.message}", file=sys.stderr)
+            return EXIT_INVALID
+    phi = " with patient identity (audited)" if result.include_phi else ""
+    print(f"{result.rows} {result.kind} rows of {result.study_key} for {result.period.label} "
+          f"written to {result.path}{phi}", file=out)
     return EXIT_OK
 
 

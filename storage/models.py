@@ -160,6 +160,8 @@ class Candidate(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "seq"),
         Index("ix_candidates_study_status", "study_id", "status"),
+        Index("ix_candidates_study_created", "study_id", "created_at"),
+        Index("ix_candidates_study_unreachable", "study_id", "unreachable_at"),
         Index("ix_candidates_owner_queue", "owner_id", "status", "attempts", "created_at"),
         Index("ix_candidates_owner_tz", "owner_id", "timezone"),
     )
@@ -200,7 +202,10 @@ class Candidate(Base):
 
 class PrescreenCall(Base):
     __tablename__ = "prescreen_calls"
-    __table_args__ = (Index("ix_prescreen_calls_called_at", "called_at"),)
+    __table_args__ = (
+        Index("ix_prescreen_calls_called_at", "called_at"),
+        Index("ix_prescreen_calls_study_called", "study_id", "called_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
@@ -222,7 +227,10 @@ class PrescreenCall(Base):
 
 class Referral(Base):
     __tablename__ = "referrals"
-    __table_args__ = (Index("ix_referrals_study_state", "study_id", "state"),)
+    __table_args__ = (
+        Index("ix_referrals_study_state", "study_id", "state"),
+        Index("ix_referrals_study_created", "study_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
@@ -251,7 +259,10 @@ class Referral(Base):
 
 class ReferralEvent(Base):
     __tablename__ = "referral_events"
-    __table_args__ = (Index("ix_referral_events_to_at", "to_state", "at"),)
+    __table_args__ = (
+        Index("ix_referral_events_to_at", "to_state", "at"),
+        Index("ix_referral_events_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -268,6 +279,7 @@ class Callback(Base):
     __tablename__ = "callbacks"
     __table_args__ = (
         Index("ix_callbacks_status_due", "status", "due_at"),
+        Index("ix_callbacks_study_due", "study_id", "due_at"),
         Index("ix_callbacks_owner_kind_due", "owner_id", "kind", "due_at"),
     )
 

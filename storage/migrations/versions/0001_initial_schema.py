@@ -185,7 +185,9 @@ def upgrade() -> None:
         batch_op.create_index('ix_candidates_owner_queue', ['owner_id', 'status', 'attempts', 'created_at'], unique=False)
         batch_op.create_index('ix_candidates_owner_tz', ['owner_id', 'timezone'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_phone_index'), ['phone_index'], unique=False)
+        batch_op.create_index('ix_candidates_study_created', ['study_id', 'created_at'], unique=False)
         batch_op.create_index('ix_candidates_study_status', ['study_id', 'status'], unique=False)
+        batch_op.create_index('ix_candidates_study_unreachable', ['study_id', 'unreachable_at'], unique=False)
 
     op.create_table('memberships',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -274,6 +276,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_prescreen_calls_called_at', ['called_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_coordinator_id'), ['coordinator_id'], unique=False)
+        batch_op.create_index('ix_prescreen_calls_study_called', ['study_id', 'called_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_study_id'), ['study_id'], unique=False)
 
     op.create_table('callbacks',
@@ -305,6 +308,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_callbacks_owner_kind_due', ['owner_id', 'kind', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_callbacks_remind_at'), ['remind_at'], unique=False)
         batch_op.create_index('ix_callbacks_status_due', ['status', 'due_at'], unique=False)
+        batch_op.create_index('ix_callbacks_study_due', ['study_id', 'due_at'], unique=False)
 
     op.create_table('referrals',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -334,6 +338,7 @@ def upgrade() -> None:
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_referrals_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_referrals_site_id'), ['site_id'], unique=False)
+        batch_op.create_index('ix_referrals_study_created', ['study_id', 'created_at'], unique=False)
         batch_op.create_index('ix_referrals_study_state', ['study_id', 'state'], unique=False)
 
     op.create_table('referral_events',
@@ -348,6 +353,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral_events'))
     )
     with op.batch_alter_table('referral_events', schema=None) as batch_op:
+        batch_op.create_index('ix_referral_events_at', ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_events_referral_id'), ['referral_id'], unique=False)
         batch_op.create_index('ix_referral_events_to_at', ['to_state', 'at'], unique=False)
 
@@ -359,15 +365,18 @@ def downgrade() -> None:
     with op.batch_alter_table('referral_events', schema=None) as batch_op:
         batch_op.drop_index('ix_referral_events_to_at')
         batch_op.drop_index(batch_op.f('ix_referral_events_referral_id'))
+        batch_op.drop_index('ix_referral_events_at')
 
     op.drop_table('referral_events')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index('ix_referrals_study_state')
+        batch_op.drop_index('ix_referrals_study_created')
         batch_op.drop_index(batch_op.f('ix_referrals_site_id'))
         batch_op.drop_index(batch_op.f('ix_referrals_candidate_id'))
 
     op.drop_table('referrals')
     with op.batch_alter_table('callbacks', schema=None) as batch_op:
+        batch_op.drop_index('ix_callbacks_study_due')
         batch_op.drop_index('ix_callbacks_status_due')
         batch_op.drop_index(batch_op.f('ix_callbacks_remind_at'))
         batch_op.drop_index('ix_callbacks_owner_kind_due')
@@ -377,6 +386,7 @@ def downgrade() -> None:
     op.drop_table('callbacks')
     with op.batch_alter_table('prescreen_calls', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_study_id'))
+        batch_op.drop_index('ix_prescreen_calls_study_called')
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_coordinator_id'))
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_candidate_id'))
         batch_op.drop_index('ix_prescreen_calls_called_at')
@@ -399,7 +409,9 @@ def downgrade() -> None:
 
     op.drop_table('memberships')
     with op.batch_alter_table('candidates', schema=None) as batch_op:
+        batch_op.drop_index('ix_candidates_study_unreachable')
         batch_op.drop_index('ix_candidates_study_status')
+        batch_op.drop_index('ix_candidates_study_created')
         batch_op.drop_index(batch_op.f('ix_candidates_phone_index'))
         batch_op.drop_index('ix_candidates_owner_tz')
         batch_op.drop_index('ix_candidates_owner_queue')

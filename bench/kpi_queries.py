@@ -1,0 +1,274 @@
+"""KPI queries at scale: 1,000,000 calls, 100,000 referrals (with their events), 250,000
+candidates and 200,000 callbacks over a year, then how long `study_kpis` takes for the daily
+digest (yesterday, plus the 7 days before for the comparison) and for /prescreen stats (30d).
+
+Rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite) straight into the tables.
+
+Usage: python -m bench.kpi_queries [--database-url URL] [--calls 1000000] [--referrals 100000]
+       [--runs 7]"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy import select, text
+
+from bench._harness import db_label, fresh_database, percentile, table
+from bot import kpis
+from bot.app import create_context
+from bot.config import Settings
+from bot.studies.importer import import_studies
+from storage import migrate
+from storage.db import Database
+from storage.models import Member, Site, Study
+
+TZ = "America/New_York"
+NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)  # Monday 09:00 in New York
+DAYS = 365
+COORDS = [f"U0BCOORD{i}" for i in range(1, 9)]
+YAML = f"""
+studies:
+  - key: BEN
+    title: Benchmark study
+    channel: C0BENCH01
+    timezone: {TZ}
+    sites:
+      - {{key: S1, name: Site One, timezone: {TZ}}}
+      - {{key: S2, name: Site Two, timezone: {TZ}}}
+      - {{key: S3, name: Site Three, timezone: America/Chicago}}
+      - {{key: S4, name: Site Four, timezone: America/Chicago}}
+    questions:
+      - {{id: age, text: "Age in years", kind: number, eligible: {{min: 18, max: 90}}}}
+      - {{id: dx, text: "Diagnosed?", kind: yes_no, eligible: {{equals: false}}}}
+      - {{id: region, text: "Region", kind: choice, options: [NE, SE], eligible: {{in: [NE]}}}}
+members:
+""" + "".join(f"  - {{slack_id: {u}, timezone: {TZ}, roles: {{BEN: coordinator}}}}\n"
+              for u in COORDS)
+OUTCOMES = (["no_answer"] * 30 + ["left_voicemail"] * 20 + ["pre_qualified"] * 12
+            + ["disqualified"] * 15 + ["callback_requested"] * 10 + ["considering"] * 5
+            + ["not_interested"] * 5 + ["wrong_number"] * 2 + ["do_not_call"])
+SOURCES = ["web-ads", "radio", "referral-partner", "clinic-db"]
+CHAIN = ["pending_approval", "approved", "sent_to_site", "site_contacted", "visit_scheduled",
+         "screened", "enrolled"]
+BATCH = 50_000
+
+
+def when(rng: random.Random) -> dt.datetime:
+    return NOW - dt.timedelta(seconds=rng.randrange(DAYS * 86400), microseconds=rng.randrange(10**6))
+
+
+class Loader:
+    """Bulk rows into a table: COPY on PostgreSQL, executemany on SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.pg = db.engine.dialect.name == "postgresql"
+
+    def value(self, v: Any) -> Any:
+        if isinstance(v, dt.datetime):
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
+            return v if self.pg else v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(v, dt.date):
+            return v if self.pg else v.isoformat()
+        if isinstance(v, list | dict):
+            return json.dumps(v)
+        if isinstance(v, bool) and not self.pg:
+            return int(v)
+        return v
+
+    def load(self, table_name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        n = 0
+        raw = self.db.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            batch: list[tuple[Any, ...]] = []
+
+            def flush() -> None:
+                if not batch:
+                    return
+                if self.pg:
+                    with cur.copy(f"COPY {table_name} ({', '.join(columns)}) FROM STDIN") as cp:  # type: ignore[attr-defined]
+                        for r in batch:
+                            cp.write_row(r)
+                else:
+                    cur.executemany(f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES "
+                                    f"({', '.join('?' * len(columns))})", batch)
+                batch.clear()
+
+            for r in rows:
+                batch.append(tuple(self.value(v) for v in r))
+                n += 1
+                if len(batch) >= BATCH:
+                    flush()
+            flush()
+            raw.commit()
+        finally:
+            raw.close()
+        return n
+
+
+def generate(db: Database, n_calls: int, n_referrals: int, seed: int = 8) -> dict[str, int]:
+    rng = random.Random(seed)
+    token = Fernet(Fernet.generate_key()).encrypt(b"x").decode()
+    with db.session() as s:
+        study = s.scalars(select(Study).where(Study.key == "BEN")).one()
+        study.options = {**(study.options or {}), "lead_sources": {
+            "web-ads": {"label": "Web ads", "cost_per_lead": 35.0},
+            "radio": {"label": "Radio", "cost_per_lead": 80.0}}}
+        sid = study.id
+        site_ids = list(s.scalars(select(Site.id).where(Site.study_id == sid)))
+        coord_ids = list(s.scalars(select(Member.id).where(Member.slack_user_id.in_(COORDS))))
+    load = Loader(db)
+    n_cands = max(n_calls // 4, n_referrals * 2)
+    created = [when(rng) for _ in range(n_cands)]
+    load.load("candidates", (
+        "id", "study_id", "seq", "ref_code", "name_enc", "phone_enc", "phone_index", "timezone",
+        "consent_to_contact", "do_not_call", "status", "attempts", "source", "unreachable_at",
+        "created_at", "updated_at"), (
+        (i + 1, sid, i + 1, f"BEN-{i + 1:06d}", token, token, f"p{i}", TZ, True, False, "new", 0,
+         rng.choice(SOURCES), created[i] + dt.timedelta(days=rng.uniform(3, 20))
+         if rng.random() < 0.1 else None, created[i], created[i])
+        for i in range(n_cands)))
+
+    def calls() -> Iterable[tuple[Any, ...]]:
+        for i in range(n_calls):
+            outcome = rng.choice(OUTCOMES)
+            failed = (rng.sample(["age", "dx", "region"], rng.randrange(1, 3))
+                      if outcome == "disqualified" else [])
+            yield (i + 1, rng.randrange(1, n_cands + 1), sid, rng.choice(coord_ids),
+                   rng.randrange(1, 6), outcome, {}, outcome == "pre_qualified"
+                   if outcome in ("pre_qualified", "disqualified") else None, failed, when(rng),
+                   NOW)
+    load.load("prescreen_calls", (
+        "id", "candidate_id", "study_id", "coordinator_id", "attempt_no", "outcome", "answers",
+        "eligible", "failed_criteria", "called_at", "created_at"), calls())
+
+    referred = rng.sample(range(1, n_cands + 1), n_referrals)
+    referrals: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    for rid, cid in enumerate(referred, start=1):
+        at = when(rng)
+        start = at
+        steps = rng.choice([1, 1, 2, 2, 3, 4, 5, 6, 7])
+        state, visit = "pending_approval", None
+        prev: str | None = None
+        for k in range(steps):
+            state = CHAIN[k]
+            if at > NOW:
+                break
+            events.append((len(events) + 1, rid, prev, state, "U0BCOORD1", at))
+            if state == "visit_scheduled":
+                visit = (at + dt.timedelta(days=rng.randrange(2, 21))).date()
+            prev = state
+            at = at + dt.timedelta(hours=rng.uniform(2, 24 * 6))
+        state = prev or "pending_approval"
+        referrals.append((rid, cid, sid, rng.choice(site_ids), state, 1, visit, start, start))
+    load.load("referrals", ("id", "candidate_id", "study_id", "site_id", "state", "version",
+                            "visit_date", "created_at", "updated_at"), referrals)
+    load.load("referral_events", ("id", "referral_id", "from_state", "to_state", "actor", "at"),
+              events)
+
+    def callbacks() -> Iterable[tuple[Any, ...]]:
+        for i in range(n_referrals * 2):
+            due = when(rng)
+            status = rng.choice(["done"] * 6 + ["missed", "cancelled"] + (
+                ["scheduled", "snoozed"] if due > NOW - dt.timedelta(days=1) else ["done"]))
+            done = (due + dt.timedelta(minutes=rng.uniform(-30, 90)) if status == "done"
+                    else due + dt.timedelta(hours=3) if status == "missed" and rng.random() < 0.5
+                    else None)
+            yield (i + 1, rng.randrange(1, n_cands + 1), sid, rng.choice(coord_ids), due, due,
+                   {}, status, "requested", False, due if status == "missed" else None, done,
+                   due, 1)
+    n_cb = load.load("callbacks", (
+        "id", "candidate_id", "study_id", "owner_id", "due_at", "remind_at", "window_check",
+        "status", "kind", "reminded_late", "escalated_at", "completed_at", "created_at",
+        "version"), callbacks())
+    with db.engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    return {"candidates": n_cands, "calls": n_calls, "referrals": n_referrals,
+            "referral events": len(events), "callbacks": n_cb}
+
+
+def timed(fn: Callable[[], Any], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--database-url")
+    ap.add_argument("--calls", type=int, default=1_000_000)
+    ap.add_argument("--referrals", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+    with fresh_database(args.database_url) as url:
+        run(url, args.calls, args.referrals, args.runs)
+
+
+def run(url: str, n_calls: int, n_referrals: int, runs: int) -> None:
+    migrate.upgrade(url)
+    db = Database(url)
+    studies = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "studies.yaml"
+    studies.write_text(YAML)
+    import_studies(db, studies, actor="bench")
+    t0 = time.perf_counter()
+    sizes = generate(db, n_calls, n_referrals)
+    load_s = time.perf_counter() - t0
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
+                        slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
+                        database_url=url, prescreen_encryption_keys=Fernet.generate_key().decode())
+
+    class Clock:
+        def now(self) -> dt.datetime:
+            return NOW
+
+    ctx = create_context(settings, db=db, clock=Clock())
+    today = NOW.astimezone(kpis.ZoneInfo(TZ)).date()
+    yesterday = kpis.period_for("yesterday", tz=TZ, today=today)
+    week_before = kpis.range_period(yesterday.start_day - dt.timedelta(days=7),
+                                    yesterday.start_day - dt.timedelta(days=1), TZ)
+    month = kpis.period_for("30d", tz=TZ, today=today)
+    year = kpis.period_for("365d", tz=TZ, today=today)
+
+    def digest() -> None:
+        kpis.study_kpis(ctx, "BEN", yesterday)
+        kpis.study_kpis(ctx, "BEN", week_before)
+
+    def stats_30d() -> None:
+        kpis.format_stats(kpis.study_kpis(ctx, "BEN", month))
+
+    k = kpis.study_kpis(ctx, "BEN", month)
+    label = db_label(url)
+    rows = []
+    for name, fn in [("digest: yesterday + previous 7 days", digest),
+                     ("digest: yesterday only", lambda: kpis.study_kpis(ctx, "BEN", yesterday)),
+                     ("/prescreen stats 30d (query + render)", stats_30d),
+                     ("/prescreen stats 365d", lambda: kpis.study_kpis(ctx, "BEN", year))]:
+        fn()  # warm-up
+        values = timed(fn, runs)
+        rows.append((name, f"{percentile(values, 50) * 1000:.0f} ms",
+                     f"{percentile(values, 99) * 1000:.0f} ms",
+                     f"{statistics.mean(values) * 1000:.0f} ms", label))
+    print(f"data: {', '.join(f'{v:,} {n}' for n, v in sizes.items())}; loaded in {load_s:.0f} s")
+    print(f"30d sanity: {k.calls:,} calls, {k.reached:,} reached, {k.prequalified:,} pre-qualified, "
+          f"{sum(k.referrals.values()):,} referral transitions, {k.callbacks_due:,} callbacks due")
+    print(table(rows, ("what", "p50", "p99", "mean", "database")) + f"\n({runs} runs each)")
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()
