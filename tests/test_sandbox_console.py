@@ -210,6 +210,8 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(page.locator("#pane-title")).to_have_text("prescreen-bot")
     reminder = page.locator(".msg", has_text=reminder_ref).last
     expect(reminder).to_contain_text("Callback due")
+    expect(reminder).not_to_contain_text("Late reminder")  # time passed in steps, as in real life
+    expect(reminder.get_by_role("button", name="Snooze 15 min")).to_be_visible()
     expect(page.locator("#messages")).to_contain_text("ALZ-0015 was approved by")
     steps.shot("reminder-dm")
 

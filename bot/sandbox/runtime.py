@@ -69,7 +69,9 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
                   app_url: str | None = None) -> Any:
     from bot.runtime import Runtime, sandbox_key
 
-    standin = SlackStandin(bot_token=SANDBOX_TOKEN, team_id=SANDBOX_TEAM).start(host="127.0.0.1")
+    # The stand-in keeps the sandbox's time, so message times follow the console's clock.
+    standin = SlackStandin(bot_token=SANDBOX_TOKEN, team_id=SANDBOX_TEAM,
+                           clock=lambda: clock.now().timestamp()).start(host="127.0.0.1")
     demo_path = demo_file()
     demo = yaml.safe_load(demo_path.read_text())
     seed_standin(standin, demo)

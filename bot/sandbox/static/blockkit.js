@@ -27,7 +27,9 @@
     bar_chart: "\uD83D\uDCCA", sunrise: "\uD83C\uDF05", heavy_check_mark: "\u2714\uFE0F",
     large_green_circle: "\uD83D\uDFE2", large_yellow_circle: "\uD83D\uDFE1", red_circle: "\uD83D\uDD34",
     mag: "\uD83D\uDD0D", lock: "\uD83D\uDD12", repeat: "\uD83D\uDD01", arrow_right: "\u27A1\uFE0F",
-    information_source: "\u2139\uFE0F", stopwatch: "\u23F1\uFE0F", phone: "\u260E\uFE0F"
+    information_source: "\u2139\uFE0F", stopwatch: "\u23F1\uFE0F", phone: "\u260E\uFE0F",
+    hourglass: "\u231B", bust_in_silhouette: "\uD83D\uDC64", crescent_moon: "\uD83C\uDF19",
+    grey_question: "\u2754", handshake: "\uD83E\uDD1D"
   };
 
   function el(tag, cls, text) {

@@ -252,9 +252,16 @@
     return node;
   }
 
+  // Message times in the current member's time zone, as Slack shows them.
   function timeOf(ts) {
     var d = new Date(Number(ts) * 1000);
-    return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+    var m = me();
+    try {
+      return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit",
+        timeZone: (m && m.timezone) || "UTC" });
+    } catch (e) {
+      return d.toLocaleTimeString();
+    }
   }
 
   function renderHome(data) {
@@ -312,6 +319,8 @@
       }
     }));
     BlockKit.restore(body, kept);
+    var firstError = body.querySelector(".bk-error");
+    if (firstError) { firstError.scrollIntoView({ block: "center" }); }
   }
 
   // ------------------------------------------------------------------ user actions
@@ -342,6 +351,7 @@
         var node = body.querySelector('.bk-input-block[data-block-id="' + CSS.escape(blockId) + '"]');
         if (node) { node.appendChild(el("div", "bk-error bk-client-error", "Please complete this required field.")); }
       });
+      body.querySelector(".bk-client-error").scrollIntoView({ block: "center" });
       return;
     }
     send("/sandbox/submit", { user: ui.user, view_id: view.id, values: BlockKit.collect(body) }, "modal-error");
