@@ -154,11 +154,16 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(page.locator("#messages")).to_contain_text("Referral ALZ-0001")
     steps.shot("workspace")
 
-    # /prescreen log ALZ opens the real log-call modal
-    page.fill("#composer-input", "/prescreen log ALZ")
+    # /prescreen opens the real log-call modal; picking the study (a dispatch_action select)
+    # makes the app update the view with that study's questionnaire
+    page.fill("#composer-input", "/prescreen")
     page.press("#composer-input", "Enter")
     expect(page.locator("#modal-backdrop")).to_be_visible()
     expect(page.locator("#modal-title")).to_have_text("Log pre-screen call")
+    expect(page.locator("#modal-body")).to_contain_text("Pick the study")
+    _field(page, ids.STUDY_SELECT).select_option("ALZ")
+    expect(_field(page, "answer:age")).to_be_visible()
+    expect(_field(page, ids.STUDY_SELECT)).to_have_value("ALZ")
     _field(page, ids.NAME_INPUT).fill(NEW_NAME)
     _field(page, ids.PHONE_INPUT).fill("12")  # not a phone number
     _field(page, ids.DOB_INPUT).fill("1957-03-09")
@@ -215,10 +220,20 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(page.locator("#messages")).to_contain_text("ALZ-0015 was approved by")
     steps.shot("reminder-dm")
 
-    # App Home renders the real home view
+    # a button in the DM opens a modal (date and time pickers); Cancel closes it like Slack
+    reminder.get_by_role("button", name="Reschedule").click()
+    expect(page.locator("#modal-backdrop")).to_be_visible()
+    expect(page.locator("#modal input[type=date]").first).to_be_visible()
+    steps.shot("reschedule-modal")
+    page.click("#modal-close")
+    expect(page.locator("#modal-backdrop")).to_be_hidden()
+
+    # App Home renders the real home view, published when the tab is opened
     page.click("#nav-home")
     expect(page.locator("#home")).to_be_visible()
+    expect(page.locator("#composer")).to_be_hidden()
     expect(page.locator("#home .bk-header, #home .bk-section").first).to_be_visible()
+    expect(page.locator("#home")).to_contain_text(reminder_ref)
     steps.shot("app-home")
 
     assert shot.exists() and shot.stat().st_size > 10_000

@@ -12,7 +12,7 @@
     paneKey: "",           // what the pane shows, to re-render only on change
     modalKey: "",
     modalId: "",
-    busy: false
+    homeWait: null         // {hash, until}: the Home shown before app_home_opened answered
   };
 
   function $(id) { return document.getElementById(id); }
@@ -172,6 +172,8 @@
     ui.pane = pane;
     ui.paneKey = "";
     if (pane.kind === "home") {
+      // Until the app publishes a fresh Home (app_home_opened), show it loading, not stale.
+      ui.homeWait = { hash: ui.data && ui.data.home ? ui.data.home.hash : null, until: Date.now() + 3000 };
       post("/sandbox/home", { user: ui.user }).then(afterAction, function (err) {
         showBanner("banner", err.message);
       });
@@ -275,10 +277,14 @@
     if (key === ui.paneKey) { return; }
     ui.paneKey = key;
     home.textContent = "";
-    if (!data.home) {
+    var waiting = ui.homeWait && Date.now() < ui.homeWait.until && data.home &&
+      data.home.hash === ui.homeWait.hash;
+    if (!data.home || waiting) {
       home.appendChild(el("div", "empty", "Loading your Home tab…"));
+      ui.paneKey = "";
       return;
     }
+    ui.homeWait = null;
     home.appendChild(BlockKit.render(data.home.blocks, {
       surface: "home", userName: userName,
       onAction: function (act) {
