@@ -320,3 +320,29 @@ def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
     finally:
         db.dispose()
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
+
+
+def test_clock_brings_reminders_then_escalation(sandbox: RunningSandbox) -> None:
+    """+15 min: the due reminders arrive on time (DMs); +1 h: the callback nobody acted on is
+    escalated in the study channel, by count and reference-free, as the worker would do it."""
+    standin = sandbox.runtime.sandbox.standin
+    standin.wait_for(lambda st: len(st.messages(ALZ_CHANNEL)) >= 5, timeout=20,
+                     message="the demo cards delivered")
+    before = sandbox.state(CASEY)["now"]
+    answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 15}, timeout=60).json()
+    assert answer["ok"] and answer["now"] > before
+    assert "reminders (0 late)" in answer["jobs"]["callbacks"]
+    assert answer["jobs"]["outbox"].startswith("sent")
+    dm = sandbox.state(CASEY)
+    reminders = [m for m in dm["messages"][dm["dm"]["id"]] if "Callback due" in m["text"]]
+    assert len(reminders) == 1 and "ALZ-0011" in reminders[0]["text"]
+    sam = sandbox.state("U0COORD02")
+    assert any("MDD-0004" in m["text"] for m in sam["messages"][sam["dm"]["id"]])
+    # what another member sees: not Casey's DM, not Casey's ephemerals
+    lee = sandbox.state(LEE)
+    assert not any("Callback due" in m["text"] for m in lee["messages"][lee["dm"]["id"]])
+
+    answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 60}, timeout=60).json()
+    assert "escalated" in answer["jobs"]["callbacks"]
+    channel = sandbox.state(CASEY)["messages"][ALZ_CHANNEL]
+    assert any("<@U0COORD01>" in m["text"] and "callback" in m["text"].lower() for m in channel)

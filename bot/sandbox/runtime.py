@@ -91,6 +91,9 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
 
     if not has_candidates(ctx):
         log.info("sandbox: seeded %d demo candidates", seed_demo(ctx))
+    else:
+        log.info("sandbox: keeping the data of an earlier run (channels start empty); "
+                 "`prescreen-bot sandbox reset` restores the full demo")
 
     from bot.sandbox.console import console_routes, static_routes
 
