@@ -92,7 +92,7 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     if not has_candidates(ctx):
         log.info("sandbox: seeded %d demo candidates", seed_demo(ctx))
     else:
-        log.info("sandbox: keeping the data of an earlier run (channels start empty); "
+        log.info("sandbox: using the existing data (messages sent before this start are not shown); "
                  "`prescreen-bot sandbox reset` restores the full demo")
 
     from bot.sandbox.console import console_routes, static_routes
