@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot.context import AppContext
-from integrations.slack_outbox import DispatchStats, OutboxDispatcher
+from integrations.slack_outbox import FILE_UPLOAD_METHOD, DispatchStats, OutboxDispatcher
 from storage.models import OutboxMessage
 from storage.repositories import outbox as repo
 from storage.repositories import studies as study_repo
@@ -32,6 +33,29 @@ def update(ctx: AppContext, session: Session, *, key: str, of: str, kind: str, t
         payload["blocks"] = blocks
     return repo.enqueue(session, key=key, kind=kind, channel=channel, payload=payload,
                         method="chat.update", parent_key=of, study_key=study_key,
+                        now=ctx.clock.now())
+
+
+MAX_UPLOAD_BYTES = 512 * 1024
+
+
+def upload_file(ctx: AppContext, session: Session, *, key: str, kind: str, channel: str,
+                filename: str, data: bytes, title: str, initial_comment: str | None = None,
+                study_key: str | None = None, thread_of: str | None = None) -> bool:
+    """Queue a file for the channel (Slack's upload v2 flow), stored base64 in the row.
+
+    Files are meant to be small (charts, short exports); bigger ones are refused here rather
+    than bloating the outbox table.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{filename} is {len(data)} bytes; outbox uploads are limited to "
+                         f"{MAX_UPLOAD_BYTES}")
+    payload: dict[str, Any] = {"filename": filename, "title": title,
+                               "content_b64": base64.b64encode(data).decode("ascii")}
+    if initial_comment:
+        payload["initial_comment"] = initial_comment
+    return repo.enqueue(session, key=key, kind=kind, channel=channel, payload=payload,
+                        method=FILE_UPLOAD_METHOD, parent_key=thread_of, study_key=study_key,
                         now=ctx.clock.now())
 
 

@@ -34,6 +34,7 @@ def job_specs() -> list[JobSpec]:
     """Every named job, in the order `prescreen-bot jobs list` shows them."""
     from bot.calendar.jobs import graph_sync_job
     from bot.callbacks.jobs import cadence_job, callbacks_job
+    from bot.digests.jobs import digests_job
     from bot.leads.assignment import assignment_job
     from bot.leads.sla import slas_job
     from bot.outbox import outbox_job
@@ -43,6 +44,8 @@ def job_specs() -> list[JobSpec]:
                 callbacks_job),
         JobSpec("cadence", "plan the next attempt for unanswered candidates; unreachable after "
                 "max attempts", 600, cadence_job),
+        JobSpec("digests", "daily study digests, weekly stakeholder updates and 'your day' DMs, "
+                "each once per period (late ones marked, >12 h late skipped)", 60, digests_job),
         JobSpec("assignment", "give unowned new leads to study coordinators (least loaded or "
                 "round robin; skips out-of-office)", 60, assignment_job),
         JobSpec("slas", "stage SLA breaches: DM the owner once; channel note (counts) at 2x", 300,

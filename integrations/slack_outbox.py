@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import random
@@ -36,6 +37,8 @@ PERMANENT_ERRORS = frozenset({
     "team_access_not_granted", "ekm_access_denied", "too_many_blocks",
 })
 MAX_ATTEMPTS = 8
+# outbox rows with this method carry a file (base64) and go through Slack's upload v2 flow
+FILE_UPLOAD_METHOD = "files.upload_v2"
 PARENT_WAIT = dt.timedelta(seconds=1)
 
 
@@ -140,7 +143,10 @@ class OutboxDispatcher:
                 args["thread_ts"] = parent.slack_ts
         args["channel"] = channel
         try:
-            resp = self.client.api_call(row.method, json=args)
+            if row.method == FILE_UPLOAD_METHOD:
+                resp = self._upload(args)
+            else:
+                resp = self.client.api_call(row.method, json=args)
         except SlackApiError as exc:
             self._slack_error(row, exc, stats)
             return
@@ -151,6 +157,17 @@ class OutboxDispatcher:
             repo.mark_sent(session, row.id, ts=resp.get("ts") or args.get("ts"),
                            channel=resp.get("channel") or channel, now=self.now())
         stats.sent += 1
+
+    def _upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        """files.getUploadURLExternal → POST bytes → files.completeUploadExternal, via slack_sdk."""
+        data = base64.b64decode(args["content_b64"])
+        extra = {k: args[k] for k in ("title", "initial_comment", "thread_ts", "alt_txt")
+                 if args.get(k)}
+        resp = self.client.files_upload_v2(channel=args["channel"], content=data,
+                                           filename=args["filename"], **extra)
+        files = resp.get("files") or []
+        return {"channel": args["channel"], "ts": None,
+                "file_id": files[0].get("id") if files else None}
 
     def _slack_error(self, row: OutboxMessage, exc: SlackApiError, stats: DispatchStats) -> None:
         resp = exc.response

@@ -837,3 +837,24 @@ def test_a_bolt_app_round_trip(api: SlackStandin) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_files_upload_with_wrong_length_fails_and_channel_errors_are_slacks(
+        client: WebClient, api: SlackStandin) -> None:
+    ticket = client.files_getUploadURLExternal(filename="funnel.png", length=10)
+    short = requests.post(str(ticket["upload_url"]), data=b"abc", timeout=5)
+    assert short.status_code == 400
+    assert error_of(lambda: client.files_completeUploadExternal(
+        files=[{"id": ticket["file_id"]}], channel_id=CHANNEL)) == "file_not_found"
+    ok = requests.post(str(ticket["upload_url"]), data=b"0123456789", timeout=5)
+    assert ok.text == "OK - 10"
+    assert error_of(lambda: client.files_completeUploadExternal(
+        files=[{"id": ticket["file_id"]}], channel_id="C0NOBOT01")) == "not_in_channel"
+    assert error_of(lambda: client.api_call(
+        "files.getUploadURLExternal", params={"length": 3})) == "invalid_arguments"
+    done = client.files_completeUploadExternal(files=[{"id": ticket["file_id"], "title": "Funnel"}],
+                                               channel_id=CHANNEL, initial_comment="Week 47")
+    assert done["files"] == [{"id": ticket["file_id"], "title": "Funnel"}]
+    [msg] = api.messages(CHANNEL)
+    assert msg["text"] == "Week 47" and msg["files"][0]["mimetype"] == "image/png"
+    assert msg["files"][0]["size"] == 10

@@ -183,3 +183,23 @@ def test_cadence_is_checked() -> None:
     assert "study ALZ: cadence.gap_business_days: a whole number from 1 to 10" in errors
     doc["studies"][0]["cadence"] = {"times": ["09:30", "17:00"], "gap_business_days": 2}
     assert not [e for e in validate(doc, set()) if "cadence" in e]
+
+
+def test_weekly_update_options_are_checked() -> None:
+    from bot.studies.importer import validate
+
+    doc: dict = {"studies": [{"key": "ALZ", "title": "t", "channel": "C0ALZ0001",
+                                        "timezone": "America/New_York",
+                                        "weekly_update": {"day": "funday", "time": "9am",
+                                                          "channel": "#alz"}}], "members": []}
+    errors = validate(doc, set())
+    assert "study ALZ: weekly_update.day: one of mon, tue, wed, thu, fri, sat, sun" in errors
+    assert 'study ALZ: weekly_update.time: must be HH:MM in quotes, like "09:00"' in errors
+    assert ("study ALZ: weekly_update.channel: must be a Slack channel id like C0123ABCD"
+            in errors)
+    doc["studies"][0]["weekly_update"] = {"when": "monday"}
+    assert [e for e in validate(doc, set()) if "weekly_update" in e] == [
+        'study ALZ: weekly_update: use day (mon…sun), time ("HH:MM") and channel (a channel id); '
+        "all optional"]
+    doc["studies"][0]["weekly_update"] = {"day": "fri", "time": "16:30", "channel": "C0SPONSOR"}
+    assert not [e for e in validate(doc, set()) if "weekly_update" in e]

@@ -173,7 +173,9 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
         elif window["start"] >= window["end"]:
             errors.append(f"{label}: calling_window: start must be before end")
     errors.extend(_validate_cadence(label, s.get("cadence")))
+    errors.extend(_validate_weekly_update(label, s.get("weekly_update")))
     errors.extend(_validate_slas(label, s.get("slas")))
+    errors.extend(_validate_lead_sources(label, s.get("lead_sources")))
     if "assignment" in s and s["assignment"] not in ASSIGNMENT_STRATEGIES:
         errors.append(f"{label}: assignment: must be one of {', '.join(ASSIGNMENT_STRATEGIES)}")
     sites = s.get("sites", [])
@@ -256,6 +258,29 @@ def _validate_cadence(label: str, cadence: Any) -> list[str]:
     return errors
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _validate_weekly_update(label: str, weekly: Any) -> list[str]:
+    """weekly_update: {day: mon, time: "09:00", channel: C…} — every key optional."""
+    if weekly is None:
+        return []
+    if not isinstance(weekly, dict) or set(weekly) - {"day", "time", "channel"}:
+        return [f"{label}: weekly_update: use day (mon…sun), time (\"HH:MM\") and channel "
+                "(a channel id); all optional"]
+    errors = []
+    day = weekly.get("day", "mon")
+    if not isinstance(day, str) or day.lower()[:3] not in WEEKDAYS or len(day) < 3:
+        errors.append(f"{label}: weekly_update.day: one of {', '.join(WEEKDAYS)}")
+    time = weekly.get("time", "09:00")
+    if not isinstance(time, str) or not HHMM.match(time):
+        errors.append(f"{label}: weekly_update.time: must be HH:MM in quotes, like \"09:00\"")
+    channel = weekly.get("channel")
+    if channel is not None and (not isinstance(channel, str) or not CHANNEL_ID.match(channel)):
+        errors.append(f"{label}: weekly_update.channel: must be a Slack channel id like C0123ABCD")
+    return errors
+
+
 SLA_NUMBERS = {  # field: (smallest, largest, what)
     "first_attempt_hours": (1, 240, "a whole number of hours from 1 to 240"),
     "approval_business_days": (1, 30, "a whole number of business days from 1 to 30"),
@@ -285,6 +310,58 @@ def _validate_slas(label: str, slas: Any) -> list[str]:
             start, end = hours.replace(" ", "").split("-")
             if start >= end:
                 errors.append(f"{label}: slas.business_hours: the start must be before the end")
+    return errors
+
+
+LEAD_SOURCE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+LEAD_SOURCE_KEYS = ("label", "cost_per_lead", "columns")
+LEAD_COLUMNS = ("name", "phone", "dob", "state", "zip", "email", "consent")
+
+
+def _validate_lead_sources(label: str, sources: Any) -> list[str]:
+    """lead_sources: {web-ads: {label: Web ads, cost_per_lead: 35.0, columns: {phone: Phone}}}"""
+    if sources is None:
+        return []
+    if not isinstance(sources, dict) or not sources:
+        return [f"{label}: lead_sources: a mapping of source slugs, like "
+                "{web-ads: {label: Web ads, cost_per_lead: 35.0}}"]
+    errors: list[str] = []
+    for slug, cfg in sources.items():
+        where = f"{label}: lead_sources.{slug}"
+        if not isinstance(slug, str) or not LEAD_SOURCE_SLUG.match(slug):
+            errors.append(f"{where}: the source must be a slug of lowercase letters, digits, - "
+                          "and _ (at most 40), like web-ads")
+        if cfg is None:
+            continue
+        if not isinstance(cfg, dict):
+            errors.append(f"{where}: must be a mapping with any of {', '.join(LEAD_SOURCE_KEYS)}")
+            continue
+        errors.extend(f"{where}.{k}: unknown setting; use {', '.join(LEAD_SOURCE_KEYS)}"
+                      for k in cfg if k not in LEAD_SOURCE_KEYS)
+        name = cfg.get("label")
+        if "label" in cfg and (not isinstance(name, str) or not name.strip() or len(name) > 75):
+            errors.append(f"{where}.label: text of 1 to 75 characters")
+        cost = cfg.get("cost_per_lead")
+        if "cost_per_lead" in cfg and (not isinstance(cost, int | float) or isinstance(cost, bool)
+                                       or cost < 0):
+            errors.append(f"{where}.cost_per_lead: a number of dollars, 0 or more, like 35.0")
+        columns = cfg.get("columns")
+        if "columns" not in cfg:
+            continue
+        if not isinstance(columns, dict) or not columns:
+            errors.append(f"{where}.columns: a mapping of field to CSV header, like "
+                          "{phone: Phone Number}")
+            continue
+        headers: dict[str, str] = {}
+        for fld, header in columns.items():
+            if fld not in LEAD_COLUMNS:
+                errors.append(f"{where}.columns.{fld}: unknown field; use {', '.join(LEAD_COLUMNS)}")
+            if not isinstance(header, str) or not header.strip():
+                errors.append(f"{where}.columns.{fld}: the CSV header text, like \"Phone\"")
+                continue
+            other = headers.setdefault(header.strip().casefold(), str(fld))
+            if other != fld:
+                errors.append(f"{where}.columns.{fld}: header {header!r} is already used for {other}")
     return errors
 
 

@@ -1028,9 +1028,14 @@ class SlackStandin:
 
     def handle_upload(self, key: str, data: bytes) -> tuple[int, str]:
         with self._lock:
-            fid = self._upload_keys.pop(key, None)
+            fid = self._upload_keys.get(key)
             if fid is None:
                 return 404, "Not Found"
+            expected = self._files[fid]["length"]
+            if len(data) != expected:
+                # the ticket stays open: a correct retry of the bytes still works
+                return 400, f"length mismatch: got {len(data)} bytes, ticket says {expected}"
+            del self._upload_keys[key]
             self._files[fid]["data"] = data
         return 200, f"OK - {len(data)}"
 

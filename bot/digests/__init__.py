@@ -1,0 +1,1 @@
+"""Daily digests, weekly stakeholder updates and the coordinators' "your day" DM."""
