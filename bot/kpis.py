@@ -331,9 +331,21 @@ STATS_USAGE = "/prescreen stats [STUDY] [today|yesterday|7d|30d|YYYY-MM-DD|FROM.
 MAX_STUDIES_IN_REPLY = 5
 
 
-def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str, list[dict[str, Any]]]:
-    """KPIs for the caller's studies (all of them, or the one named), for a period (default
-    today in each study's time zone). Refuses studies the caller is not a member of."""
+@dataclass(frozen=True)
+class StatsRequest:
+    """What `/prescreen stats ARGS` asks for, validated: (study, period) pairs and a site."""
+
+    items: list[tuple[str, Period]]
+    site: str | None
+    more: list[str]  # the caller's other studies, not shown (too many for one reply)
+
+    @property
+    def days(self) -> int:
+        return max((p.days for _k, p in self.items), default=0)
+
+
+def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> StatsRequest:
+    """Check the arguments against the caller's studies (fast; no KPI queries yet)."""
     with ctx.db.session() as s:
         mine = {study.key: (study.timezone, [site.key for site in study.sites])
                 for study, _role in studies_for(s, user_id)}
@@ -355,20 +367,31 @@ def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str,
     if len(rest) > 1 or (rest and rest[0].isalpha() and rest[0].lower() not in ("today", "yesterday")):
         raise DomainError(f"`{spec}` is not one of your studies ({', '.join(sorted(mine))}) or a "
                           f"period. {PERIOD_HELP} Usage: `{STATS_USAGE}`")
-    texts: list[str] = []
-    blocks: list[dict[str, Any]] = []
     now = ctx.clock.now()
+    items = []
     for key in keys[:MAX_STUDIES_IN_REPLY]:
         tz = mine[key][0]
-        period = period_for(spec, tz=tz, today=now.astimezone(ZoneInfo(tz)).date())
-        text, bl = format_stats(study_kpis(ctx, key, period, site_key=site))
+        items.append((key, period_for(spec, tz=tz, today=now.astimezone(ZoneInfo(tz)).date())))
+    return StatsRequest(items=items, site=site, more=keys[MAX_STUDIES_IN_REPLY:])
+
+
+def render_stats(ctx: AppContext, req: StatsRequest) -> tuple[str, list[dict[str, Any]]]:
+    texts: list[str] = []
+    blocks: list[dict[str, Any]] = []
+    for key, period in req.items:
+        text, bl = format_stats(study_kpis(ctx, key, period, site_key=req.site))
         texts.append(text)
         if blocks:
             blocks.append({"type": "divider"})
         blocks.extend(bl)
-    if len(keys) > MAX_STUDIES_IN_REPLY:
-        more = ", ".join(keys[MAX_STUDIES_IN_REPLY:])
+    if req.more:
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"Also yours: {more}. Name one: `/prescreen stats STUDY`."}]})
+            {"type": "mrkdwn", "text": f"Also yours: {', '.join(req.more)}. "
+                                       "Name one: `/prescreen stats STUDY`."}]})
     return "\n".join(texts), blocks[:50]
 
+
+def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """KPIs for the caller's studies (all of them, or the one named), for a period (default
+    today in each study's time zone). Refuses studies the caller is not a member of."""
+    return render_stats(ctx, parse_stats_request(ctx, user_id, args))
