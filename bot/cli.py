@@ -105,9 +105,9 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type
     """Feature packages that add their own commands."""
     from bot.calendar.cli import add_cli as graph_cli
     from bot.digests.cli import add_cli as digest_cli
+    from bot.leads.cli import add_cli as leads_cli
 
-    out: list[Callable[[argparse._SubParsersAction], None]] = [graph_cli, digest_cli]  # type: ignore[type-arg]
-    return out
+    return [graph_cli, leads_cli, digest_cli]
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

@@ -55,3 +55,13 @@ RS_DATE_BLOCK, RS_DATE_INPUT = "reschedule_date", "reschedule_date_input"
 RS_TIME_BLOCK, RS_TIME_INPUT = "reschedule_time", "reschedule_time_input"
 HANDOFF_VIEW = "callback_handoff_view"
 HANDOFF_BLOCK, HANDOFF_SELECT = "handoff_to", "handoff_to_select"
+
+# inbound lead modal (/prescreen lead)
+LEAD_VIEW = "lead_add"
+LEAD_STUDY_BLOCK, LEAD_STUDY_SELECT = "lead_study", "lead_study_select"
+LEAD_NAME_BLOCK, LEAD_NAME_INPUT = "lead_name", "lead_name_input"
+LEAD_PHONE_BLOCK, LEAD_PHONE_INPUT = "lead_phone", "lead_phone_input"
+LEAD_DOB_BLOCK, LEAD_DOB_INPUT = "lead_dob", "lead_dob_input"
+LEAD_STATE_BLOCK, LEAD_STATE_SELECT = "lead_state", "lead_state_select"
+LEAD_SOURCE_BLOCK, LEAD_SOURCE_SELECT = "lead_source", "lead_source_select"
+LEAD_CONSENT_BLOCK, LEAD_CONSENT_INPUT = "lead_consent", "lead_consent_input"

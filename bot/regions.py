@@ -83,3 +83,70 @@ def default_timezone(region: str | None, fallback: str) -> str:
     if region and region.upper() in STATES:
         return STATES[region.upper()][1]
     return fallback
+
+
+# First three ZIP digits → state, as inclusive ranges (USPS sectional centers). Used only when a
+# lead has a ZIP code but no state.
+ZIP3_STATES: list[tuple[int, int, str]] = [
+    (5, 5, "NY"), (6, 7, "PR"), (9, 9, "PR"), (10, 27, "MA"), (28, 29, "RI"), (30, 38, "NH"),
+    (39, 49, "ME"), (50, 54, "VT"), (55, 55, "MA"), (56, 59, "VT"), (60, 69, "CT"),
+    (70, 89, "NJ"), (100, 149, "NY"), (150, 196, "PA"), (197, 199, "DE"), (200, 205, "DC"),
+    (206, 219, "MD"), (220, 246, "VA"), (247, 268, "WV"), (270, 289, "NC"), (290, 299, "SC"),
+    (300, 319, "GA"), (320, 349, "FL"), (350, 369, "AL"), (370, 385, "TN"), (386, 397, "MS"),
+    (398, 399, "GA"), (400, 427, "KY"), (430, 459, "OH"), (460, 479, "IN"), (480, 499, "MI"),
+    (500, 528, "IA"), (530, 549, "WI"), (550, 567, "MN"), (569, 569, "DC"), (570, 577, "SD"),
+    (580, 588, "ND"), (590, 599, "MT"), (600, 629, "IL"), (630, 658, "MO"), (660, 679, "KS"),
+    (680, 693, "NE"), (700, 714, "LA"), (716, 729, "AR"), (730, 749, "OK"), (750, 799, "TX"),
+    (800, 816, "CO"), (820, 831, "WY"), (832, 838, "ID"), (840, 847, "UT"), (850, 865, "AZ"),
+    (870, 884, "NM"), (885, 885, "TX"), (889, 898, "NV"), (900, 961, "CA"), (967, 968, "HI"),
+    (970, 979, "OR"), (980, 994, "WA"), (995, 999, "AK"),
+]
+
+# States that span two time zones: ZIP3 prefixes in the state's *other* zone (best effort;
+# county lines do not follow ZIP prefixes exactly).
+ZIP3_TIMEZONES: dict[str, dict[int, str]] = {
+    "FL": {324: "America/Chicago", 325: "America/Chicago"},
+    "TX": {798: "America/Denver", 799: "America/Denver", 885: "America/Denver"},
+    "TN": {**{z: "America/New_York" for z in range(373, 380)}},
+    "KY": {**{z: "America/Chicago" for z in range(420, 425)}},
+    "IN": {463: "America/Chicago", 464: "America/Chicago", 476: "America/Chicago",
+           477: "America/Chicago"},
+    "MI": {498: "America/Menominee", 499: "America/Menominee"},
+    "ND": {586: "America/Denver", 588: "America/Denver"},
+    "SD": {575: "America/Denver", 576: "America/Denver", 577: "America/Denver"},
+    "NE": {690: "America/Denver", 691: "America/Denver", 693: "America/Denver"},
+    "KS": {677: "America/Denver"},
+    "OR": {979: "America/Boise"},
+    "ID": {835: "America/Los_Angeles", 838: "America/Los_Angeles"},
+}
+
+_STATE_NAMES = {name.casefold(): code for code, (name, _tz) in STATES.items()}
+
+
+def state_code(raw: str | None) -> str | None:
+    """'ma', 'MA' or 'Massachusetts' → 'MA'; None when it is not a known state."""
+    if not raw:
+        return None
+    value = " ".join(raw.split())
+    if value.upper() in STATES:
+        return value.upper()
+    return _STATE_NAMES.get(value.casefold())
+
+
+def state_for_zip(zip5: str) -> str | None:
+    prefix = int(zip5[:3])
+    for lo, hi, state in ZIP3_STATES:
+        if lo <= prefix <= hi:
+            return state
+    return None
+
+
+def timezone_for(state: str | None, zip5: str | None) -> str | None:
+    """The time zone of a state, refined by ZIP where the state spans zones; None if unknown."""
+    if not state or state not in STATES:
+        return None
+    if zip5:
+        other = ZIP3_TIMEZONES.get(state, {}).get(int(zip5[:3]))
+        if other:
+            return other
+    return STATES[state][1]

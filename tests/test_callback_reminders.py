@@ -275,7 +275,8 @@ def test_unanswered_candidates_get_next_attempts_until_unreachable(bot: Bot, clo
         cand = s.scalars(select(Candidate)).one()
         assert cand.status == "unreachable" and cand.attempts == 5 and cand.unreachable_at
         assert s.scalars(select(Callback).where(Callback.status.in_(("scheduled", "snoozed")))).all() == []
-    assert "unreachable after 5 attempts" in bot.ephemeral_texts(CASEY)[-1]
+    bot.standin.wait_for(lambda _: "unreachable after 5 attempts" in bot.ephemeral_texts(CASEY)[-1],
+                         message="the unreachable summary")
     run_job(bot.ctx, "cadence")  # the cadence job finds nothing more to plan
     assert callback(bot).status == "done"
 

@@ -1,11 +1,17 @@
-"""Block Kit for `/prescreen next`, `/prescreen queue` and the App Home "My queue" section.
-Reference codes, study keys and wait reasons only."""
+"""Block Kit for `/prescreen next`, `/prescreen queue` and the App Home "My queue" section
+(reference codes, study keys and wait reasons only), and the `/prescreen lead` modal."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from bot import blocks as bk
 from bot import ids
+from bot.leads.intake import InboundLead, LeadAdded
 from bot.leads.queue import NextLead, NoLead, WorkItem, WorkQueue
+from bot.prescreen.views import _input, _static
+from storage.models import Study
 
 
 def next_blocks(result: NextLead | NoLead) -> tuple[str, list[bk.Block]]:
@@ -53,3 +59,82 @@ def home_section(q: WorkQueue, shown: int = 10) -> list[bk.Block]:
     if q.total > shown:
         out.append(bk.context(f"and {q.total - shown} more · `/prescreen queue` lists them"))
     return out
+
+
+# ----- /prescreen lead: one inbound lead -----
+
+def lead_modal(studies: list[Study], study_key: str | None, channel: str | None) -> bk.Block:
+    """Study, name, phone, date of birth, state, source, consent. Sources are the study's
+    lead_sources plus "other"."""
+    from bot import regions
+    from bot.leads.intake import OTHER_SOURCE, lead_sources
+
+    study = next((s for s in studies if s.key == study_key), None)
+    blocks: list[bk.Block] = [
+        _input(ids.LEAD_STUDY_BLOCK, "Study",
+               _static(ids.LEAD_STUDY_SELECT, [(s.key, f"{s.key} · {s.title}") for s in studies],
+                       "Pick a study", study_key), dispatch=True),
+        _input(ids.LEAD_NAME_BLOCK, "Name", {"type": "plain_text_input",
+                                             "action_id": ids.LEAD_NAME_INPUT, "max_length": 100}),
+        _input(ids.LEAD_PHONE_BLOCK, "Phone", {"type": "plain_text_input",
+                                               "action_id": ids.LEAD_PHONE_INPUT, "max_length": 30,
+                                               "placeholder": bk.plain("(617) 555-0123")}),
+        _input(ids.LEAD_DOB_BLOCK, "Date of birth", {"type": "datepicker",
+                                                     "action_id": ids.LEAD_DOB_INPUT},
+               optional=True),
+        _input(ids.LEAD_STATE_BLOCK, "State", _static(
+            ids.LEAD_STATE_SELECT, [(k, f"{v[0]} ({k})") for k, v in regions.STATES.items()],
+            "Pick a state"), optional=True,
+            hint="Sets the lead's time zone; without it the study's time zone is assumed."),
+    ]
+    sources = [(slug, str((cfg or {}).get("label") or slug))
+               for slug, cfg in (lead_sources(study) if study else {}).items()]
+    sources.append((OTHER_SOURCE, "Other"))
+    blocks.append(_input(ids.LEAD_SOURCE_BLOCK, "Source",
+                         _static(ids.LEAD_SOURCE_SELECT, sources, "Where did the lead come from?",
+                                 sources[0][0] if len(sources) == 1 else None)))
+    yes = bk.option("Agreed to be contacted about this study", "yes")
+    blocks.append(_input(ids.LEAD_CONSENT_BLOCK, "Consent", {
+        "type": "checkboxes", "action_id": ids.LEAD_CONSENT_INPUT, "options": [yes],
+        "initial_options": [yes]}, optional=True))
+    blocks.append(bk.context("The lead waits in needs_call until a coordinator is assigned."))
+    return {
+        "type": "modal",
+        "callback_id": ids.LEAD_VIEW,
+        "title": bk.plain("Add inbound lead", 24),
+        "submit": bk.plain("Add lead", 24),
+        "close": bk.plain("Cancel", 24),
+        "private_metadata": bk.encode({"s": study_key, "c": channel}),
+        "blocks": blocks,
+    }
+
+
+LEAD_FIELD_BLOCKS = {
+    "name": ids.LEAD_NAME_BLOCK, "phone": ids.LEAD_PHONE_BLOCK, "dob": ids.LEAD_DOB_BLOCK,
+    "state": ids.LEAD_STATE_BLOCK, "source": ids.LEAD_SOURCE_BLOCK,
+    "consent": ids.LEAD_CONSENT_BLOCK,
+}
+
+
+def parse_lead(view: dict[str, Any], user_id: str) -> InboundLead:
+    values = (view.get("state") or {}).get("values") or {}
+    meta = bk.decode(view.get("private_metadata"))
+    raw_dob = bk.form_value(values, ids.LEAD_DOB_BLOCK, ids.LEAD_DOB_INPUT)
+    return InboundLead(
+        study_key=bk.form_value(values, ids.LEAD_STUDY_BLOCK, ids.LEAD_STUDY_SELECT)
+        or meta.get("s") or "",
+        user_id=user_id,
+        name=bk.form_value(values, ids.LEAD_NAME_BLOCK, ids.LEAD_NAME_INPUT) or "",
+        phone=bk.form_value(values, ids.LEAD_PHONE_BLOCK, ids.LEAD_PHONE_INPUT) or "",
+        dob=dt.date.fromisoformat(raw_dob) if raw_dob else None,
+        state=bk.form_value(values, ids.LEAD_STATE_BLOCK, ids.LEAD_STATE_SELECT),
+        source=bk.form_value(values, ids.LEAD_SOURCE_BLOCK, ids.LEAD_SOURCE_SELECT),
+        consent="yes" in (bk.form_value(values, ids.LEAD_CONSENT_BLOCK,
+                                        ids.LEAD_CONSENT_INPUT) or []),
+        idempotency_key=f"lead:{view['id']}" if view.get("id") else None,
+    )
+
+
+def lead_added_text(added: LeadAdded) -> str:
+    tz = f" · time zone {added.timezone}" + (" (assumed: no state)" if added.timezone_assumed else "")
+    return f":white_check_mark: {added.summary} · source {added.source}{tz}"

@@ -1,100 +1,277 @@
-"""The sandbox console: a page to type /prescreen as a demo member and see what the app sent."""
+"""The sandbox console: a Slack-like page where a person drives the real app as a demo member.
+
+The browser never talks to the app directly. It sends ``{user, action…}`` to these routes, and
+they build the payload Slack would send (slash command, block_actions, view_submission,
+view_closed, app_home_opened) with :class:`SlackSender`, signed with the sandbox's secret, so
+the app is driven over signed HTTP exactly as in a real workspace. What the app sent back is
+read from the Slack stand-in and shown to the current user only (ephemerals, DMs, modals).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import html
-import json
+import logging
+import time
+from importlib import resources
 from typing import Any
+
+import requests
 
 from bot.sandbox.runtime import Sandbox
 from bot.web import Route, WebRequest, WebResponse
+from integrations.slack_standin.blocks import block_elements
+from integrations.slack_standin.sender import state_value
+
+log = logging.getLogger("prescreen.sandbox")
+
+STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript",
+                ".png": "image/png", ".svg": "image/svg+xml"}
+# Jobs the clock control does not run: they do not depend on the time of day.
+CLOCK_SKIPS = {"housekeeping", "graph_sync"}
+MAX_ADVANCE_MINUTES = 7 * 24 * 60
+CLOCK_STEPS = 60
 
 
-def _state(sandbox: Sandbox) -> dict[str, Any]:
+class ConsoleError(Exception):
+    """A request the console refuses (400) with a message for the person at the keyboard."""
+
+
+def static_routes() -> dict[tuple[str, str], Route]:
+    return {("GET", "/static/"): _static}
+
+
+def _static(req: WebRequest) -> WebResponse:
+    name = req.path[len("/static/"):]
+    if not name or "/" in name or name.startswith(".") or "." not in name:
+        return WebResponse.text("not found", 404)
+    suffix = name[name.rindex("."):]
+    if suffix not in STATIC_TYPES:
+        return WebResponse.text("not found", 404)
+    path = resources.files("bot.sandbox").joinpath("static", name)
+    if not path.is_file():
+        return WebResponse.text("not found", 404)
+    body = path.read_bytes()
+    ctype = STATIC_TYPES[suffix]
+    if ctype.startswith("text/"):
+        ctype += "; charset=utf-8"
+    return WebResponse(200, body, [("content-type", ctype), ("cache-control", "no-cache")])
+
+
+def _member_ids(sandbox: Sandbox) -> set[str]:
+    return {m["slack_id"] for m in sandbox.members}
+
+
+def _user(sandbox: Sandbox, data: dict[str, Any]) -> str:
+    user = str(data.get("user") or "")
+    if user not in _member_ids(sandbox):
+        raise ConsoleError("Pick a demo member first.")
+    return user
+
+
+def state_for(sandbox: Sandbox, user: str) -> dict[str, Any]:
+    """What ``user`` would see in Slack right now: their channels, DM, ephemerals, modal, home."""
     s = sandbox.standin
+    channels = [c for c in sandbox.channels if s.is_member(c["id"], user)]
+    dm = s.dm_channel(user)
+    messages = {c["id"]: s.messages(c["id"]) for c in channels}
+    messages[dm] = s.messages(dm)
+    stack = s.view_stack(user)
+    modal = stack[-1] if stack else None
+    errors = s.view_errors.get(modal["id"], {}) if modal else {}
     return {
         "now": sandbox.clock.now().isoformat(),
-        "members": [{"id": m["slack_id"], "name": m.get("name", m["slack_id"])}
+        "user": user,
+        "members": [{"id": m["slack_id"], "name": m.get("name", m["slack_id"]),
+                     "roles": m.get("roles") or {}, "timezone": m.get("timezone") or "UTC"}
                     for m in sandbox.members],
-        "channels": sandbox.channels,
-        "messages": s.messages(),
-        "ephemerals": s.ephemerals(),
-        "responses": s.responses,
-        "views": list(s.views.values()) if isinstance(s.views, dict) else s.views,
+        "bot_user": s.bot_user_id,
+        "channels": channels,
+        "dm": {"id": dm, "name": s.bot_name},
+        "messages": messages,
+        "ephemerals": s.ephemerals(user),
+        "modal": modal,
+        "modal_depth": len(stack),
+        "modal_errors": errors,
+        "home": s.home(user),
     }
+
+
+def _find_message(sandbox: Sandbox, user: str, channel: str, ts: str) -> dict[str, Any]:
+    s = sandbox.standin
+    for e in s.ephemerals(user):
+        if e["ts"] == ts:
+            return e
+    for m in s.messages(channel):
+        if m["ts"] == ts:
+            return m
+    raise ConsoleError("That message is gone; refresh.")
+
+
+def _element(blocks: list[dict[str, Any]], block_id: str, action_id: str) -> dict[str, Any]:
+    for block in blocks:
+        if block.get("block_id") != block_id:
+            continue
+        for el in block_elements(block):
+            if el.get("action_id") == action_id:
+                return el
+    raise ConsoleError(f"Nothing named {action_id} is on screen.")
+
+
+def _values(blocks: list[dict[str, Any]], raw: dict[str, Any]) -> dict[str, Any]:
+    """``view.state.values`` from the browser's ``{block_id: {action_id: raw}}``."""
+    out: dict[str, Any] = {}
+    for block_id, by_action in (raw or {}).items():
+        for action_id, value in (by_action or {}).items():
+            el = _element(blocks, block_id, action_id)
+            out.setdefault(block_id, {})[action_id] = state_value(el, _clean(value))
+    return out
+
+
+def _clean(value: Any) -> Any:
+    return None if value in ("", []) else value
+
+
+def _action(sandbox: Sandbox, blocks: list[dict[str, Any]], data: dict[str, Any], *,
+            message: dict[str, Any] | None, view: str | None) -> dict[str, Any]:
+    block_id = str(data.get("block_id") or "")
+    action_id = str(data.get("action_id") or "")
+    el = _element(blocks, block_id, action_id)
+    if el.get("type") == "button":
+        return sandbox.sender.button(action_id, el.get("value"), block_id=block_id,
+                                     message=message, view=view)
+    action = {**state_value(el, _clean(data.get("value"))), "action_id": action_id,
+              "block_id": block_id, "action_ts": f"{time.time():.6f}"}
+    if el.get("placeholder"):
+        action["placeholder"] = el["placeholder"]
+    return action
+
+
+def _answer(resp: requests.Response | None) -> dict[str, Any]:
+    if resp is None:
+        return {"ok": True, "status": 200, "response": None}
+    body: Any
+    try:
+        body = resp.json() if resp.content else None
+    except ValueError:
+        body = resp.text
+    return {"ok": resp.status_code == 200, "status": resp.status_code, "response": body}
 
 
 def console_routes(sandbox: Sandbox) -> dict[tuple[str, str], Route]:
+    def guarded(fn: Any) -> Route:
+        def route(req: WebRequest) -> WebResponse:
+            try:
+                data = req.json() if req.method == "POST" else {
+                    k: v[-1] for k, v in req.query.items()}
+                if not isinstance(data, dict):
+                    raise ConsoleError("Send a JSON object.")
+                return WebResponse.json(fn(data))
+            except (ConsoleError, AssertionError, KeyError, ValueError) as exc:
+                # AssertionError: the sender refuses what Slack's client would not send
+                return WebResponse.json({"ok": False, "error": str(exc).strip("'\"")}, 400)
+        return route
+
     def page(_req: WebRequest) -> WebResponse:
-        return WebResponse.text(_page(sandbox), content_type="text/html")
+        return _static(WebRequest("GET", "/static/index.html", {}, {}, b""))
 
-    def state(_req: WebRequest) -> WebResponse:
-        return WebResponse(200, json.dumps(_state(sandbox), default=str),
-                           [("content-type", "application/json")])
+    def state(data: dict[str, Any]) -> dict[str, Any]:
+        return state_for(sandbox, _user(sandbox, data))
 
-    def command(req: WebRequest) -> WebResponse:
-        data = req.json() or {}
-        user = str(data.get("user") or "")
-        if user not in {m["slack_id"] for m in sandbox.members}:
-            return WebResponse.json({"ok": False, "error": "pick a demo member"}, 400)
+    def command(data: dict[str, Any]) -> dict[str, Any]:
+        user = _user(sandbox, data)
         channel = str(data.get("channel") or sandbox.channels[0]["id"])
         text = str(data.get("text") or "").strip()
-        if text.startswith("/prescreen"):
-            text = text[len("/prescreen"):].strip()
-        resp = sandbox.sender.slash_command(user, text=text, channel_id=channel)
-        body: Any
-        try:
-            body = resp.json()
-        except ValueError:
-            body = resp.text
-        return WebResponse.json({"ok": resp.status_code == 200, "status": resp.status_code,
-                                 "response": body})
+        if not text.startswith("/prescreen"):
+            raise ConsoleError("The sandbox knows one command: /prescreen (try /prescreen help).")
+        text = text[len("/prescreen"):].strip()
+        return _answer(sandbox.sender.slash_command(user, text=text, channel_id=channel))
 
-    def clock(req: WebRequest) -> WebResponse:
-        data = req.json() or {}
-        minutes = int(data.get("minutes") or 0)
-        if not 0 < minutes <= 7 * 24 * 60:
-            return WebResponse.json({"ok": False, "error": "minutes must be 1..10080"}, 400)
-        now = sandbox.clock.advance(dt.timedelta(minutes=minutes))
-        return WebResponse.json({"ok": True, "now": now.isoformat()})
+    def action(data: dict[str, Any]) -> dict[str, Any]:
+        user = _user(sandbox, data)
+        s = sandbox.standin
+        view_id = data.get("view_id")
+        if view_id:
+            view = s.view(str(view_id))
+            values = _values(view["blocks"], data.get("values") or {}) if view["type"] == "modal" \
+                else None
+            act = _action(sandbox, view["blocks"], data, message=None, view=view["id"])
+            resp = sandbox.sender.block_actions(user, [act], view=view["id"], values=values)
+            return _answer(resp)
+        channel = str(data.get("channel") or "")
+        msg = _find_message(sandbox, user, channel, str(data.get("ts") or ""))
+        act = _action(sandbox, msg.get("blocks") or [], data, message=msg, view=None)
+        resp = sandbox.sender.block_actions(user, [act], message=msg,
+                                            channel_id=msg.get("channel") or channel)
+        return _answer(resp)
+
+    def submit(data: dict[str, Any]) -> dict[str, Any]:
+        user = _user(sandbox, data)
+        view = sandbox.standin.view(str(data.get("view_id") or ""))
+        values = _values(view["blocks"], data.get("values") or {})
+        return _answer(sandbox.sender.view_submission(user, view["id"], values))
+
+    def close(data: dict[str, Any]) -> dict[str, Any]:
+        user = _user(sandbox, data)
+        return _answer(sandbox.sender.view_closed(user, str(data.get("view_id") or "")))
+
+    def home(data: dict[str, Any]) -> dict[str, Any]:
+        return _answer(sandbox.sender.app_home_opened(_user(sandbox, data)))
+
+    def clock(data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            minutes = int(data.get("minutes") or 0)
+        except (TypeError, ValueError):
+            minutes = 0
+        if not 0 < minutes <= MAX_ADVANCE_MINUTES:
+            raise ConsoleError(f"Move the clock by 1 to {MAX_ADVANCE_MINUTES} minutes.")
+        jobs = run_due_jobs(sandbox, minutes)
+        return {"ok": True, "now": sandbox.clock.now().isoformat(), "jobs": jobs}
 
     return {
         ("GET", "/"): page,
-        ("GET", "/sandbox/state"): state,
-        ("POST", "/sandbox/command"): command,
-        ("POST", "/sandbox/clock"): clock,
+        ("GET", "/sandbox/state"): guarded(state),
+        ("POST", "/sandbox/command"): guarded(command),
+        ("POST", "/sandbox/action"): guarded(action),
+        ("POST", "/sandbox/submit"): guarded(submit),
+        ("POST", "/sandbox/close"): guarded(close),
+        ("POST", "/sandbox/home"): guarded(home),
+        ("POST", "/sandbox/clock"): guarded(clock),
     }
 
 
-def _page(sandbox: Sandbox) -> str:
-    members = "".join(
-        f'<option value="{html.escape(m["slack_id"])}">{html.escape(m.get("name", ""))}</option>'
-        for m in sandbox.members
-    )
-    channels = "".join(
-        f'<option value="{html.escape(c["id"])}">#{html.escape(c["name"])}</option>'
-        for c in sandbox.channels
-    )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>prescreen-bot sandbox</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:0;display:flex;height:100vh}}
-aside{{width:16rem;background:#3f0e40;color:#fff;padding:1rem}} main{{flex:1;padding:1rem;overflow:auto}}
-pre{{background:#f6f6f6;padding:.5rem;white-space:pre-wrap}} select,input,button{{font:inherit}}
-</style></head><body>
-<aside><h2>prescreen-bot</h2><p>Sandbox: no real Slack, no real patients.</p>
-<label>Acting as<br><select id="user">{members}</select></label><br><br>
-<label>In channel<br><select id="channel">{channels}</select></label></aside>
-<main><form id="f"><input id="text" size="60" value="/prescreen help" aria-label="command">
-<button>Send</button></form><h3>Reply</h3><pre id="reply"></pre>
-<h3>What the app sent</h3><pre id="state"></pre></main>
-<script>
-async function refresh(){{const r=await fetch('/sandbox/state');
-document.getElementById('state').textContent=JSON.stringify(await r.json(),null,1);}}
-document.getElementById('f').onsubmit=async(e)=>{{e.preventDefault();
-const r=await fetch('/sandbox/command',{{method:'POST',headers:{{'content-type':'application/json'}},
-body:JSON.stringify({{user:user.value,channel:channel.value,text:text.value}})}});
-document.getElementById('reply').textContent=JSON.stringify(await r.json(),null,1);refresh();}};
-refresh();setInterval(refresh,3000);
-</script></body></html>"""
+def run_due_jobs(sandbox: Sandbox, minutes: int = 0) -> dict[str, str]:
+    """Move the clock ``minutes`` forward the way time passes: in steps (at most
+    :data:`CLOCK_STEPS`, at least a minute each), running every time-driven job at each step as
+    the worker would, then deliver what they queued. Reminders, escalations and digests show up
+    at once, and a reminder due within the jump is sent on time, not "late"."""
+    from bot.scheduler import job_specs
+
+    ctx = sandbox.ctx
+    results: dict[str, str] = {}
+    specs = [j for j in job_specs() if j.name not in CLOCK_SKIPS and j.name != "outbox"]
+    steps = max(1, min(CLOCK_STEPS, minutes))
+    done = 0.0
+    for i in range(1, steps + 1):
+        target = minutes * i / steps
+        if minutes:
+            sandbox.clock.advance(dt.timedelta(minutes=target - done))
+            done = target
+        if ctx is None:
+            continue
+        for spec in specs:
+            summary = _run(ctx, spec)
+            if summary or spec.name not in results:
+                results[spec.name] = summary
+    if ctx is not None:
+        outbox = next((j for j in job_specs() if j.name == "outbox"), None)
+        if outbox is not None:
+            results["outbox"] = _run(ctx, outbox)
+    return results
+
+
+def _run(ctx: Any, spec: Any) -> str:
+    try:
+        return str(spec.func(ctx) or "")
+    except Exception as exc:
+        log.exception("sandbox clock: job %s failed", spec.name)
+        return f"failed: {type(exc).__name__}"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from bot.app import create_context
 from bot.config import Settings
-from bot.sandbox.runtime import demo_file
+from bot.runtime import sandbox_key
+from bot.sandbox.runtime import SANDBOX_TOKEN, demo_file
+from bot.sandbox.seed import seed_demo
 from bot.studies.importer import import_studies
 from storage import migrate
 from storage.db import Database
@@ -20,5 +23,8 @@ def reset_sandbox(settings: Settings) -> None:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         migrate.upgrade(settings.database_url)
         import_studies(db, demo_file(), actor="sandbox")
+        ctx = create_context(settings, db=db, bot_token=SANDBOX_TOKEN,
+                             encryption_keys=settings.encryption_keys or [sandbox_key(settings.data_dir)])
+        seed_demo(ctx)
     finally:
         db.dispose()

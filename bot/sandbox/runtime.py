@@ -31,6 +31,7 @@ class Sandbox:
     sender: SlackSender
     clock: OffsetClock
     demo: dict[str, Any]
+    ctx: Any = None  # the app's AppContext, for running jobs after the clock moves
 
     @property
     def members(self) -> list[dict[str, Any]]:
@@ -68,7 +69,9 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
                   app_url: str | None = None) -> Any:
     from bot.runtime import Runtime, sandbox_key
 
-    standin = SlackStandin(bot_token=SANDBOX_TOKEN, team_id=SANDBOX_TEAM).start(host="127.0.0.1")
+    # The stand-in keeps the sandbox's time, so message times follow the console's clock.
+    standin = SlackStandin(bot_token=SANDBOX_TOKEN, team_id=SANDBOX_TEAM,
+                           clock=lambda: clock.now().timestamp()).start(host="127.0.0.1")
     demo_path = demo_file()
     demo = yaml.safe_load(demo_path.read_text())
     seed_standin(standin, demo)
@@ -84,10 +87,18 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     sender = SlackSender(url.rstrip("/") + "/slack/events", secret, standin, team_id=SANDBOX_TEAM)
     sandbox = Sandbox(standin=standin, sender=sender, clock=clock, demo=demo)
     ctx.extras["sandbox"] = sandbox
+    from bot.sandbox.seed import has_candidates, seed_demo
 
-    from bot.sandbox.console import console_routes
+    if not has_candidates(ctx):
+        log.info("sandbox: seeded %d demo candidates", seed_demo(ctx))
+    else:
+        log.info("sandbox: using the existing data (messages sent before this start are not shown); "
+                 "`prescreen-bot sandbox reset` restores the full demo")
 
-    web = SlackWebApp(bolt, db, routes=console_routes(sandbox))
+    from bot.sandbox.console import console_routes, static_routes
+
+    sandbox.ctx = ctx
+    web = SlackWebApp(bolt, db, routes=console_routes(sandbox), prefix_routes=static_routes())
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
     from bot.calendar.sandbox import start_sandbox_graph

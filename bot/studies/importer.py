@@ -175,6 +175,7 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
     errors.extend(_validate_cadence(label, s.get("cadence")))
     errors.extend(_validate_weekly_update(label, s.get("weekly_update")))
     errors.extend(_validate_slas(label, s.get("slas")))
+    errors.extend(_validate_lead_sources(label, s.get("lead_sources")))
     if "assignment" in s and s["assignment"] not in ASSIGNMENT_STRATEGIES:
         errors.append(f"{label}: assignment: must be one of {', '.join(ASSIGNMENT_STRATEGIES)}")
     sites = s.get("sites", [])
@@ -309,6 +310,58 @@ def _validate_slas(label: str, slas: Any) -> list[str]:
             start, end = hours.replace(" ", "").split("-")
             if start >= end:
                 errors.append(f"{label}: slas.business_hours: the start must be before the end")
+    return errors
+
+
+LEAD_SOURCE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+LEAD_SOURCE_KEYS = ("label", "cost_per_lead", "columns")
+LEAD_COLUMNS = ("name", "phone", "dob", "state", "zip", "email", "consent")
+
+
+def _validate_lead_sources(label: str, sources: Any) -> list[str]:
+    """lead_sources: {web-ads: {label: Web ads, cost_per_lead: 35.0, columns: {phone: Phone}}}"""
+    if sources is None:
+        return []
+    if not isinstance(sources, dict) or not sources:
+        return [f"{label}: lead_sources: a mapping of source slugs, like "
+                "{web-ads: {label: Web ads, cost_per_lead: 35.0}}"]
+    errors: list[str] = []
+    for slug, cfg in sources.items():
+        where = f"{label}: lead_sources.{slug}"
+        if not isinstance(slug, str) or not LEAD_SOURCE_SLUG.match(slug):
+            errors.append(f"{where}: the source must be a slug of lowercase letters, digits, - "
+                          "and _ (at most 40), like web-ads")
+        if cfg is None:
+            continue
+        if not isinstance(cfg, dict):
+            errors.append(f"{where}: must be a mapping with any of {', '.join(LEAD_SOURCE_KEYS)}")
+            continue
+        errors.extend(f"{where}.{k}: unknown setting; use {', '.join(LEAD_SOURCE_KEYS)}"
+                      for k in cfg if k not in LEAD_SOURCE_KEYS)
+        name = cfg.get("label")
+        if "label" in cfg and (not isinstance(name, str) or not name.strip() or len(name) > 75):
+            errors.append(f"{where}.label: text of 1 to 75 characters")
+        cost = cfg.get("cost_per_lead")
+        if "cost_per_lead" in cfg and (not isinstance(cost, int | float) or isinstance(cost, bool)
+                                       or cost < 0):
+            errors.append(f"{where}.cost_per_lead: a number of dollars, 0 or more, like 35.0")
+        columns = cfg.get("columns")
+        if "columns" not in cfg:
+            continue
+        if not isinstance(columns, dict) or not columns:
+            errors.append(f"{where}.columns: a mapping of field to CSV header, like "
+                          "{phone: Phone Number}")
+            continue
+        headers: dict[str, str] = {}
+        for fld, header in columns.items():
+            if fld not in LEAD_COLUMNS:
+                errors.append(f"{where}.columns.{fld}: unknown field; use {', '.join(LEAD_COLUMNS)}")
+            if not isinstance(header, str) or not header.strip():
+                errors.append(f"{where}.columns.{fld}: the CSV header text, like \"Phone\"")
+                continue
+            other = headers.setdefault(header.strip().casefold(), str(fld))
+            if other != fld:
+                errors.append(f"{where}.columns.{fld}: header {header!r} is already used for {other}")
     return errors
 
 

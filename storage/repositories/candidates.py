@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import Callback, Candidate, PrescreenCall, Referral
+from storage.models import Callback, Candidate, PrescreenCall, Referral, Study
 
 OPEN_REFERRAL_STATES = (
     "pending_approval", "approved", "sent_to_site", "site_contacted", "visit_scheduled", "screened",
@@ -136,3 +136,49 @@ def rows_after(session: Session, model: type, after_id: int, limit: int) -> list
     """A batch of rows of `model` by id, for jobs that walk a whole table (key rotation)."""
     stmt = select(model).where(model.id > after_id).order_by(model.id).limit(limit)  # type: ignore[attr-defined]
     return list(session.scalars(stmt))
+
+
+# ----- lead intake (bulk) -----
+
+def lock_study(session: Session, study_id: int) -> None:
+    """Start the import's transaction and serialise bulk intake per study, so two imports of the
+    same file cannot both miss each other's duplicates. Call first in the session.
+
+    PostgreSQL: a row lock on the study. SQLite: BEGIN IMMEDIATE (the write lock at once). The
+    sqlite3 driver does not begin a transaction before a SAVEPOINT, so without an explicit BEGIN
+    the release of `insert_many`'s savepoint would commit each batch on its own."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    session.execute(select(Study.id).where(Study.id == study_id).with_for_update())
+
+
+def phone_matches(session: Session, study_id: int,
+                  phone_indexes: list[str]) -> dict[str, tuple[str, int, str | None]]:
+    """phone_index → (ref_code, seq, dedupe_index) of the study's candidates with those phones."""
+    if not phone_indexes:
+        return {}
+    stmt = (select(Candidate.phone_index, Candidate.ref_code, Candidate.seq, Candidate.dedupe_index)
+            .where(Candidate.study_id == study_id, Candidate.phone_index.in_(set(phone_indexes)))
+            .order_by(Candidate.seq.desc()))
+    return {p: (ref, seq, d) for p, ref, seq, d in session.execute(stmt)}
+
+
+def insert_many(session: Session, study_id: int, study_key: str,
+                rows: list[dict[str, Any]]) -> int:
+    """Insert candidates with consecutive sequence numbers; return the first. A concurrent single
+    create that took one of the numbers makes this batch retry with the next free block."""
+    for _ in range(20):
+        first = (session.scalar(select(func.max(Candidate.seq))
+                                .where(Candidate.study_id == study_id)) or 0) + 1
+        values = [{**row, "study_id": study_id, "seq": first + i,
+                   "ref_code": ref_code(study_key, first + i)} for i, row in enumerate(rows)]
+        try:
+            with session.begin_nested():
+                session.execute(insert(Candidate), values)
+        except IntegrityError:
+            continue
+        return first
+    raise RuntimeError("could not allocate reference codes")

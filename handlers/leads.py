@@ -1,0 +1,94 @@
+"""`/prescreen lead [STUDY]`: one inbound lead (a call or referral that came in), added to the
+study's leads in needs_call. Files of leads go through `prescreen-bot leads import`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks as bk
+from bot import ids
+from bot.context import AppContext
+from bot.errors import DomainError
+from bot.leads import intake
+from bot.leads import views as lv
+from bot.prescreen.workflow import FormErrors
+from handlers.common import CommandRequest, Subcommand, error_ref, open_view, tell
+
+log = logging.getLogger("prescreen.handlers.leads")
+
+
+def _studies(ctx: AppContext, user_id: str) -> list[Any]:
+    from storage.repositories import studies as study_repo
+
+    with ctx.db.session() as session:
+        return [s for s, role in study_repo.studies_for(session, user_id)
+                if role in intake.ADD_ROLES]
+
+
+def _lead(req: CommandRequest) -> None:
+    studies = _studies(req.ctx, req.user_id)
+    if not studies:
+        req.reply("Only coordinators and admins of a study can add leads. "
+                  "Ask a study admin to add you.")
+        return
+    wanted = req.args[0].upper() if req.args else None
+    if wanted and wanted not in {s.key for s in studies}:
+        req.reply(f"You can add leads to {', '.join(s.key for s in studies)}, not `{wanted}`.")
+        return
+    key = wanted or (studies[0].key if len(studies) == 1 else None)
+    req.ack()
+    open_view(req.client, req.trigger_id, lv.lead_modal(studies, key, req.channel_id),
+              respond=req.respond)
+
+
+SUBCOMMANDS = [
+    Subcommand("lead", "/prescreen lead [STUDY]",
+               "add one inbound lead (it waits in needs_call for its first call)", _lead),
+]
+
+
+def register(app: App, ctx: AppContext) -> None:
+    @app.action(ids.LEAD_STUDY_SELECT)
+    def study_changed(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        view = body["view"]
+        key = (body["actions"][0].get("selected_option") or {}).get("value")
+        channel = bk.decode(view.get("private_metadata")).get("c")
+        new_view = lv.lead_modal(_studies(ctx, body["user"]["id"]), key, channel)
+        try:
+            client.views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
+        except SlackApiError as exc:
+            log.info("views.update skipped: %s", exc.response.get("error"))
+
+    @app.view(ids.LEAD_VIEW)
+    def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        user_id = body["user"]["id"]
+        channel = bk.decode(view.get("private_metadata")).get("c")
+        try:
+            form = lv.parse_lead(view, user_id)
+            if not form.study_key:
+                ack(response_action="errors", errors={ids.LEAD_STUDY_BLOCK: "Pick a study."})
+                return
+            added = intake.add_lead(ctx, form)
+        except FormErrors as exc:
+            ack(response_action="errors",
+                errors={lv.LEAD_FIELD_BLOCKS.get(k, ids.LEAD_PHONE_BLOCK): v
+                        for k, v in exc.errors.items()})
+            return
+        except DomainError as exc:
+            ack(response_action="errors", errors={ids.LEAD_STUDY_BLOCK: exc.message})
+            return
+        except Exception:
+            ref = error_ref()
+            log.exception("adding a lead failed ref=%s", ref)
+            ack(response_action="errors",
+                errors={ids.LEAD_PHONE_BLOCK: f"Not saved: something went wrong (ref {ref}). "
+                                              "Press Add lead again."})
+            return
+        ack()
+        tell(client, user_id, channel, lv.lead_added_text(added), None)

@@ -1,0 +1,363 @@
+"""Story: a coordinator imports a file of leads from an ad campaign or pre-screener. New leads
+become candidates in needs_call, duplicates are skipped, bad rows are listed by line, and a bad
+file changes nothing unless --skip-invalid."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import cli
+from bot.app import create_context
+from bot.config import Settings
+from bot.context import AppContext
+from bot.leads.intake import ImportResult, LeadFileError, import_leads
+from storage import audit
+from storage.db import Database
+from storage.models import AuditEvent, Candidate
+from tests.conftest import ENCRYPTION_KEY
+
+GENERIC = ["name", "phone", "dob", "state", "zip", "email", "consent"]
+WEB_ADS = ["Full Name", "Phone", "DOB", "State", "Zip", "Email", "Consent"]
+
+
+@pytest.fixture
+def ctx(settings: Settings, studies: Database) -> AppContext:
+    return create_context(settings, db=studies)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def candidates(db: Database, study_key: str = "MDD") -> list[Candidate]:
+    with db.session() as s:
+        return list(s.scalars(select(Candidate).where(Candidate.ref_code.like(f"{study_key}-%"))
+                              .order_by(Candidate.seq)))
+
+
+def count(db: Database) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count(Candidate.id))) or 0
+
+
+def run(ctx: AppContext, path: Path, source: str = "physician", **kw: Any) -> ImportResult:
+    return import_leads(ctx, path, study_key="MDD", source=source, **kw)
+
+
+def test_a_valid_file_creates_unassigned_needs_call_candidates(ctx: AppContext,
+                                                               tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "leads.csv", GENERIC, [
+        ["Ada Lovelace", "(312) 555-0101", "1980-04-02", "IL", "60601", "ada@example.org", "yes"],
+        ["Grace Hopper", "312.555.0102", "12/09/1976", "Texas", "", "", ""],
+        ["Alan Turing", "+1 415 555 0103", "", "", "", "", "Y"],
+    ])
+    result = run(ctx, path)
+    assert (result.created, result.duplicates, result.rejected) == (3, 0, 0)
+    assert result.written and result.first_ref == "MDD-0001" and result.last_ref == "MDD-0003"
+
+    rows = candidates(ctx.db)
+    assert [c.ref_code for c in rows] == ["MDD-0001", "MDD-0002", "MDD-0003"]
+    assert {c.status for c in rows} == {"needs_call"}
+    assert {c.source for c in rows} == {"physician"}
+    assert all(c.owner_id is None and c.attempts == 0 and c.consent_to_contact for c in rows)
+    ada, grace, alan = rows
+    assert ctx.cipher.decrypt(ada.phone_enc) == "+13125550101"
+    assert ctx.cipher.decrypt(grace.dob_enc or "") == "1976-12-09"
+    assert alan.dob_enc is None
+    # the same blind indexes the log-call form uses, so a later call finds the lead
+    assert ada.phone_index == ctx.cipher.index("+13125550101")
+    assert ada.dedupe_index == ctx.cipher.index("MDD", "+13125550101", "1980-04-02")
+    assert (ada.region, ada.timezone) == ("IL", "America/Chicago")
+    assert (grace.region, grace.timezone) == ("TX", "America/Chicago")
+    assert (alan.region, alan.timezone) == (None, "America/Chicago")  # MDD's time zone, assumed
+    assert result.timezone_assumed == 1
+
+    with ctx.db.session() as s:
+        events = [e for e in audit.history(s, "study", "MDD") if e.action == "leads.imported"]
+    assert len(events) == 1
+    after = events[0].after or {}
+    assert after["created"] == 3 and after["file"] == "leads.csv" and after["source"] == "physician"
+    assert "Ada" not in str(after) and "555" not in str(after)
+
+
+def test_time_zone_from_state_or_zip(ctx: AppContext, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "tz.csv", ["name", "phone", "state", "zip"], [
+        ["East", "6175550111", "MA", ""],
+        ["Panhandle", "8505550112", "FL", "32501"],   # Pensacola: Central, not Florida's Eastern
+        ["El Paso", "9155550113", "TX", "79901"],     # Mountain
+        ["Zip only", "2065550114", "", "98101"],      # Seattle → WA
+        ["Excel zip", "6175550115", "", "2134"],      # 02134 lost its leading zero
+        ["Phoenix", "6025550116", "az", ""],
+    ])
+    assert run(ctx, path).created == 6
+    got = [(c.region, c.timezone) for c in candidates(ctx.db)]
+    assert got == [("MA", "America/New_York"), ("FL", "America/Chicago"),
+                   ("TX", "America/Denver"), ("WA", "America/Los_Angeles"),
+                   ("MA", "America/New_York"), ("AZ", "America/Phoenix")]
+
+
+def test_duplicates_in_the_file_and_against_existing_candidates(ctx: AppContext,
+                                                                tmp_path: Path) -> None:
+    first = write_csv(tmp_path / "first.csv", GENERIC, [
+        ["Ada Lovelace", "3125550101", "1980-04-02", "IL", "", "", ""],
+    ])
+    assert run(ctx, first).created == 1
+
+    path = write_csv(tmp_path / "second.csv", GENERIC, [
+        ["Ada L.", "(312) 555-0101", "1980-04-02", "IL", "", "", ""],   # line 2: in the DB
+        ["Bob Builder", "3125550202", "", "IL", "", "", ""],            # line 3: new
+        ["Robert Builder", "312-555-0202", "", "IL", "", "", ""],       # line 4: same as line 3
+        ["Ada again", "+13125550101", "", "", "", "", ""],              # line 5: in the DB
+    ])
+    result = run(ctx, path, batch_size=2)  # line 4 is found across batches, in the database
+    assert (result.created, result.duplicates, result.rejected) == (1, 3, 0)
+    reasons = {p.line: p.reason for p in result.problems}
+    assert reasons == {2: "same phone and date of birth as MDD-0001",
+                       4: "same phone as line 3",
+                       5: "same phone as MDD-0001"}
+    assert count(ctx.db) == 2
+
+    same_batch = write_csv(tmp_path / "third.csv", GENERIC, [
+        ["Cy", "3125550303", "", "", "", "", ""], ["Cy", "3125550303", "", "", "", "", ""]])
+    result = run(ctx, same_batch)
+    assert result.created == 1 and [str(p) for p in result.problems] == [
+        "line 3: duplicate: same phone as line 2"]
+
+
+def test_the_same_phone_in_another_study_is_not_a_duplicate(ctx: AppContext,
+                                                            tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "a.csv", GENERIC, [["Ada", "3125550101", "", "", "", "", ""]])
+    assert run(ctx, path).created == 1
+    result = import_leads(ctx, path, study_key="ALZ", source="web")
+    assert result.created == 1 and candidates(ctx.db, "ALZ")[0].ref_code == "ALZ-0001"
+
+
+BAD_ROWS = [
+    ["Ada Lovelace", "3125550101", "1980-04-02", "IL", "", "", ""],   # 2 ok
+    ["No Phone", "", "", "", "", "", ""],                              # 3
+    ["", "3125550103", "", "", "", "", ""],                            # 4
+    ["Bad Phone", "555-12", "", "", "", "", ""],                       # 5
+    ["Bad Date", "3125550105", "1980-13-40", "", "", "", ""],          # 6
+    ["Future", "3125550106", "2999-01-01", "", "", "", ""],            # 7
+    ["Bad State", "3125550107", "", "Narnia", "", "", ""],             # 8
+    ["Said No", "3125550108", "", "", "", "", "no"],                   # 9
+    ["Fine Too", "3125550109", "", "NY", "10001", "", ""],             # 10 ok
+    ["Bad Zip", "3125550110", "", "", "ABCDE", "", ""],                # 11
+]
+EXPECTED_REJECTS = {
+    3: "phone missing", 4: "name missing", 5: "phone not valid",
+    6: "date of birth is not a date (use YYYY-MM-DD or MM/DD/YYYY)",
+    7: "date of birth is in the future", 8: "state is not a US state or territory",
+    9: "consent is 'no': this lead may not be called", 11: "ZIP is not a 5-digit ZIP code",
+}
+
+
+def test_bad_rows_are_listed_by_line_and_nothing_is_written(ctx: AppContext,
+                                                            tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "bad.csv", GENERIC, BAD_ROWS)
+    result = run(ctx, path)
+    assert not result.written
+    assert result.rejected == len(EXPECTED_REJECTS) and result.created == 0
+    assert {p.line: p.reason for p in result.problems} == EXPECTED_REJECTS
+    assert count(ctx.db) == 0
+    with ctx.db.session() as s:
+        assert s.scalar(select(func.count(AuditEvent.id))
+                        .where(AuditEvent.action == "leads.imported")) == 0
+    # the report has no names or phone numbers
+    text = "\n".join(str(p) for p in result.problems)
+    assert "Narnia" not in text and "555" not in text and "Bad" not in text
+
+
+def test_skip_invalid_imports_the_good_rows(ctx: AppContext, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "bad.csv", GENERIC, BAD_ROWS)
+    result = run(ctx, path, skip_invalid=True)
+    assert result.written and (result.created, result.rejected) == (2, len(EXPECTED_REJECTS))
+    assert [c.ref_code for c in candidates(ctx.db)] == ["MDD-0001", "MDD-0002"]
+
+
+def test_a_failure_while_writing_rolls_back_the_whole_import(ctx: AppContext, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.leads import intake
+
+    path = write_csv(tmp_path / "ok.csv", GENERIC,
+                     [[f"Lead {i}", f"312555{i:04d}", "", "", "", "", ""] for i in range(100, 130)])
+    real = intake._Writer.write
+    calls = {"n": 0}
+
+    def failing(self: Any, session: Any, leads: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("database went away")
+        real(self, session, leads)
+
+    monkeypatch.setattr(intake._Writer, "write", failing)
+    with pytest.raises(RuntimeError):
+        run(ctx, path, batch_size=10)
+    assert calls["n"] == 3 and count(ctx.db) == 0
+
+
+def test_dry_run_counts_everything_and_writes_nothing(ctx: AppContext, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "ok.csv", GENERIC, [
+        ["Ada", "3125550101", "", "", "", "", ""], ["Ada", "3125550101", "", "", "", "", ""]])
+    result = run(ctx, path, dry_run=True)
+    assert (result.created, result.duplicates, result.written) == (1, 1, False)
+    assert count(ctx.db) == 0
+
+
+def test_column_mapping_per_source(ctx: AppContext, tmp_path: Path) -> None:
+    # MDD's web-ads source maps "Full Name", "Phone", "DOB"… (headers in any case)
+    path = write_csv(tmp_path / "ads.csv", ["FULL NAME", "phone", "DOB", "State", "Zip",
+                                            "Email", "Consent", "utm_campaign"], [
+        ["Ada Lovelace", "3125550101", "04/02/1980", "IL", "60601", "a@example.org", "Yes", "x"]])
+    result = run(ctx, path, source="web-ads")
+    assert result.created == 1
+    cand = candidates(ctx.db)[0]
+    assert cand.source == "web-ads" and ctx.cipher.decrypt(cand.name_enc) == "Ada Lovelace"
+    assert ctx.cipher.decrypt(cand.dob_enc or "") == "1980-04-02"
+
+    # the generic header does not fit web-ads: the whole file is refused, naming the column
+    generic = write_csv(tmp_path / "generic.csv", GENERIC, [["Bo", "3125550102", "", "", "", "", ""]])
+    with pytest.raises(LeadFileError, match="'Full Name' column"):
+        run(ctx, generic, source="web-ads")
+
+
+def test_unknown_source_or_study_is_refused(ctx: AppContext, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "x.csv", GENERIC, [["Bo", "3125550102", "", "", "", "", ""]])
+    with pytest.raises(LeadFileError, match="use one of physician, web-ads"):
+        run(ctx, path, source="radio")
+    with pytest.raises(LeadFileError, match="no study 'XYZ'"):
+        import_leads(ctx, path, study_key="XYZ", source="web")
+    with pytest.raises(LeadFileError, match="slug"):
+        import_leads(ctx, path, study_key="ALZ", source="Radio Ads!")  # ALZ has no lead_sources
+    assert count(ctx.db) == 0
+
+
+def _generate(path: Path, n: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(GENERIC)
+        for i in range(n):
+            w.writerow([f"Lead Number {i}", f"(312) {200 + i // 10000:03d}-{i % 10000:04d}",
+                        f"{1940 + i % 60}-{1 + i % 12:02d}-{1 + i % 28:02d}", "IL", "60601",
+                        f"lead{i}@example.org", "yes"])
+
+
+def test_a_100k_row_file_is_streamed(ctx: AppContext, tmp_path: Path) -> None:
+    n = 100_000
+    path = tmp_path / "big.csv"
+    _generate(path, n)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        result = run(ctx, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.created == n and result.rejected == 0 and result.duplicates == 0
+    assert count(ctx.db) == n
+    # bounded by the batch, not the file: the whole file as Python rows would be many times this
+    assert peak < size / 2, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+    print(f"\n100k leads: {result.rows_per_second:,.0f} rows/s, peak {peak / 1e6:.1f} MB, "
+          f"file {size / 1e6:.1f} MB")
+
+
+# ----- the command -----
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, ctx: AppContext, tmp_path: Path) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", ctx.settings.database_url)
+    monkeypatch.setenv("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    yield
+
+
+def prescreen_bot(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return cli.main(list(argv), out=out), out.getvalue()
+
+
+def test_cli_reports_and_exit_codes(env: None, ctx: AppContext, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write_csv(tmp_path / "bad.csv", GENERIC, BAD_ROWS)
+    code, out = prescreen_bot("leads", "import", str(bad), "--study", "MDD", "--source", "physician")
+    assert code == 2 and count(ctx.db) == 0
+    assert "rejected 8 of 10 rows; nothing was imported" in out
+    assert "  line 3: rejected: phone missing" in out and "line 11: rejected: ZIP" in out
+
+    code, out = prescreen_bot("leads", "import", str(bad), "--study", "MDD", "--source",
+                              "physician", "--skip-invalid", "--report", "report.csv")
+    assert code == 0 and count(ctx.db) == 2
+    assert "created 2, duplicates 0, rejected 8" in out and "MDD-0001 … MDD-0002" in out
+    report = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [r["line"] for r in report] == ["3", "4", "5", "6", "7", "8", "9", "11"]
+
+    code, out = prescreen_bot("leads", "import", str(bad), "--study", "MDD", "--source",
+                              "physician", "--skip-invalid", "--dry-run")
+    assert code == 0 and "created 0, duplicates 2, rejected 8" in out and "dry run" in out
+
+    code, _ = prescreen_bot("leads", "import", str(tmp_path / "missing.csv"), "--study", "MDD",
+                            "--source", "physician")
+    assert code == 2 and "file not found" in capsys.readouterr().err
+    code, _ = prescreen_bot("leads", "import", str(bad), "--study", "MDD", "--source", "radio")
+    assert code == 2 and "no lead source 'radio'" in capsys.readouterr().err
+    assert count(ctx.db) == 2
+
+
+def test_cli_caps_the_printed_list(env: None, ctx: AppContext, tmp_path: Path) -> None:
+    rows = [[f"Lead {i}", "", "", "", "", "", ""] for i in range(120)]
+    path = write_csv(tmp_path / "many.csv", GENERIC, rows)
+    code, out = prescreen_bot("leads", "import", str(path), "--study", "MDD", "--source", "physician")
+    assert code == 2
+    assert sum(1 for line in out.splitlines() if line.startswith("  line ")) == 50
+    assert "… and 70 more (--report FILE.csv lists all)" in out
+
+
+def test_lead_sources_in_the_studies_file_are_checked() -> None:
+    from bot.studies.importer import validate
+
+    def errors(sources: Any) -> str:
+        doc = {"studies": [{"key": "MDD", "title": "t", "channel": "C0MDD0001",
+                            "timezone": "America/Chicago", "lead_sources": sources}]}
+        return "\n".join(validate(doc, set()))
+
+    assert errors({"web-ads": {"label": "Web ads", "cost_per_lead": 35.0,
+                               "columns": {"name": "Full Name", "phone": "Phone"}},
+                   "physician": {"label": "Physician referral"}, "walk-in": None}) == ""
+    bad = errors({"Web Ads": {"label": "x"},
+                  "radio": {"cost_per_lead": -5, "colour": "red",
+                            "columns": {"phone": "Phone", "mobile": "Cell", "name": "phone"}}})
+    assert "study MDD: lead_sources.Web Ads: the source must be a slug" in bad
+    assert "study MDD: lead_sources.radio.cost_per_lead: a number of dollars" in bad
+    assert "study MDD: lead_sources.radio.colour: unknown setting" in bad
+    assert "study MDD: lead_sources.radio.columns.mobile: unknown field" in bad
+    assert "study MDD: lead_sources.radio.columns.name: header 'phone' is already used for phone" in bad
+    assert "lead_sources: a mapping" in errors(["web-ads"])
+
+
+def test_the_documented_sample_file(env: None, ctx: AppContext) -> None:
+    from tests.conftest import FIXTURES
+
+    sample = FIXTURES / "leads_web-ads.csv"
+    code, out = prescreen_bot("leads", "import", str(sample), "--study", "MDD", "--source",
+                              "web-ads", "--skip-invalid")
+    assert code == 0, out
+    assert "created 3, duplicates 1, rejected 1" in out
+    assert "line 5: duplicate: same phone and date of birth as line 2" in out
+    assert "line 6: rejected: phone missing" in out
+    assert "Harriet" not in out and "0141" not in out
+    got = {c.ref_code: (c.region, c.timezone) for c in candidates(ctx.db)}
+    assert got == {"MDD-0001": ("IL", "America/Chicago"), "MDD-0002": ("FL", "America/Chicago"),
+                   "MDD-0003": ("CA", "America/Los_Angeles")}
