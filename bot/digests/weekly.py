@@ -13,7 +13,16 @@ from bot.blocks import Block, context, divider, header, section
 from bot.context import AppContext
 from bot.digests.chart import conversion, funnel_png
 from bot.digests.render import fit_blocks, list_section
-from bot.digests.runs import Builder, DueRun, Outgoing, TickResult, last_weekly, late_note, run_many
+from bot.digests.runs import (
+    WEEKDAYS,
+    Builder,
+    DueRun,
+    Outgoing,
+    TickResult,
+    last_weekly,
+    late_note,
+    run_many,
+)
 from storage.models import Study
 
 KIND = "weekly_update"
@@ -30,8 +39,13 @@ class WeeklyConfig:
 
 def config(study: Study) -> WeeklyConfig:
     opts = (study.options or {}).get("weekly_update") or {}
-    return WeeklyConfig(day=str(opts.get("day", DEFAULT_DAY)).lower()[:3],
-                        time=str(opts.get("time", DEFAULT_TIME)),
+    day = str(opts.get("day", DEFAULT_DAY)).lower()[:3]
+    time = str(opts.get("time", DEFAULT_TIME))
+    try:
+        dt.time.fromisoformat(time)
+    except ValueError:
+        time = DEFAULT_TIME  # the importer refuses these; never let one study stop the job
+    return WeeklyConfig(day=day if day in WEEKDAYS else DEFAULT_DAY, time=time,
                         channel=str(opts.get("channel") or study.channel_id))
 
 
