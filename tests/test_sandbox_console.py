@@ -210,6 +210,7 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     reminder_ref = next(f"ALZ-{i:04d}" for i, c in enumerate(
         [c for c in DEMO if c.study == "ALZ"], start=1) if c.callback_in_minutes == 10)
     page.click(".clock-btn[data-minutes='15']")
+    expect(page.locator(".clock-btn[data-minutes='15']")).to_be_enabled(timeout=60_000)
     page.select_option("#user-switcher", CASEY)
     page.locator("#dm-list .nav-item").click()
     expect(page.locator("#pane-title")).to_have_text("prescreen-bot")
@@ -235,6 +236,18 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(page.locator("#home .bk-header, #home .bk-section").first).to_be_visible()
     expect(page.locator("#home")).to_contain_text(reminder_ref)
     steps.shot("app-home")
+
+    # a day later the sponsor reads the digests and the weekly chart in the study channel
+    page.select_option("#user-switcher", "U0SPONS01")
+    page.click(".clock-btn[data-minutes='1440']")
+    expect(page.locator(".clock-btn[data-minutes='1440']")).to_be_enabled(timeout=90_000)
+    page.locator("#channel-list .nav-item", has_text="alz-prescreen").click()
+    expect(page.locator("#messages")).to_contain_text("ALZ daily digest", timeout=60_000)
+    chart = page.locator("#messages img.file-image").last
+    expect(chart).to_be_visible(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    chart.scroll_into_view_if_needed()
+    steps.shot("digests")
 
     assert shot.exists() and shot.stat().st_size > 10_000
     _assert_no_names_in_channels(sandbox, [*DEMO_NAMES, NEW_NAME])
@@ -352,3 +365,28 @@ def test_clock_brings_reminders_then_escalation(sandbox: RunningSandbox) -> None
         lambda st: [m for m in st.messages(ALZ_CHANNEL)
                     if "overdue for <@U0COORD01>" in m["text"]], timeout=15, message="escalation")
     assert "ALZ-0011" not in escalation[0]["text"], "escalations give counts, not codes"
+
+
+def test_a_day_later_the_digests_are_there(sandbox: RunningSandbox) -> None:
+    """+1 day: the daily digest is in the study channel (counts and codes only), the charts the
+    app uploaded are served to members who can see them, and to nobody else."""
+    standin = sandbox.runtime.sandbox.standin
+    standin.wait_for(lambda st: len(st.messages(ALZ_CHANNEL)) >= 5, timeout=20,
+                     message="the demo cards delivered")
+    answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 24 * 60},
+                           timeout=120).json()
+    assert answer["ok"] and "digests" in answer["jobs"]
+    digest = standin.wait_for(
+        lambda st: [m for m in st.messages(ALZ_CHANNEL) if "ALZ daily digest" in json.dumps(m)],
+        timeout=30, message="the ALZ daily digest")
+    assert len(digest) == 1
+    _assert_no_names_in_channels(sandbox, DEMO_NAMES)
+    assert any(f["name"].endswith(".png") for f in standin.uploaded_files), "the weekly chart"
+    for f in standin.uploaded_files:
+        if not f.get("completed") or not f.get("channel"):
+            continue
+        url = sandbox.url + "/sandbox/file"
+        ok = requests.get(url, params={"user": "U0ADMIN01", "id": f["id"]}, timeout=10)
+        assert ok.status_code == 200 and ok.content == f["data"]
+        assert requests.get(url, params={"user": "U0NOBODY", "id": f["id"]},
+                            timeout=10).status_code == 400

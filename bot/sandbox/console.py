@@ -30,6 +30,8 @@ STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascrip
 CLOCK_SKIPS = {"housekeeping", "graph_sync"}
 MAX_ADVANCE_MINUTES = 7 * 24 * 60
 CLOCK_STEPS = 60
+FILE_TYPES = {"png": "image/png", "csv": "text/csv", "txt": "text/plain", "pdf": "application/pdf",
+              "json": "application/json", "ics": "text/calendar"}
 
 
 class ConsoleError(Exception):
@@ -227,8 +229,28 @@ def console_routes(sandbox: Sandbox) -> dict[tuple[str, str], Route]:
         jobs = run_due_jobs(sandbox, minutes)
         return {"ok": True, "now": sandbox.clock.now().isoformat(), "jobs": jobs}
 
+    def file(req: WebRequest) -> WebResponse:
+        """A file the app uploaded (e.g. the weekly chart), for a member who can see it."""
+        user = (req.query.get("user") or [""])[-1]
+        fid = (req.query.get("id") or [""])[-1]
+        if user not in _member_ids(sandbox):
+            return WebResponse.text("pick a demo member", 400)
+        s = sandbox.standin
+        for f in s.uploaded_files:
+            if f["id"] == fid and f.get("completed") and f.get("channel") and (
+                    s.is_member(f["channel"], user) or f["channel"] == s.dm_channel(user)):
+                name = str(f.get("name") or "")
+                ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+                ctype = FILE_TYPES.get(ext, "application/octet-stream")
+                return WebResponse(200, bytes(f.get("data") or b""), [
+                    ("content-type", ctype), ("x-content-type-options", "nosniff"),
+                    ("content-disposition", "inline" if ctype.startswith("image/")
+                     else "attachment")])
+        return WebResponse.text("not found", 404)
+
     return {
         ("GET", "/"): page,
+        ("GET", "/sandbox/file"): file,
         ("GET", "/sandbox/state"): guarded(state),
         ("POST", "/sandbox/command"): guarded(command),
         ("POST", "/sandbox/action"): guarded(action),
