@@ -105,11 +105,12 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
 
 @pytest.fixture
 def browser_page(sandbox: RunningSandbox) -> Iterator[Any]:
+    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
+        if in_ci:
             pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # in the test extras; CI installs them
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -210,6 +211,7 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     reminder_ref = next(f"ALZ-{i:04d}" for i, c in enumerate(
         [c for c in DEMO if c.study == "ALZ"], start=1) if c.callback_in_minutes == 10)
     page.click(".clock-btn[data-minutes='15']")
+    expect(page.locator(".clock-btn[data-minutes='15']")).to_be_enabled(timeout=60_000)
     page.select_option("#user-switcher", CASEY)
     page.locator("#dm-list .nav-item").click()
     expect(page.locator("#pane-title")).to_have_text("prescreen-bot")
@@ -235,6 +237,18 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(page.locator("#home .bk-header, #home .bk-section").first).to_be_visible()
     expect(page.locator("#home")).to_contain_text(reminder_ref)
     steps.shot("app-home")
+
+    # a day later the sponsor reads the digests and the weekly chart in the study channel
+    page.select_option("#user-switcher", "U0SPONS01")
+    page.click(".clock-btn[data-minutes='1440']")
+    expect(page.locator(".clock-btn[data-minutes='1440']")).to_be_enabled(timeout=90_000)
+    page.locator("#channel-list .nav-item", has_text="alz-prescreen").click()
+    expect(page.locator("#messages")).to_contain_text("ALZ daily digest", timeout=60_000)
+    chart = page.locator("#messages img.file-image").last
+    expect(chart).to_be_visible(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    chart.scroll_into_view_if_needed()
+    steps.shot("digests")
 
     assert shot.exists() and shot.stat().st_size > 10_000
     _assert_no_names_in_channels(sandbox, [*DEMO_NAMES, NEW_NAME])
@@ -331,18 +345,49 @@ def test_clock_brings_reminders_then_escalation(sandbox: RunningSandbox) -> None
     before = sandbox.state(CASEY)["now"]
     answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 15}, timeout=60).json()
     assert answer["ok"] and answer["now"] > before
-    assert "reminders (0 late)" in answer["jobs"]["callbacks"]
-    assert answer["jobs"]["outbox"].startswith("sent")
-    dm = sandbox.state(CASEY)
-    reminders = [m for m in dm["messages"][dm["dm"]["id"]] if "Callback due" in m["text"]]
+    assert set(answer["jobs"]) >= {"callbacks", "cadence", "outbox"}
+    # (the worker's own ticks run the same jobs meanwhile; either may send, never both)
+
+    def dm_of(user: str) -> list[dict[str, Any]]:
+        return [m for m in standin.messages(standin.dm_channel(user)) if "Callback due" in m["text"]]
+
+    reminders = standin.wait_for(lambda st: dm_of(CASEY), timeout=15, message="Casey's reminder")
     assert len(reminders) == 1 and "ALZ-0011" in reminders[0]["text"]
-    sam = sandbox.state("U0COORD02")
-    assert any("MDD-0004" in m["text"] for m in sam["messages"][sam["dm"]["id"]])
-    # what another member sees: not Casey's DM, not Casey's ephemerals
+    assert "Late reminder" not in json.dumps(reminders[0]["blocks"])
+    standin.wait_for(lambda st: any("MDD-0004" in m["text"] for m in dm_of("U0COORD02")),
+                     timeout=15, message="Sam's reminder")
+    # another member sees neither DM
     lee = sandbox.state(LEE)
     assert not any("Callback due" in m["text"] for m in lee["messages"][lee["dm"]["id"]])
+    assert standin.dm_channel(CASEY) not in lee["messages"]
 
-    answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 60}, timeout=60).json()
-    assert "escalated" in answer["jobs"]["callbacks"]
-    channel = sandbox.state(CASEY)["messages"][ALZ_CHANNEL]
-    assert any("<@U0COORD01>" in m["text"] and "callback" in m["text"].lower() for m in channel)
+    requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 60}, timeout=60).raise_for_status()
+    escalation = standin.wait_for(
+        lambda st: [m for m in st.messages(ALZ_CHANNEL)
+                    if "overdue for <@U0COORD01>" in m["text"]], timeout=15, message="escalation")
+    assert "ALZ-0011" not in escalation[0]["text"], "escalations give counts, not codes"
+
+
+def test_a_day_later_the_digests_are_there(sandbox: RunningSandbox) -> None:
+    """+1 day: the daily digest is in the study channel (counts and codes only), the charts the
+    app uploaded are served to members who can see them, and to nobody else."""
+    standin = sandbox.runtime.sandbox.standin
+    standin.wait_for(lambda st: len(st.messages(ALZ_CHANNEL)) >= 5, timeout=20,
+                     message="the demo cards delivered")
+    answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 24 * 60},
+                           timeout=120).json()
+    assert answer["ok"] and "digests" in answer["jobs"]
+    digest = standin.wait_for(
+        lambda st: [m for m in st.messages(ALZ_CHANNEL) if "ALZ daily digest" in json.dumps(m)],
+        timeout=30, message="the ALZ daily digest")
+    assert len(digest) == 1
+    _assert_no_names_in_channels(sandbox, DEMO_NAMES)
+    assert any(f["name"].endswith(".png") for f in standin.uploaded_files), "the weekly chart"
+    for f in standin.uploaded_files:
+        if not f.get("completed") or not f.get("channel"):
+            continue
+        url = sandbox.url + "/sandbox/file"
+        ok = requests.get(url, params={"user": "U0ADMIN01", "id": f["id"]}, timeout=10)
+        assert ok.status_code == 200 and ok.content == f["data"]
+        assert requests.get(url, params={"user": "U0NOBODY", "id": f["id"]},
+                            timeout=10).status_code == 400

@@ -80,7 +80,8 @@ def _phone(i: int) -> str:
     return f"(617) 555-{100 + i:04d}"
 
 
-def _dob(i: int, outcome: str, answers: dict[str, str]) -> dt.date:
+def _dob(i: int, answers: dict[str, str]) -> dt.date:
+    """A birth date that matches the age answered (or about 60 when none was asked)."""
     age = int(answers.get("age") or 60)
     return dt.date(2026 - age - 1, 1 + i % 12, 1 + (i * 3) % 27)
 
@@ -94,7 +95,7 @@ def seed_demo(ctx: AppContext) -> int:
             coordinator=demo.coordinator,
             outcome=demo.outcome,
             new=NewCandidateInput(name=demo.name, phone=_phone(i),
-                                  dob=_dob(i, demo.outcome, demo.answers),
+                                  dob=_dob(i, demo.answers),
                                   region="MA" if demo.study == "ALZ" else "IL",
                                   timezone=None, consent=True),
             raw_answers=dict(demo.answers),
