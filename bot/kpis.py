@@ -176,13 +176,32 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
             site_key = site_key.upper()
 
         k = StudyKpis(study_key=study.key, period=period, site_key=site_key)
-        outcomes = repo.call_counts(s, sid, start, end)
-        k.calls = sum(outcomes.values())
-        k.reached = sum(n for o, n in outcomes.items() if o in REACHED)
-        k.prequalified = outcomes.get("pre_qualified", 0)
-        k.disqualified = outcomes.get("disqualified", 0)
+        calls = repo.call_breakdown(s, sid, start, end)
+        for outcome, user, _src, n in calls:
+            k.calls += n
+            row = k.by_coordinator.setdefault(
+                user, {"calls": 0, "reached": 0, "prequalified": 0, "disqualified": 0})
+            row["calls"] += n
+            if outcome in REACHED:
+                k.reached += n
+                row["reached"] += n
+            if outcome == "pre_qualified":
+                k.prequalified += n
+                row["prequalified"] += n
+            if outcome == "disqualified":
+                k.disqualified += n
+                row["disqualified"] += n
+        k.by_coordinator = dict(sorted(k.by_coordinator.items()))
         k.top_failed = repo.top_failed_criteria(s, sid, start, end)
-        k.referrals = repo.referral_transitions(s, sid, start, end, site_id=site_id)
+
+        site_keys = dict(sites)
+        for sid_, state, n in repo.referral_transitions(s, sid, start, end):
+            if site_id is not None and sid_ != site_id:
+                continue
+            k.referrals[state] = k.referrals.get(state, 0) + n
+            site = site_keys.get(sid_, "(no site)") if sid_ is not None else "(no site)"
+            k.by_site.setdefault(site, {})[state] = n
+        k.by_site = dict(sorted(k.by_site.items()))
 
         cb = repo.callback_counts(s, sid, start, end,
                                   grace_minutes=ctx.settings.callback_escalate_minutes)
@@ -193,23 +212,6 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
             s, sid, at=min(end, ctx.clock.now()), older_than=PENDING_APPROVAL_AGE)
         k.unreachable = repo.unreachable_in(s, sid, start, end)
 
-        for user, outcome, n in repo.calls_by_coordinator(s, sid, start, end):
-            row = k.by_coordinator.setdefault(
-                user, {"calls": 0, "reached": 0, "prequalified": 0, "disqualified": 0})
-            row["calls"] += n
-            if outcome in REACHED:
-                row["reached"] += n
-            if outcome == "pre_qualified":
-                row["prequalified"] += n
-            if outcome == "disqualified":
-                row["disqualified"] += n
-
-        for key, state, n in repo.transitions_by_site(s, sid, start, end):
-            site = key or "(no site)"
-            if site_key is not None and site != site_key:
-                continue
-            k.by_site.setdefault(site, {})[state] = n
-
         counts = {"calls": k.calls, "reached": k.reached, "pre_qualified": k.prequalified,
                   **{st: k.referrals.get(st, 0) for st in states.ALL_STATES}}
         k.funnel = [(step, counts.get(step, 0)) for step, _ in FUNNEL_STEPS]
@@ -218,7 +220,7 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
         k.median_days_referral_to_visit = _round(
             repo.median_days_referral_to_visit(s, sid, start, end))
 
-        k.by_source = _by_source(s, sid, start, end, study.options or {})
+        k.by_source = _by_source(s, sid, start, end, study.options or {}, calls)
     return k
 
 
@@ -227,7 +229,8 @@ def _round(x: float | None) -> float | None:
 
 
 def _by_source(session: Any, sid: int, start: dt.datetime, end: dt.datetime,
-               options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+               options: dict[str, Any], calls: list[tuple[str, str, str | None, int]],
+               ) -> dict[str, dict[str, Any]]:
     configured: dict[str, Any] = options.get("lead_sources") or {}
     out: dict[str, dict[str, Any]] = {}
 
@@ -238,7 +241,7 @@ def _by_source(session: Any, sid: int, start: dt.datetime, end: dt.datetime,
                                     "prequalified_rate": None, "leads": 0, "referrals": 0,
                                     "cost_per_referral": None})
 
-    for src, outcome, n in repo.calls_by_source(session, sid, start, end):
+    for outcome, _user, src, n in calls:
         r = row(src)
         r["calls"] += n
         if outcome == "pre_qualified":
@@ -328,9 +331,21 @@ STATS_USAGE = "/prescreen stats [STUDY] [today|yesterday|7d|30d|YYYY-MM-DD|FROM.
 MAX_STUDIES_IN_REPLY = 5
 
 
-def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str, list[dict[str, Any]]]:
-    """KPIs for the caller's studies (all of them, or the one named), for a period (default
-    today in each study's time zone). Refuses studies the caller is not a member of."""
+@dataclass(frozen=True)
+class StatsRequest:
+    """What `/prescreen stats ARGS` asks for, validated: (study, period) pairs and a site."""
+
+    items: list[tuple[str, Period]]
+    site: str | None
+    more: list[str]  # the caller's other studies, not shown (too many for one reply)
+
+    @property
+    def days(self) -> int:
+        return max((p.days for _k, p in self.items), default=0)
+
+
+def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> StatsRequest:
+    """Check the arguments against the caller's studies (fast; no KPI queries yet)."""
     with ctx.db.session() as s:
         mine = {study.key: (study.timezone, [site.key for site in study.sites])
                 for study, _role in studies_for(s, user_id)}
@@ -352,20 +367,31 @@ def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str,
     if len(rest) > 1 or (rest and rest[0].isalpha() and rest[0].lower() not in ("today", "yesterday")):
         raise DomainError(f"`{spec}` is not one of your studies ({', '.join(sorted(mine))}) or a "
                           f"period. {PERIOD_HELP} Usage: `{STATS_USAGE}`")
-    texts: list[str] = []
-    blocks: list[dict[str, Any]] = []
     now = ctx.clock.now()
+    items = []
     for key in keys[:MAX_STUDIES_IN_REPLY]:
         tz = mine[key][0]
-        period = period_for(spec, tz=tz, today=now.astimezone(ZoneInfo(tz)).date())
-        text, bl = format_stats(study_kpis(ctx, key, period, site_key=site))
+        items.append((key, period_for(spec, tz=tz, today=now.astimezone(ZoneInfo(tz)).date())))
+    return StatsRequest(items=items, site=site, more=keys[MAX_STUDIES_IN_REPLY:])
+
+
+def render_stats(ctx: AppContext, req: StatsRequest) -> tuple[str, list[dict[str, Any]]]:
+    texts: list[str] = []
+    blocks: list[dict[str, Any]] = []
+    for key, period in req.items:
+        text, bl = format_stats(study_kpis(ctx, key, period, site_key=req.site))
         texts.append(text)
         if blocks:
             blocks.append({"type": "divider"})
         blocks.extend(bl)
-    if len(keys) > MAX_STUDIES_IN_REPLY:
-        more = ", ".join(keys[MAX_STUDIES_IN_REPLY:])
+    if req.more:
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"Also yours: {more}. Name one: `/prescreen stats STUDY`."}]})
+            {"type": "mrkdwn", "text": f"Also yours: {', '.join(req.more)}. "
+                                       "Name one: `/prescreen stats STUDY`."}]})
     return "\n".join(texts), blocks[:50]
 
+
+def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """KPIs for the caller's studies (all of them, or the one named), for a period (default
+    today in each study's time zone). Refuses studies the caller is not a member of."""
+    return render_stats(ctx, parse_stats_request(ctx, user_id, args))

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+
 from bot import kpis
 from bot.errors import DomainError
-from handlers.common import CommandRequest, Subcommand, domain_text
+from handlers.common import CommandRequest, Subcommand, domain_text, error_ref, unexpected_text
+
+log = logging.getLogger("prescreen.handlers.stats")
+# Up to a month is answered in the command's own response (well inside Slack's 3 seconds);
+# longer periods get "Counting…" at once and the figures a moment later.
+DIRECT_DAYS = 31
 
 
 def _stats(req: CommandRequest) -> None:
     try:
-        text, blocks = kpis.stats_for_user(req.ctx, req.user_id, req.args)
+        wanted = kpis.parse_stats_request(req.ctx, req.user_id, req.args)
+        if wanted.days <= DIRECT_DAYS:
+            text, blocks = kpis.render_stats(req.ctx, wanted)
+            req.reply(text, blocks=blocks)
+            return
     except DomainError as exc:
         req.reply(domain_text(exc))
         return
-    req.reply(text, blocks=blocks)
+    req.reply(f":hourglass_flowing_sand: Counting {wanted.days} days of KPIs…")
+    try:
+        text, blocks = kpis.render_stats(req.ctx, wanted)
+    except DomainError as exc:
+        req.respond(text=domain_text(exc), response_type="ephemeral")
+        return
+    except Exception:
+        ref = error_ref()
+        log.exception("stats failed (ref %s)", ref)
+        req.respond(text=unexpected_text(ref), response_type="ephemeral")
+        return
+    req.respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
 
 
 SUBCOMMANDS = [

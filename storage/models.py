@@ -162,6 +162,7 @@ class Candidate(Base):
         Index("ix_candidates_study_status", "study_id", "status"),
         Index("ix_candidates_study_created", "study_id", "created_at"),
         Index("ix_candidates_study_unreachable", "study_id", "unreachable_at"),
+        Index("ix_candidates_id_source", "id", "source"),  # KPI joins per source, index-only
         Index("ix_candidates_owner_queue", "owner_id", "status", "attempts", "created_at"),
         Index("ix_candidates_owner_tz", "owner_id", "timezone"),
     )
@@ -204,7 +205,11 @@ class PrescreenCall(Base):
     __tablename__ = "prescreen_calls"
     __table_args__ = (
         Index("ix_prescreen_calls_called_at", "called_at"),
-        Index("ix_prescreen_calls_study_called", "study_id", "called_at"),
+        # KPI queries read calls per study and period from the index alone (covering)
+        Index("ix_prescreen_calls_study_called", "study_id", "called_at", "outcome",
+              "coordinator_id", "candidate_id"),
+        Index("ix_prescreen_calls_study_outcome", "study_id", "outcome", "called_at"),
+        Index("ix_prescreen_calls_candidate_called", "candidate_id", "called_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -261,7 +266,7 @@ class ReferralEvent(Base):
     __tablename__ = "referral_events"
     __table_args__ = (
         Index("ix_referral_events_to_at", "to_state", "at"),
-        Index("ix_referral_events_at", "at"),
+        Index("ix_referral_events_at", "at", "referral_id", "to_state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -90,3 +90,13 @@ def test_bad_period_or_unknown_study_says_what_works(data: Bot) -> None:
 def test_stats_is_listed_in_help(bot: Bot) -> None:
     body = bot.slack.slash_command(CASEY, text="help").json()
     assert "/prescreen stats" in str(body)
+
+
+def test_a_long_period_answers_at_once_then_sends_the_figures(data: Bot) -> None:
+    body = stats(data, CASEY, "ALZ 2026-01-01..2026-11-12")
+    assert body["text"] == ":hourglass_flowing_sand: Counting 316 days of KPIs…"
+    found = data.standin.wait_for(lambda st: [
+        e for e in st.ephemerals(CASEY)
+        if "Stats ALZ — 2026-01-01 – 2026-11-12" in str(e)], message="stats reply")
+    p = kpis.period_for("2026-01-01..2026-11-12", tz="America/New_York", today=NOW.date())
+    assert f"*Calls* {expected(data.db, p, now=NOW)['calls']} ·" in str(found[0])

@@ -35,57 +35,36 @@ def _median(session: Session, expr: ColumnElement[float], *where: Any) -> float 
             select(func.percentile_cont(0.5).within_group(expr)).select_from(Referral).where(*where)
         )
         return None if value is None else float(value)
-    n = session.scalar(select(func.count()).select_from(Referral).where(*where)) or 0
-    if n == 0:
-        return None
-    rows = session.scalars(
-        select(expr).select_from(Referral).where(*where).order_by(expr)
-        .offset((n - 1) // 2).limit(2 - n % 2)
-    ).all()
-    return float(sum(rows) / len(rows))
-
-
-def call_counts(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
-                ) -> dict[str, int]:
-    """Number of calls per outcome code."""
-    rows = session.execute(
-        select(PrescreenCall.outcome, func.count())
-        .where(PrescreenCall.study_id == study_id, PrescreenCall.called_at >= start,
-               PrescreenCall.called_at < end)
-        .group_by(PrescreenCall.outcome)
-    ).all()
-    return {outcome: int(n) for outcome, n in rows}
-
-
-def calls_by_coordinator(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
-                         ) -> list[tuple[str, str, int]]:
-    """(slack user id, outcome, count)."""
-    counts = (
-        select(PrescreenCall.coordinator_id, PrescreenCall.outcome, func.count().label("n"))
-        .where(PrescreenCall.study_id == study_id, PrescreenCall.called_at >= start,
-               PrescreenCall.called_at < end)
-        .group_by(PrescreenCall.coordinator_id, PrescreenCall.outcome)
-        .subquery()
+    ranked = (
+        select(expr.label("v"), func.row_number().over(order_by=expr).label("rn"),
+               func.count().over().label("n"))
+        .select_from(Referral).where(*where).subquery()
     )
-    rows = session.execute(
-        select(Member.slack_user_id, counts.c.outcome, counts.c.n)
-        .join(counts, counts.c.coordinator_id == Member.id)
+    middle = session.scalars(
+        select(ranked.c.v).where(ranked.c.rn.in_(((ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2)))
     ).all()
-    return [(u, o, int(n)) for u, o, n in rows]
+    return float(sum(middle) / len(middle)) if middle else None
 
 
-def calls_by_source(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
-                    ) -> list[tuple[str | None, str, int]]:
-    """(candidate source, outcome, count)."""
-    rows = session.execute(
-        select(Candidate.source, PrescreenCall.outcome, func.count())
+def call_breakdown(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
+                   ) -> list[tuple[str, str, str | None, int]]:
+    """Calls in the window counted per (outcome, coordinator slack id, candidate source): one
+    GROUP BY that the KPIs fold into totals, per-coordinator and per-source figures."""
+    counts = (
+        select(PrescreenCall.outcome, PrescreenCall.coordinator_id, Candidate.source,
+               func.count().label("n"))
         .select_from(PrescreenCall)
         .join(Candidate, Candidate.id == PrescreenCall.candidate_id)
         .where(PrescreenCall.study_id == study_id, PrescreenCall.called_at >= start,
                PrescreenCall.called_at < end)
-        .group_by(Candidate.source, PrescreenCall.outcome)
+        .group_by(PrescreenCall.outcome, PrescreenCall.coordinator_id, Candidate.source)
+        .subquery()
+    )
+    rows = session.execute(
+        select(counts.c.outcome, Member.slack_user_id, counts.c.source, counts.c.n)
+        .join(Member, Member.id == counts.c.coordinator_id)
     ).all()
-    return [(s, o, int(n)) for s, o, n in rows]
+    return [(o, u, src, int(n)) for o, u, src, n in rows]
 
 
 def top_failed_criteria(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
@@ -117,32 +96,16 @@ def _events_in(study_id: int, start: dt.datetime, end: dt.datetime) -> list[Any]
 
 
 def referral_transitions(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
-                         *, site_id: int | None = None) -> dict[str, int]:
-    """Transitions into each referral state during the window."""
-    where = _events_in(study_id, start, end)
-    if site_id is not None:
-        where.append(Referral.site_id == site_id)
+                         ) -> list[tuple[int | None, str, int]]:
+    """Transitions into each referral state during the window, per site id: (site id, state, n)."""
     rows = session.execute(
-        select(ReferralEvent.to_state, func.count())
-        .join(Referral, Referral.id == ReferralEvent.referral_id)
-        .where(*where)
-        .group_by(ReferralEvent.to_state)
-    ).all()
-    return {state: int(n) for state, n in rows}
-
-
-def transitions_by_site(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
-                        ) -> list[tuple[str | None, str, int]]:
-    """(site key or None, to_state, count)."""
-    rows = session.execute(
-        select(Site.key, ReferralEvent.to_state, func.count())
+        select(Referral.site_id, ReferralEvent.to_state, func.count())
         .select_from(ReferralEvent)
         .join(Referral, Referral.id == ReferralEvent.referral_id)
-        .outerjoin(Site, Site.id == Referral.site_id)
         .where(*_events_in(study_id, start, end))
-        .group_by(Site.key, ReferralEvent.to_state)
+        .group_by(Referral.site_id, ReferralEvent.to_state)
     ).all()
-    return [(k, s, int(n)) for k, s, n in rows]
+    return [(site, state, int(n)) for site, state, n in rows]
 
 
 def referrals_by_source(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
@@ -241,9 +204,9 @@ def median_days_referral_to_visit(session: Session, study_id: int, start: dt.dat
                                   end: dt.datetime) -> float | None:
     """Referrals moved to visit_scheduled in the window: median days from referral creation
     (UTC date) to the visit date."""
-    scheduled = exists().where(
-        ReferralEvent.referral_id == Referral.id, ReferralEvent.to_state == "visit_scheduled",
-        ReferralEvent.at >= start, ReferralEvent.at < end)
+    scheduled = Referral.id.in_(
+        select(ReferralEvent.referral_id).where(ReferralEvent.to_state == "visit_scheduled",
+                                                ReferralEvent.at >= start, ReferralEvent.at < end))
     if _dialect(session) == "postgresql":
         expr: ColumnElement[float] = (
             Referral.visit_date - cast(Referral.created_at, Date)

@@ -180,6 +180,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('candidates', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_candidates_dedupe_index'), ['dedupe_index'], unique=False)
+        batch_op.create_index('ix_candidates_id_source', ['id', 'source'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_name_index'), ['name_index'], unique=False)
         batch_op.create_index(batch_op.f('ix_candidates_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index('ix_candidates_owner_queue', ['owner_id', 'status', 'attempts', 'created_at'], unique=False)
@@ -274,10 +275,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('prescreen_calls', schema=None) as batch_op:
         batch_op.create_index('ix_prescreen_calls_called_at', ['called_at'], unique=False)
+        batch_op.create_index('ix_prescreen_calls_candidate_called', ['candidate_id', 'called_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_candidate_id'), ['candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_coordinator_id'), ['coordinator_id'], unique=False)
-        batch_op.create_index('ix_prescreen_calls_study_called', ['study_id', 'called_at'], unique=False)
+        batch_op.create_index('ix_prescreen_calls_study_called', ['study_id', 'called_at', 'outcome', 'coordinator_id', 'candidate_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_prescreen_calls_study_id'), ['study_id'], unique=False)
+        batch_op.create_index('ix_prescreen_calls_study_outcome', ['study_id', 'outcome', 'called_at'], unique=False)
 
     op.create_table('callbacks',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -353,7 +356,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral_events'))
     )
     with op.batch_alter_table('referral_events', schema=None) as batch_op:
-        batch_op.create_index('ix_referral_events_at', ['at'], unique=False)
+        batch_op.create_index('ix_referral_events_at', ['at', 'referral_id', 'to_state'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_events_referral_id'), ['referral_id'], unique=False)
         batch_op.create_index('ix_referral_events_to_at', ['to_state', 'at'], unique=False)
 
@@ -385,10 +388,12 @@ def downgrade() -> None:
 
     op.drop_table('callbacks')
     with op.batch_alter_table('prescreen_calls', schema=None) as batch_op:
+        batch_op.drop_index('ix_prescreen_calls_study_outcome')
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_study_id'))
         batch_op.drop_index('ix_prescreen_calls_study_called')
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_coordinator_id'))
         batch_op.drop_index(batch_op.f('ix_prescreen_calls_candidate_id'))
+        batch_op.drop_index('ix_prescreen_calls_candidate_called')
         batch_op.drop_index('ix_prescreen_calls_called_at')
 
     op.drop_table('prescreen_calls')
@@ -417,6 +422,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_candidates_owner_queue')
         batch_op.drop_index(batch_op.f('ix_candidates_owner_id'))
         batch_op.drop_index(batch_op.f('ix_candidates_name_index'))
+        batch_op.drop_index('ix_candidates_id_source')
         batch_op.drop_index(batch_op.f('ix_candidates_dedupe_index'))
 
     op.drop_table('candidates')
