@@ -267,8 +267,9 @@ def test_a_100k_row_file_is_streamed(ctx: AppContext, tmp_path: Path) -> None:
         tracemalloc.stop()
     assert result.created == n and result.rejected == 0 and result.duplicates == 0
     assert count(ctx.db) == n
-    # bounded by the batch, not the file: the whole file as Python rows would be many times this
-    assert peak < size / 2, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
+    # bounded by the batch (500 rows) plus 12 bytes a row, not by the file: the file read into
+    # a list of rows would take about 7 times its size
+    assert peak < size * 0.75, f"peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB file"
     print(f"\n100k leads: {result.rows_per_second:,.0f} rows/s, peak {peak / 1e6:.1f} MB, "
           f"file {size / 1e6:.1f} MB")
 
