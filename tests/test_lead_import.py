@@ -362,3 +362,48 @@ def test_the_documented_sample_file(env: None, ctx: AppContext) -> None:
     got = {c.ref_code: (c.region, c.timezone) for c in candidates(ctx.db)}
     assert got == {"MDD-0001": ("IL", "America/Chicago"), "MDD-0002": ("FL", "America/Chicago"),
                    "MDD-0003": ("CA", "America/Los_Angeles")}
+
+
+def test_a_lead_added_while_an_import_runs_keeps_its_ref_code(ctx: AppContext,
+                                                              tmp_path: Path) -> None:
+    """Reference codes are allocated in blocks after the study is locked; a lead being created
+    in another transaction makes the import wait for it, then continue after its number."""
+    import threading
+    import time
+
+    from storage.models import Study
+    from storage.repositories import candidates as cand_repo
+
+    path = write_csv(tmp_path / "three.csv", GENERIC,
+                     [[f"Lead {i}", f"312555{i:04d}", "", "", "", "", ""] for i in range(201, 204)])
+    single_started, release = threading.Event(), threading.Event()
+    got: dict[str, Any] = {}
+
+    def single_lead() -> None:
+        c = ctx.cipher
+        with ctx.db.session() as s:
+            study = s.scalars(select(Study).where(Study.key == "MDD")).one()
+            cand = cand_repo.create(s, study.id, "MDD", {
+                "name_enc": c.encrypt("Walk In"), "phone_enc": c.encrypt("+13125559999"),
+                "phone_index": c.index("+13125559999"), "timezone": "America/Chicago",
+                "status": "needs_call", "source": "other"})
+            got["single"] = cand.ref_code
+            single_started.set()
+            release.wait(10)
+
+    def importer() -> None:
+        single_started.wait(10)
+        got["import"] = run(ctx, path)
+
+    threads = [threading.Thread(target=single_lead), threading.Thread(target=importer)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)  # the import is now waiting for the single create's transaction
+    release.set()
+    for t in threads:
+        t.join(30)
+    result = got["import"]
+    assert got["single"] == "MDD-0001"
+    assert (result.created, result.first_ref, result.last_ref) == (3, "MDD-0002", "MDD-0004")
+    assert [c.ref_code for c in candidates(ctx.db)] == ["MDD-0001", "MDD-0002", "MDD-0003",
+                                                        "MDD-0004"]

@@ -186,8 +186,32 @@ def insert_many(session: Session, study_id: int, study_key: str,
                    "ref_code": ref_code(study_key, first + i)} for i, row in enumerate(rows)]
         try:
             with session.begin_nested():
-                session.execute(insert(Candidate), values)
+                if session.connection().dialect.name == "postgresql":
+                    _copy(session, values)
+                else:
+                    session.execute(insert(Candidate), values)
         except IntegrityError:
             continue
         return first
     raise RuntimeError("could not allocate reference codes")
+
+
+def _copy(session: Session, values: list[dict[str, Any]]) -> None:
+    """COPY … FROM STDIN on PostgreSQL: about five times faster than INSERTs for a batch."""
+    import psycopg
+
+    columns = list(values[0])
+    dbapi = session.connection().connection.dbapi_connection
+    try:
+        with dbapi.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                f"COPY candidates ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row([_naive_utc(row[c]) for c in columns])
+    except psycopg.errors.UniqueViolation as exc:
+        raise IntegrityError("COPY candidates", None, exc) from exc
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
