@@ -407,3 +407,37 @@ def test_a_lead_added_while_an_import_runs_keeps_its_ref_code(ctx: AppContext,
     assert (result.created, result.first_ref, result.last_ref) == (3, "MDD-0002", "MDD-0004")
     assert [c.ref_code for c in candidates(ctx.db)] == ["MDD-0001", "MDD-0002", "MDD-0003",
                                                         "MDD-0004"]
+
+
+def test_imported_leads_are_picked_up_by_the_assignment_job(ctx: AppContext, tmp_path: Path) -> None:
+    from bot.leads.assignment import assignment_job
+
+    path = write_csv(tmp_path / "two.csv", GENERIC, [["Ada", "3125550101", "", "IL", "", "", ""],
+                                                     ["Bo", "3125550102", "", "IL", "", "", ""]])
+    assert run(ctx, path).created == 2
+    assert all(c.owner_id is None for c in candidates(ctx.db))
+    assignment_job(ctx)
+    owners = {c.owner_id for c in candidates(ctx.db)}
+    assert None not in owners and len(owners) == 1  # MDD has one coordinator (sam)
+
+
+def test_a_file_changed_between_the_passes_is_refused(ctx: AppContext, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.leads import intake
+
+    path = write_csv(tmp_path / "moving.csv", GENERIC, [["Ada", "3125550101", "", "", "", "", ""],
+                                                        ["Bo", "3125550102", "", "", "", "", ""]])
+    real_rows = intake._rows
+    reads = {"n": 0}
+
+    def rows(p: Path, cfg: Any) -> Any:
+        reads["n"] += 1
+        if reads["n"] == 2:  # someone saves the file again while it is imported
+            write_csv(p, GENERIC, [["Ada", "3125550101", "", "", "", "", ""],
+                                   ["Bo", "nope", "", "", "", "", ""]])
+        return real_rows(p, cfg)
+
+    monkeypatch.setattr(intake, "_rows", rows)
+    with pytest.raises(LeadFileError, match="changed while it was being imported"):
+        run(ctx, path, batch_size=1)
+    assert count(ctx.db) == 0
