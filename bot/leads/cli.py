@@ -32,6 +32,8 @@ def add_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_leads_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.cli import cli_context, cli_keys, open_db
     from bot.leads.intake import LeadFileError, Problem, import_leads, write_report
 
@@ -50,6 +52,11 @@ def cmd_leads_import(args: argparse.Namespace, settings: Settings, out: TextIO) 
             print(f"prescreen-bot: {args.file.name} not imported; nothing was changed: {exc.message}",
                   file=sys.stderr)
             return EXIT_INVALID
+        except SQLAlchemyError as exc:
+            print(f"prescreen-bot: {args.file.name} not imported; nothing was changed: the database "
+                  f"refused it ({type(exc).__name__}). Try again; if it says locked, wait for the "
+                  "other import to finish.", file=sys.stderr)
+            return EXIT_FAIL
     if args.report:
         everything.sort(key=lambda p: p.line)
         with args.report.open("w", encoding="utf-8", newline="") as fh:

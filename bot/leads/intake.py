@@ -307,12 +307,13 @@ def import_leads(ctx: AppContext, path: Path, *, study_key: str, source: str,
             cand_repo.lock_study(session, study_id)
             batch: list[Lead] = []
             for i, (line, values) in enumerate(_rows(path, cfg)):
-                known = f"+{phones[i]}" if i < len(phones) and phones[i] else None
-                lead, _reason = validate_lead(values, line=line, today=today, study_tz=study_tz,
-                                              known_phone=known)
-                if lead is None and i < len(phones) and phones[i] == 0:
-                    continue  # reported in pass 1
-                if lead is None or i >= len(phones):
+                if i < len(phones) and phones[i] == 0:
+                    continue  # rejected in pass 1
+                lead = None
+                if i < len(phones):
+                    lead, _reason = validate_lead(values, line=line, today=today,
+                                                  study_tz=study_tz, known_phone=f"+{phones[i]}")
+                if lead is None:
                     raise LeadFileError(f"{path.name} changed while it was being imported; "
                                         "nothing was changed. Run the import again.")
                 batch.append(lead)
