@@ -442,7 +442,7 @@ def test_digest_counts_items_past_sla_as_of_its_due_time_without_patient_identit
         tick(bot)
     [digest] = digests(bot)
     assert stale_text(digest) == (
-        "*Stale items (past SLA) (4):*\n"
+        "*Stale items (past SLA):* 4\n"
         "By stage: 3 first contact · 1 site contact\n"
         "By source: 2 web-ads · 1 referral-partner · 1 web form\n"
         "By site: 3 no site yet · 1 BOS\n"

@@ -142,7 +142,7 @@ def test_the_update_lists_items_past_sla_by_source_site_owner_and_reason(bot: Bo
         tick(bot)
     [update] = weekly_messages(bot)
     assert stale_text(update) == (
-        "*Stale items (past SLA) (3):*\n"
+        "*Stale items (past SLA):* 3\n"
         "By stage: 3 first contact\n"
         "By source: 2 web-ads · 1 physician\n"
         "By site: 3 no site yet\n"

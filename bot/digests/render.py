@@ -78,7 +78,7 @@ def stale_section(stale: dict[str, Any]) -> Block:
                       for k, n in stale["by_owner"].items()]),
         ("By reason", [f"{n} {k}" for k, n in stale["by_reason"].items()]),
     )
-    lines = [f"{STALE_TITLE} ({total}):*"]
+    lines = [f"{STALE_TITLE}:* {total}"]
     lines += [f"{name}: " + fit_items("", items, more_hint=queue, sep=" · ", max_items=10,
                                       limit=STALE_LINE_LIMIT - len(name) - 2)
               for name, items in breakdowns if items]
