@@ -141,8 +141,9 @@ def rows_after(session: Session, model: type, after_id: int, limit: int) -> list
 # ----- lead intake (bulk) -----
 
 def lock_study(session: Session, study_id: int) -> None:
-    """Start the import's transaction and serialise bulk intake per study, so two imports of the
-    same file cannot both miss each other's duplicates. Call first in the session.
+    """Start a writing transaction that serialises lead intake per study, so two imports (or an
+    import and the lead form) cannot both miss each other's duplicates. Call before the
+    session's first write.
 
     PostgreSQL: a row lock on the study. SQLite: BEGIN IMMEDIATE (the write lock at once). The
     sqlite3 driver does not begin a transaction before a SAVEPOINT, so without an explicit BEGIN
@@ -153,10 +154,14 @@ def lock_study(session: Session, study_id: int) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         return
     session.execute(select(Study.id).where(Study.id == study_id).with_for_update())
-    # Rows this transaction inserts have no planner statistics yet (ANALYZE runs after commit),
-    # so the planner would soon prefer a sequential scan for phone_matches' IN list; the import
-    # transaction only ever wants the indexes.
-    session.execute(text("SET LOCAL enable_seqscan = off"))
+
+
+def prefer_indexes(session: Session) -> None:
+    """For a bulk import's transaction on PostgreSQL: rows it inserts have no planner statistics
+    yet (ANALYZE runs after commit), so the planner would soon choose sequential scans for
+    phone_matches' IN list on the growing table; this transaction only ever wants the indexes."""
+    if session.connection().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))
 
 
 def phone_matches(session: Session, study_id: int,
