@@ -305,6 +305,7 @@ def import_leads(ctx: AppContext, path: Path, *, study_key: str, source: str,
     try:
         with ctx.db.session() as session:
             cand_repo.lock_study(session, study_id)
+            cand_repo.prefer_indexes(session)
             batch: list[Lead] = []
             for i, (line, values) in enumerate(_rows(path, cfg)):
                 if i < len(phones) and phones[i] == 0:
@@ -497,6 +498,7 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
             errors["consent"] = ("Add only leads who agreed to be contacted about this study. "
                                  "Tick the box once they have.")
         if lead is not None and "phone" not in errors:
+            cand_repo.lock_study(session, study.id)  # no duplicate slips in until we commit
             c = ctx.cipher
             found = cand_repo.phone_matches(session, study.id, c.indexes(lead.phone))
             if found:
