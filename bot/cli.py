@@ -14,6 +14,7 @@ from bot.config import Settings, SettingsError, load_settings
 from bot.logging_setup import setup_logging
 
 if TYPE_CHECKING:
+    from bot.context import AppContext
     from storage.db import Database
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
@@ -150,6 +151,30 @@ def open_db(settings: Settings, *, upgrade: bool = True) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+def cli_keys(settings: Settings) -> list[str]:
+    """The encryption keys a command reads patient data with: the configured ones, or the
+    sandbox's own key in sandbox mode; empty when there are none."""
+    keys = settings.encryption_keys
+    if not keys and settings.sandbox:
+        from bot.runtime import sandbox_key
+
+        keys = [sandbox_key(settings.data_dir)]
+    return keys
+
+
+def cli_context(settings: Settings, db: Database, keys: list[str] | None = None) -> AppContext:
+    """A context for offline commands: no Slack calls are made (messages go to the outbox).
+    Without keys a throwaway one is used, so nothing stored can be decrypted by mistake."""
+    from slack_sdk import WebClient
+
+    from bot.context import AppContext
+    from storage.crypto import PHICipher
+
+    keys = keys if keys is not None else cli_keys(settings)
+    return AppContext(settings=settings, db=db, cipher=PHICipher(keys or [PHICipher.generate_key()]),
+                      slack=WebClient(token=None))
 
 
 def _require_schema(settings: Settings) -> str | None:
@@ -351,12 +376,8 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings, out: TextIO) -
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from slack_sdk import WebClient
-
-    from bot.context import AppContext
     from bot.errors import DomainError
     from bot.export import export_csv, parse_dates
-    from storage.crypto import PHICipher
 
     try:
         date_from, date_to = parse_dates(args.date_from, args.date_to)
@@ -366,15 +387,12 @@ def cmd_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     if not args.out.parent.is_dir():
         print(f"prescreen-bot: folder {args.out.parent} does not exist", file=sys.stderr)
         return EXIT_INVALID
-    keys = settings.encryption_keys
+    keys = cli_keys(settings)
     if args.include_phi and not keys:
         print("prescreen-bot: --include-phi needs PRESCREEN_ENCRYPTION_KEYS", file=sys.stderr)
         return EXIT_INVALID
     with open_db(settings) as db:
-        # without --include-phi nothing is decrypted; a throwaway key keeps the context whole
-        ctx = AppContext(settings=settings, db=db,
-                         cipher=PHICipher(keys or [PHICipher.generate_key()]),
-                         slack=WebClient(token=None))
+        ctx = cli_context(settings, db, keys)  # without --include-phi nothing is decrypted
         try:
             result = export_csv(ctx, args.kind, args.study, date_from, date_to, args.out,
                                 include_phi=args.include_phi)

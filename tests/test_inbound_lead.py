@@ -139,3 +139,13 @@ def test_who_may_add_leads(bot: Bot) -> None:
     assert "You can add leads to ALZ, not `MDD`" in resp.json()["text"]
     with bot.db.session() as s:
         assert s.scalar(select(func.count(Candidate.id))) == 0
+
+
+def test_a_slack_retry_of_the_same_submission_adds_one_lead(bot: Bot) -> None:
+    from bot.leads.intake import InboundLead, add_lead
+
+    form = InboundLead(study_key="MDD", user_id=SAM, name=NAME, phone=PHONE, dob=None, state="IL",
+                       source="web-ads", consent=True, idempotency_key="lead:V0RETRY")
+    first, again = add_lead(bot.ctx, form), add_lead(bot.ctx, form)
+    assert first.ref == again.ref == "MDD-0001" and again.replay and not first.replay
+    assert len(candidates(bot)) == 1

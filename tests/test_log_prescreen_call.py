@@ -359,8 +359,8 @@ def test_switching_to_an_existing_candidate_asks_for_the_code(bot: Bot) -> None:
     ok = submit(bot, CASEY, bot.standin.view(view["id"]),
                 {ids.REF_INPUT: "alz-0001", ids.OUTCOME_SELECT: "left_voicemail"})
     assert ok.status_code == 200 and "errors" not in ok.text
-    assert bot.standin.wait_for(lambda s: s.ephemerals(CASEY))[-1]["text"].startswith(
-        "ALZ-0001 · attempt 2 · left voicemail")
+    bot.standin.wait_for(lambda _: bot.ephemeral_texts(CASEY)[-1].startswith(
+        "ALZ-0001 · attempt 2 · left voicemail"), message="the second attempt's summary")
 
 
 def test_home_refresh_button_republishes_the_queue(bot: Bot) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from bot import ids
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
-from bot.sandbox.seed import DEMO, DEMO_NAMES
+from bot.sandbox.seed import DEMO, DEMO_LEADS, DEMO_NAMES
 from tests.conftest import _QuietHandler, _ThreadingWSGIServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,6 +33,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 CASEY, LEE = "U0COORD01", "U0LEAD001"
 ALZ_CHANNEL = "C0ALZ0001"
 NEW_NAME = "Wilhelmina Starling-Voss"  # the candidate typed in the browser; fictional
+# its reference code: the next ALZ number after the demo candidates and leads
+NEW_REF = f"ALZ-{sum(c.study == 'ALZ' for c in [*DEMO, *DEMO_LEADS]) + 1:04d}"
 WAIT_MS = 15_000
 
 
@@ -105,11 +107,12 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
 
 @pytest.fixture
 def browser_page(sandbox: RunningSandbox) -> Iterator[Any]:
+    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
+        if in_ci:
             pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # in the test extras; CI installs them
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -185,18 +188,18 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     _field(page, ids.PHONE_INPUT).fill("(617) 555-0199")
     page.click("#modal-submit")
     expect(page.locator("#modal-backdrop")).to_be_hidden()
-    summary = page.locator(".msg.ephemeral", has_text="ALZ-0015")
+    summary = page.locator(".msg.ephemeral", has_text=NEW_REF)
     expect(summary).to_contain_text("Only visible to you")
     expect(summary).to_contain_text("referral sent for approval")
-    card = page.locator(".msg", has_text="Referral ALZ-0015").last
+    card = page.locator(".msg", has_text=f"Referral {NEW_REF}").last
     expect(card).to_contain_text("Waiting for approval")
     steps.shot("ephemeral-summary")
 
     # the approver sees the card in the channel and approves it
     page.select_option("#user-switcher", LEE)
-    card = page.locator(".msg:not(.ephemeral)", has_text="Referral ALZ-0015").last
+    card = page.locator(".msg:not(.ephemeral)", has_text=f"Referral {NEW_REF}").last
     expect(card.get_by_role("button", name="Approve")).to_be_visible()
-    expect(page.locator(".msg.ephemeral", has_text="ALZ-0015")).to_have_count(0)
+    expect(page.locator(".msg.ephemeral", has_text=NEW_REF)).to_have_count(0)
     steps.shot("approver-sees-card")
     card.get_by_role("button", name="Approve").click()
     expect(card).to_contain_text("Sent to site")
@@ -210,6 +213,7 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     reminder_ref = next(f"ALZ-{i:04d}" for i, c in enumerate(
         [c for c in DEMO if c.study == "ALZ"], start=1) if c.callback_in_minutes == 10)
     page.click(".clock-btn[data-minutes='15']")
+    expect(page.locator(".clock-btn[data-minutes='15']")).to_be_enabled(timeout=60_000)
     page.select_option("#user-switcher", CASEY)
     page.locator("#dm-list .nav-item").click()
     expect(page.locator("#pane-title")).to_have_text("prescreen-bot")
@@ -217,7 +221,7 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(reminder).to_contain_text("Callback due")
     expect(reminder).not_to_contain_text("Late reminder")  # time passed in steps, as in real life
     expect(reminder.get_by_role("button", name="Snooze 15 min")).to_be_visible()
-    expect(page.locator("#messages")).to_contain_text("ALZ-0015 was approved by")
+    expect(page.locator("#messages")).to_contain_text(f"{NEW_REF} was approved by")
     steps.shot("reminder-dm")
 
     # a button in the DM opens a modal (date and time pickers); Cancel closes it like Slack
@@ -235,6 +239,18 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(page.locator("#home .bk-header, #home .bk-section").first).to_be_visible()
     expect(page.locator("#home")).to_contain_text(reminder_ref)
     steps.shot("app-home")
+
+    # a day later the sponsor reads the digests and the weekly chart in the study channel
+    page.select_option("#user-switcher", "U0SPONS01")
+    page.click(".clock-btn[data-minutes='1440']")
+    expect(page.locator(".clock-btn[data-minutes='1440']")).to_be_enabled(timeout=90_000)
+    page.locator("#channel-list .nav-item", has_text="alz-prescreen").click()
+    expect(page.locator("#messages")).to_contain_text("ALZ daily digest", timeout=60_000)
+    chart = page.locator("#messages img.file-image").last
+    expect(chart).to_be_visible(timeout=60_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    chart.scroll_into_view_if_needed()
+    steps.shot("digests")
 
     assert shot.exists() and shot.stat().st_size > 10_000
     _assert_no_names_in_channels(sandbox, [*DEMO_NAMES, NEW_NAME])
@@ -292,7 +308,7 @@ def test_console_refuses_what_slack_would_not_send(sandbox: RunningSandbox) -> N
 def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.cli import main
     from storage.db import Database
-    from storage.models import Callback, Candidate, Referral
+    from storage.models import Callback, Candidate, Member, Referral
 
     for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(var, raising=False)
@@ -304,7 +320,14 @@ def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
     db = Database(db_url)
     try:
         with db.session() as s:
-            assert s.scalar(select(func.count()).select_from(Candidate)) == 20
+            assert s.scalar(select(func.count()).select_from(Candidate)) == 26
+            leads = s.execute(select(Candidate.ref_code, Candidate.source, Member.slack_user_id)
+                              .outerjoin(Member, Candidate.owner_id == Member.id)
+                              .where(Candidate.status == "needs_call", Candidate.attempts == 0)
+                              ).all()
+            assert len(leads) == 6 and all(source for _, source, _ in leads)
+            assert sorted(owner or "-" for _, _, owner in leads) == ["-", "-", CASEY, CASEY,
+                                                                     "U0COORD02", "U0COORD02"]
             states = set(s.scalars(select(Referral.state)))
             assert {"pending_approval", "sent_to_site", "site_contacted", "rejected"} <= states
             assert s.scalar(select(func.count()).select_from(Callback)
@@ -316,7 +339,7 @@ def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
     db = Database(db_url)
     try:
         with db.session() as s:
-            assert s.scalar(select(func.count()).select_from(Candidate)) == 20
+            assert s.scalar(select(func.count()).select_from(Candidate)) == 26
     finally:
         db.dispose()
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
@@ -331,18 +354,49 @@ def test_clock_brings_reminders_then_escalation(sandbox: RunningSandbox) -> None
     before = sandbox.state(CASEY)["now"]
     answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 15}, timeout=60).json()
     assert answer["ok"] and answer["now"] > before
-    assert "reminders (0 late)" in answer["jobs"]["callbacks"]
-    assert answer["jobs"]["outbox"].startswith("sent")
-    dm = sandbox.state(CASEY)
-    reminders = [m for m in dm["messages"][dm["dm"]["id"]] if "Callback due" in m["text"]]
+    assert set(answer["jobs"]) >= {"callbacks", "cadence", "outbox"}
+    # (the worker's own ticks run the same jobs meanwhile; either may send, never both)
+
+    def dm_of(user: str) -> list[dict[str, Any]]:
+        return [m for m in standin.messages(standin.dm_channel(user)) if "Callback due" in m["text"]]
+
+    reminders = standin.wait_for(lambda st: dm_of(CASEY), timeout=15, message="Casey's reminder")
     assert len(reminders) == 1 and "ALZ-0011" in reminders[0]["text"]
-    sam = sandbox.state("U0COORD02")
-    assert any("MDD-0004" in m["text"] for m in sam["messages"][sam["dm"]["id"]])
-    # what another member sees: not Casey's DM, not Casey's ephemerals
+    assert "Late reminder" not in json.dumps(reminders[0]["blocks"])
+    standin.wait_for(lambda st: any("MDD-0004" in m["text"] for m in dm_of("U0COORD02")),
+                     timeout=15, message="Sam's reminder")
+    # another member sees neither DM
     lee = sandbox.state(LEE)
     assert not any("Callback due" in m["text"] for m in lee["messages"][lee["dm"]["id"]])
+    assert standin.dm_channel(CASEY) not in lee["messages"]
 
-    answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 60}, timeout=60).json()
-    assert "escalated" in answer["jobs"]["callbacks"]
-    channel = sandbox.state(CASEY)["messages"][ALZ_CHANNEL]
-    assert any("<@U0COORD01>" in m["text"] and "callback" in m["text"].lower() for m in channel)
+    requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 60}, timeout=60).raise_for_status()
+    escalation = standin.wait_for(
+        lambda st: [m for m in st.messages(ALZ_CHANNEL)
+                    if "overdue for <@U0COORD01>" in m["text"]], timeout=15, message="escalation")
+    assert "ALZ-0011" not in escalation[0]["text"], "escalations give counts, not codes"
+
+
+def test_a_day_later_the_digests_are_there(sandbox: RunningSandbox) -> None:
+    """+1 day: the daily digest is in the study channel (counts and codes only), the charts the
+    app uploaded are served to members who can see them, and to nobody else."""
+    standin = sandbox.runtime.sandbox.standin
+    standin.wait_for(lambda st: len(st.messages(ALZ_CHANNEL)) >= 5, timeout=20,
+                     message="the demo cards delivered")
+    answer = requests.post(sandbox.url + "/sandbox/clock", json={"minutes": 24 * 60},
+                           timeout=120).json()
+    assert answer["ok"] and "digests" in answer["jobs"]
+    digest = standin.wait_for(
+        lambda st: [m for m in st.messages(ALZ_CHANNEL) if "ALZ daily digest" in json.dumps(m)],
+        timeout=30, message="the ALZ daily digest")
+    assert len(digest) == 1
+    _assert_no_names_in_channels(sandbox, DEMO_NAMES)
+    assert any(f["name"].endswith(".png") for f in standin.uploaded_files), "the weekly chart"
+    for f in standin.uploaded_files:
+        if not f.get("completed") or not f.get("channel"):
+            continue
+        url = sandbox.url + "/sandbox/file"
+        ok = requests.get(url, params={"user": "U0ADMIN01", "id": f["id"]}, timeout=10)
+        assert ok.status_code == 200 and ok.content == f["data"]
+        assert requests.get(url, params={"user": "U0NOBODY", "id": f["id"]},
+                            timeout=10).status_code == 400

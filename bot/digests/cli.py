@@ -65,12 +65,6 @@ def blocks_as_text(blocks: list[dict[str, Any]]) -> str:
     return _plain("\n".join(lines))
 
 
-def _context(settings: Settings, db: Any) -> Any:
-    from bot.app import create_context
-
-    return create_context(settings, db=db, bot_token=settings.slack_bot_token or "xoxb-offline")
-
-
 def _prepare(args: argparse.Namespace, settings: Settings, db: Any) -> tuple[Any, Any, Any] | str:
     """(ctx, study, day) or the one-line reason the input is invalid."""
     from bot.digests import daily
@@ -88,7 +82,9 @@ def _prepare(args: argparse.Namespace, settings: Settings, db: Any) -> tuple[Any
         known = sorted(study_repo.study_keys(session))
     if study is None:
         return f"no study {args.study!r}; studies: {', '.join(known) or 'none imported yet'}"
-    ctx = _context(settings, db)
+    from bot.cli import cli_context
+
+    ctx = cli_context(settings, db)
     if day is None:
         now = ctx.clock.now()
         if args.kind == "daily":

@@ -12,8 +12,18 @@ from typing import Any
 from bot.blocks import Block, context, divider, header, section
 from bot.context import AppContext
 from bot.digests.chart import conversion, funnel_png
-from bot.digests.render import fit_blocks, list_section
-from bot.digests.runs import Builder, DueRun, Outgoing, TickResult, last_weekly, late_note, run_many
+from bot.digests.render import fit_blocks, list_section, stale_section
+from bot.digests.runs import (
+    WEEKDAYS,
+    Builder,
+    DueRun,
+    Outgoing,
+    TickResult,
+    last_weekly,
+    late_note,
+    local_due,
+    run_many,
+)
 from storage.models import Study
 
 KIND = "weekly_update"
@@ -30,8 +40,13 @@ class WeeklyConfig:
 
 def config(study: Study) -> WeeklyConfig:
     opts = (study.options or {}).get("weekly_update") or {}
-    return WeeklyConfig(day=str(opts.get("day", DEFAULT_DAY)).lower()[:3],
-                        time=str(opts.get("time", DEFAULT_TIME)),
+    day = str(opts.get("day", DEFAULT_DAY)).lower()[:3]
+    time = str(opts.get("time", DEFAULT_TIME))
+    try:
+        dt.time.fromisoformat(time)
+    except ValueError:
+        time = DEFAULT_TIME  # the importer refuses these; never let one study stop the job
+    return WeeklyConfig(day=day if day in WEEKDAYS else DEFAULT_DAY, time=time,
                         channel=str(opts.get("channel") or study.channel_id))
 
 
@@ -52,6 +67,11 @@ def due_run(study: Study, now: dt.datetime) -> DueRun:
     cfg = config(study)
     day, due = last_weekly(now, cfg.day, cfg.time, study.timezone)
     return DueRun(scope_for(study.key), period_key(*week_of(day)), due, day)
+
+
+def due_at(study: Study, end: dt.date) -> dt.datetime:
+    """When the update for the week ending `end` is due: the configured time the day after."""
+    return local_due(end + dt.timedelta(days=1), config(study).time, study.timezone)
 
 
 def week_period(start: dt.date, end: dt.date, tz: str) -> Any:
@@ -89,7 +109,8 @@ def _pct(value: float | None) -> str:
 
 
 def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dict[str, Any], *,
-           late: str | None = None) -> tuple[str, list[Block]]:
+           late: str | None = None, stale: dict[str, Any] | None = None
+           ) -> tuple[str, list[Block]]:
     hint = f"`/prescreen stats {study.key} 7d`"
     blocks: list[Block] = [header(f"{study.key} weekly update — {start:%d %b} to {end:%d %b %Y}")]
     if late:
@@ -101,6 +122,8 @@ def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dic
         f"referral → visit: {_days(total.median_days_referral_to_visit)}\n"
         f"*Callbacks on time:* {_pct(total.callbacks_on_time_pct)} "
         f"({total.callbacks_due} due, {total.callbacks_missed} missed)"))
+    if stale is not None:
+        blocks.append(stale_section(stale))
     if per_site:
         blocks.append(divider())
     for site_key, k in sorted(per_site.items()):
@@ -120,12 +143,15 @@ def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dic
 def build(ctx: AppContext, study: Study, start: dt.date, end: dt.date, *,
           late: str | None = None) -> list[Outgoing]:
     from bot.kpis import study_kpis
+    from bot.leads.sla import stale_summary
 
     period = week_period(start, end, study.timezone)
     total = study_kpis(ctx, study.key, period)
     per_site = {site.key: study_kpis(ctx, study.key, period, site_key=site.key)
                 for site in study.sites if site.active}
-    text, blocks = render(study, start, end, total, per_site, late=late)
+    # as of the due time (see daily.gather): previews, late sends and resends agree
+    stale = stale_summary(ctx, study.key, due_at(study, end))
+    text, blocks = render(study, start, end, total, per_site, late=late, stale=stale)
     cfg = config(study)
     png = funnel_png(f"{study.key} funnel, {start:%d %b} – {end:%d %b %Y}",
                      [(step_label(step), n) for step, n in total.funnel])

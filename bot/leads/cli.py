@@ -32,24 +32,18 @@ def add_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_leads_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from slack_sdk import WebClient
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.cli import open_db
-    from bot.context import AppContext
+    from bot.cli import cli_context, cli_keys, open_db
     from bot.leads.intake import LeadFileError, Problem, import_leads, write_report
-    from storage.crypto import PHICipher
 
-    keys = settings.encryption_keys
-    if not keys and settings.sandbox:
-        from bot.runtime import sandbox_key
-
-        keys = [sandbox_key(settings.data_dir)]
+    keys = cli_keys(settings)
     if not keys:
         print("prescreen-bot: PRESCREEN_ENCRYPTION_KEYS is not set", file=sys.stderr)
         return EXIT_INVALID
     everything: list[Problem] = []
     with open_db(settings) as db:
-        ctx = AppContext(settings=settings, db=db, cipher=PHICipher(keys), slack=WebClient())
+        ctx = cli_context(settings, db, keys)
         try:
             result = import_leads(ctx, args.file, study_key=args.study, source=args.source,
                                   skip_invalid=args.skip_invalid, dry_run=args.dry_run,
@@ -58,6 +52,11 @@ def cmd_leads_import(args: argparse.Namespace, settings: Settings, out: TextIO) 
             print(f"prescreen-bot: {args.file.name} not imported; nothing was changed: {exc.message}",
                   file=sys.stderr)
             return EXIT_INVALID
+        except SQLAlchemyError as exc:
+            print(f"prescreen-bot: {args.file.name} not imported; nothing was changed: the database "
+                  f"refused it ({type(exc).__name__}). Try again; if it says locked, wait for the "
+                  "other import to finish.", file=sys.stderr)
+            return EXIT_FAIL
     if args.report:
         everything.sort(key=lambda p: p.line)
         with args.report.open("w", encoding="utf-8", newline="") as fh:

@@ -305,14 +305,16 @@ def import_leads(ctx: AppContext, path: Path, *, study_key: str, source: str,
     try:
         with ctx.db.session() as session:
             cand_repo.lock_study(session, study_id)
+            cand_repo.prefer_indexes(session)
             batch: list[Lead] = []
             for i, (line, values) in enumerate(_rows(path, cfg)):
-                known = f"+{phones[i]}" if i < len(phones) and phones[i] else None
-                lead, _reason = validate_lead(values, line=line, today=today, study_tz=study_tz,
-                                              known_phone=known)
-                if lead is None and i < len(phones) and phones[i] == 0:
-                    continue  # reported in pass 1
-                if lead is None or i >= len(phones):
+                if i < len(phones) and phones[i] == 0:
+                    continue  # rejected in pass 1
+                lead = None
+                if i < len(phones):
+                    lead, _reason = validate_lead(values, line=line, today=today,
+                                                  study_tz=study_tz, known_phone=f"+{phones[i]}")
+                if lead is None:
                     raise LeadFileError(f"{path.name} changed while it was being imported; "
                                         "nothing was changed. Run the import again.")
                 batch.append(lead)
@@ -496,6 +498,7 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
             errors["consent"] = ("Add only leads who agreed to be contacted about this study. "
                                  "Tick the box once they have.")
         if lead is not None and "phone" not in errors:
+            cand_repo.lock_study(session, study.id)  # no duplicate slips in until we commit
             c = ctx.cipher
             found = cand_repo.phone_matches(session, study.id, c.indexes(lead.phone))
             if found:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -141,8 +141,9 @@ def rows_after(session: Session, model: type, after_id: int, limit: int) -> list
 # ----- lead intake (bulk) -----
 
 def lock_study(session: Session, study_id: int) -> None:
-    """Start the import's transaction and serialise bulk intake per study, so two imports of the
-    same file cannot both miss each other's duplicates. Call first in the session.
+    """Start a writing transaction that serialises lead intake per study, so two imports (or an
+    import and the lead form) cannot both miss each other's duplicates. Call before the
+    session's first write.
 
     PostgreSQL: a row lock on the study. SQLite: BEGIN IMMEDIATE (the write lock at once). The
     sqlite3 driver does not begin a transaction before a SAVEPOINT, so without an explicit BEGIN
@@ -155,15 +156,32 @@ def lock_study(session: Session, study_id: int) -> None:
     session.execute(select(Study.id).where(Study.id == study_id).with_for_update())
 
 
+def prefer_indexes(session: Session) -> None:
+    """For a bulk import's transaction on PostgreSQL: rows it inserts have no planner statistics
+    yet (ANALYZE runs after commit), so the planner would soon choose sequential scans for
+    phone_matches' IN list on the growing table; this transaction only ever wants the indexes."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+    elif conn.dialect.name == "sqlite":
+        # the default 2 MB page cache thrashes on the candidates indexes of a large import
+        conn.exec_driver_sql("PRAGMA cache_size = -65536")
+
+
 def phone_matches(session: Session, study_id: int,
                   phone_indexes: list[str]) -> dict[str, tuple[str, int, str | None]]:
-    """phone_index → (ref_code, seq, dedupe_index) of the study's candidates with those phones."""
+    """phone_index → (ref_code, seq, dedupe_index) of the study's candidates with those phones.
+
+    Filters on phone_index alone (the study in Python): with the study in the WHERE clause the
+    planner scans the whole study by a study index while an import grows it, which made a
+    100k-row import quadratic on PostgreSQL."""
     if not phone_indexes:
         return {}
-    stmt = (select(Candidate.phone_index, Candidate.ref_code, Candidate.seq, Candidate.dedupe_index)
-            .where(Candidate.study_id == study_id, Candidate.phone_index.in_(set(phone_indexes)))
+    stmt = (select(Candidate.phone_index, Candidate.ref_code, Candidate.seq, Candidate.dedupe_index,
+                   Candidate.study_id)
+            .where(Candidate.phone_index.in_(set(phone_indexes)))
             .order_by(Candidate.seq.desc()))
-    return {p: (ref, seq, d) for p, ref, seq, d in session.execute(stmt)}
+    return {p: (ref, seq, d) for p, ref, seq, d, sid in session.execute(stmt) if sid == study_id}
 
 
 def insert_many(session: Session, study_id: int, study_key: str,
@@ -177,8 +195,32 @@ def insert_many(session: Session, study_id: int, study_key: str,
                    "ref_code": ref_code(study_key, first + i)} for i, row in enumerate(rows)]
         try:
             with session.begin_nested():
-                session.execute(insert(Candidate), values)
+                if session.connection().dialect.name == "postgresql":
+                    _copy(session, values)
+                else:  # Core, not ORM, insert: a third less time per row
+                    session.execute(insert(Candidate.__table__), values)
         except IntegrityError:
             continue
         return first
     raise RuntimeError("could not allocate reference codes")
+
+
+def _copy(session: Session, values: list[dict[str, Any]]) -> None:
+    """COPY … FROM STDIN on PostgreSQL: about five times faster than INSERTs for a batch."""
+    import psycopg
+
+    columns = list(values[0])
+    dbapi = session.connection().connection.dbapi_connection
+    try:
+        with dbapi.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                f"COPY candidates ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row([_naive_utc(row[c]) for c in columns])
+    except psycopg.errors.UniqueViolation as exc:
+        raise IntegrityError("COPY candidates", None, exc) from exc
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value

@@ -249,9 +249,27 @@
     } else {
       body.appendChild(BlockKit.mrkdwn(m.text || "", userName));
     }
+    (m.files || []).forEach(function (f) { body.appendChild(fileNode(f)); });
     main.appendChild(body);
     node.appendChild(main);
     return node;
+  }
+
+  function fileNode(f) {
+    var href = "/sandbox/file?user=" + encodeURIComponent(ui.user) + "&id=" + encodeURIComponent(f.id);
+    var box = el("div", "file");
+    if (String(f.mimetype || "").indexOf("image/") === 0) {
+      var img = el("img", "file-image");
+      img.src = href;
+      img.alt = String(f.title || f.name || "");
+      box.appendChild(img);
+    }
+    var link = el("a", "file-link", "\uD83D\uDCCE " + (f.title || f.name || "file"));
+    link.href = href;
+    link.target = "_blank";
+    link.rel = "noopener";
+    box.appendChild(link);
+    return box;
   }
 
   // Message times in the current member's time zone, as Slack shows them.
