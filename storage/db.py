@@ -38,6 +38,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def begin_writing(session: Session) -> None:
+    """Make sure the session's transaction is really open before its first write.
+
+    The sqlite3 driver opens a transaction only before INSERT/UPDATE/DELETE, not before a
+    SAVEPOINT: a savepoint as the first write would run outside any transaction and its release
+    would commit on the spot, surviving a later rollback. On SQLite this takes the write lock
+    now (BEGIN IMMEDIATE); PostgreSQL needs nothing."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A nested transaction inside the caller's unit of work, on every database."""
+    begin_writing(session)
+    with session.begin_nested():
+        yield
+
+
 class Database:
     """One per process: an engine plus a session factory."""
 

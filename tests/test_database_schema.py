@@ -79,3 +79,25 @@ def test_audit_events_are_append_only(db: Database) -> None:
         conn.execute(text("DELETE FROM audit_events"))
     with db.session() as s:
         assert [e.actor for e in audit.history(s, "candidate", "ALZ-0001")] == ["U0COORD01"]
+
+
+def test_a_unit_of_work_that_fails_leaves_nothing_even_if_it_began_with_a_savepoint(
+    db: Database,
+) -> None:
+    """The first write of a request is often a savepoint (the retry de-duplication claim); a
+    later error must still roll back everything, on SQLite as on PostgreSQL."""
+    from storage.models import ProcessedRequest
+    from storage.repositories import requests
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), db.session() as s:
+        assert requests.claim(s, "retry-key-1")
+        raise Boom
+    with db.session() as s:
+        assert s.get(ProcessedRequest, "retry-key-1") is None
+        assert requests.claim(s, "retry-key-1")
+    with db.session() as s:
+        assert s.get(ProcessedRequest, "retry-key-1") is not None
+        assert not requests.claim(s, "retry-key-1")

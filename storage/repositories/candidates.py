@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import begin_writing, savepoint
 from storage.models import Callback, Candidate, PrescreenCall, Referral, Study
 
 OPEN_REFERRAL_STATES = (
@@ -57,7 +58,7 @@ def create(session: Session, study_id: int, study_key: str, fields: dict[str, An
                or 0) + 1
         cand = Candidate(study_id=study_id, seq=seq, ref_code=ref_code(study_key, seq), **fields)
         try:
-            with session.begin_nested():
+            with savepoint(session):
                 session.add(cand)
                 session.flush()
         except IntegrityError:
@@ -145,13 +146,9 @@ def lock_study(session: Session, study_id: int) -> None:
     import and the lead form) cannot both miss each other's duplicates. Call before the
     session's first write.
 
-    PostgreSQL: a row lock on the study. SQLite: BEGIN IMMEDIATE (the write lock at once). The
-    sqlite3 driver does not begin a transaction before a SAVEPOINT, so without an explicit BEGIN
-    the release of `insert_many`'s savepoint would commit each batch on its own."""
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    PostgreSQL: a row lock on the study. SQLite: the write lock at once (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "sqlite":
+        begin_writing(session)
         return
     session.execute(select(Study.id).where(Study.id == study_id).with_for_update())
 
@@ -194,7 +191,7 @@ def insert_many(session: Session, study_id: int, study_key: str,
         values = [{**row, "study_id": study_id, "seq": first + i,
                    "ref_code": ref_code(study_key, first + i)} for i, row in enumerate(rows)]
         try:
-            with session.begin_nested():
+            with savepoint(session):
                 if session.connection().dialect.name == "postgresql":
                     _copy(session, values)
                 else:  # Core, not ORM, insert: a third less time per row

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import savepoint
 from storage.models import DigestRun
 
 SENT, SKIPPED, EMPTY = "sent", "skipped", "empty"
@@ -43,7 +44,7 @@ def claim(session: Session, *, scope: str, period: str, status: str, late: bool,
     unique key; the savepoint keeps the caller's transaction usable either way.
     """
     try:
-        with session.begin_nested():
+        with savepoint(session):
             session.add(DigestRun(scope=scope, period=period, status=status, late=late,
                                   created_at=now))
             session.flush()

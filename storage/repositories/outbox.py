@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import savepoint
 from storage.models import OutboxChannel, OutboxMessage
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
@@ -33,7 +34,7 @@ def enqueue(session: Session, *, key: str, kind: str, channel: str, payload: dic
                         status=PENDING, attempts=0, next_attempt_at=not_before or now,
                         created_at=now)
     try:
-        with session.begin_nested():
+        with savepoint(session):
             session.add(row)
             session.flush()
     except IntegrityError:
@@ -116,7 +117,7 @@ def _take_channel_slot(session: Session, channel: str, now: dt.datetime,
     if session.get(OutboxChannel, channel) is not None:
         return False
     try:
-        with session.begin_nested():
+        with savepoint(session):
             session.add(OutboxChannel(channel=channel, next_at=now + lease))
             session.flush()
     except IntegrityError:

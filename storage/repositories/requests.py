@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import savepoint
 from storage.models import ProcessedRequest, utcnow
 
 
@@ -17,7 +18,7 @@ def claim(session: Session, key: str, result: dict[str, Any] | None = None) -> b
     if session.get(ProcessedRequest, key) is not None:
         return False
     try:
-        with session.begin_nested():
+        with savepoint(session):
             session.add(ProcessedRequest(key=key, at=utcnow(), result=result))
     except IntegrityError:
         return False
