@@ -351,6 +351,7 @@ def test_preview_prints_the_next_digest_and_send_queues_it_again_on_purpose(
         code, out = run_cli("digest", "preview", "ALZ")
         assert code == 0, out
         assert "ALZ daily digest — Sun 22 Nov 2026" in out and "Calls: 3 ↑ (7-day avg 0.1)" in out
+        assert "Stale items (past SLA): No items past SLA." in out
         with bot.db.session() as s:
             assert s.scalars(select(DigestRun).where(DigestRun.scope == "daily:ALZ")).all() == []
         code, out = run_cli("digest", "preview", "ALZ", "--kind", "weekly")
@@ -408,3 +409,66 @@ def test_two_worker_processes_send_the_due_digest_once(bot: Bot, tmp_path: Path)
             OutboxMessage.kind == daily.KIND, OutboxMessage.study_key == "ALZ")).all()) == 1
     bot.deliver()
     assert len(digests(bot)) == 1
+
+
+# ------------------------------------------------------------------ stale items (past SLA)
+
+
+def stale_text(message: dict[str, Any]) -> str:
+    return next(t for t in section_texts(message["blocks"])
+                if t.startswith("*Stale items (past SLA)"))
+
+
+def test_digest_counts_items_past_sla_as_of_its_due_time_without_patient_identity(
+        bot: Bot) -> None:
+    from zoneinfo import ZoneInfo
+
+    from tests.leads_factory import LEAD_NAME, LEAD_PHONE, make_lead
+    from tests.test_stage_slas import referral
+
+    def ny(*args: int) -> dt.datetime:
+        return dt.datetime(*args, tzinfo=ZoneInfo("America/New_York"))  # type: ignore[misc]
+
+    tuesday = ny(2026, 11, 17, 10, 0)  # first call was due Friday 10:00: late on Monday
+    make_lead(bot.ctx, "ALZ", tuesday, owner=SAM, source="web-ads")
+    make_lead(bot.ctx, "ALZ", tuesday, owner=SAM, source="web-ads")
+    make_lead(bot.ctx, "ALZ", tuesday, source="referral-partner")
+    at_site = make_lead(bot.ctx, "ALZ", tuesday, owner=CASEY)
+    referral(bot, at_site, "sent_to_site", tuesday)  # site contact was due Thursday
+    # Friday 10:00, due Monday 10:00: past SLA when the late digest is built at 11:00, but not
+    # at its 08:30 due time, which is what the digest counts
+    make_lead(bot.ctx, "ALZ", ny(2026, 11, 20, 10, 0), owner=CASEY, source="web-ads")
+    with time_machine.travel(MONDAY_0830_NY + dt.timedelta(hours=2, minutes=30), tick=False):
+        tick(bot)
+    [digest] = digests(bot)
+    assert stale_text(digest) == (
+        "*Stale items (past SLA):* 4\n"
+        "By stage: 3 first contact · 1 site contact\n"
+        "By source: 2 web-ads · 1 referral-partner · 1 web form\n"
+        "By site: 3 no site yet · 1 BOS\n"
+        f"By owner: <@{SAM}> 2 · <@{CASEY}> 1 · unassigned 1\n"
+        "By reason: 3 not contacted yet · 1 no response\n"
+        "Run `/prescreen queue ALZ`.")
+    everything = str(bot.standin.messages())
+    assert LEAD_NAME not in everything and LEAD_PHONE not in everything
+    assert LEAD_PHONE[2:] not in everything
+
+    # MDD has nothing waiting: one short line
+    [mdd] = [m for m in bot.standin.messages("C0MDD0001")
+             if (m.get("text") or "").startswith("MDD daily digest")]
+    assert stale_text(mdd) == "*Stale items (past SLA):* No items past SLA."
+
+
+def test_long_stale_breakdowns_stay_within_one_section() -> None:
+    from bot.digests.render import stale_section
+
+    owners = {f"U{i:08d}": 200 - i for i in range(150)}
+    block = stale_section({"study": "ALZ", "total": 20000, "by_stage": {"first_attempt": 20000},
+                           "by_source": {"web-ads": 20000}, "by_site": {"none": 20000},
+                           "by_owner": owners, "by_reason": {"not contacted yet": 20000}})
+    text = block["text"]["text"]
+    assert len(text) <= MAX_SECTION_TEXT
+    owner_line = next(line for line in text.splitlines() if line.startswith("By owner:"))
+    assert owner_line.startswith("By owner: <@U00000000> 200 · <@U00000001> 199")
+    assert owner_line.endswith("…and 140 more — `/prescreen queue ALZ`")
+    assert text.endswith("Run `/prescreen queue ALZ`.")

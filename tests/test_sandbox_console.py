@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from bot import ids
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
-from bot.sandbox.seed import DEMO, DEMO_NAMES
+from bot.sandbox.seed import DEMO, DEMO_LEADS, DEMO_NAMES
 from tests.conftest import _QuietHandler, _ThreadingWSGIServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,6 +33,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 CASEY, LEE = "U0COORD01", "U0LEAD001"
 ALZ_CHANNEL = "C0ALZ0001"
 NEW_NAME = "Wilhelmina Starling-Voss"  # the candidate typed in the browser; fictional
+# its reference code: the next ALZ number after the demo candidates and leads
+NEW_REF = f"ALZ-{sum(c.study == 'ALZ' for c in [*DEMO, *DEMO_LEADS]) + 1:04d}"
 WAIT_MS = 15_000
 
 
@@ -186,18 +188,18 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     _field(page, ids.PHONE_INPUT).fill("(617) 555-0199")
     page.click("#modal-submit")
     expect(page.locator("#modal-backdrop")).to_be_hidden()
-    summary = page.locator(".msg.ephemeral", has_text="ALZ-0015")
+    summary = page.locator(".msg.ephemeral", has_text=NEW_REF)
     expect(summary).to_contain_text("Only visible to you")
     expect(summary).to_contain_text("referral sent for approval")
-    card = page.locator(".msg", has_text="Referral ALZ-0015").last
+    card = page.locator(".msg", has_text=f"Referral {NEW_REF}").last
     expect(card).to_contain_text("Waiting for approval")
     steps.shot("ephemeral-summary")
 
     # the approver sees the card in the channel and approves it
     page.select_option("#user-switcher", LEE)
-    card = page.locator(".msg:not(.ephemeral)", has_text="Referral ALZ-0015").last
+    card = page.locator(".msg:not(.ephemeral)", has_text=f"Referral {NEW_REF}").last
     expect(card.get_by_role("button", name="Approve")).to_be_visible()
-    expect(page.locator(".msg.ephemeral", has_text="ALZ-0015")).to_have_count(0)
+    expect(page.locator(".msg.ephemeral", has_text=NEW_REF)).to_have_count(0)
     steps.shot("approver-sees-card")
     card.get_by_role("button", name="Approve").click()
     expect(card).to_contain_text("Sent to site")
@@ -219,7 +221,7 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     expect(reminder).to_contain_text("Callback due")
     expect(reminder).not_to_contain_text("Late reminder")  # time passed in steps, as in real life
     expect(reminder.get_by_role("button", name="Snooze 15 min")).to_be_visible()
-    expect(page.locator("#messages")).to_contain_text("ALZ-0015 was approved by")
+    expect(page.locator("#messages")).to_contain_text(f"{NEW_REF} was approved by")
     steps.shot("reminder-dm")
 
     # a button in the DM opens a modal (date and time pickers); Cancel closes it like Slack
@@ -306,7 +308,7 @@ def test_console_refuses_what_slack_would_not_send(sandbox: RunningSandbox) -> N
 def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.cli import main
     from storage.db import Database
-    from storage.models import Callback, Candidate, Referral
+    from storage.models import Callback, Candidate, Member, Referral
 
     for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"):
         monkeypatch.delenv(var, raising=False)
@@ -318,7 +320,14 @@ def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
     db = Database(db_url)
     try:
         with db.session() as s:
-            assert s.scalar(select(func.count()).select_from(Candidate)) == 20
+            assert s.scalar(select(func.count()).select_from(Candidate)) == 26
+            leads = s.execute(select(Candidate.ref_code, Candidate.source, Member.slack_user_id)
+                              .outerjoin(Member, Candidate.owner_id == Member.id)
+                              .where(Candidate.status == "needs_call", Candidate.attempts == 0)
+                              ).all()
+            assert len(leads) == 6 and all(source for _, source, _ in leads)
+            assert sorted(owner or "-" for _, _, owner in leads) == ["-", "-", CASEY, CASEY,
+                                                                     "U0COORD02", "U0COORD02"]
             states = set(s.scalars(select(Referral.state)))
             assert {"pending_approval", "sent_to_site", "site_contacted", "rejected"} <= states
             assert s.scalar(select(func.count()).select_from(Callback)
@@ -330,7 +339,7 @@ def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
     db = Database(db_url)
     try:
         with db.session() as s:
-            assert s.scalar(select(func.count()).select_from(Candidate)) == 20
+            assert s.scalar(select(func.count()).select_from(Candidate)) == 26
     finally:
         db.dispose()
     shutil.rmtree(tmp_path / "data", ignore_errors=True)

@@ -94,6 +94,7 @@ def test_day_time_and_channel_come_from_the_study(bot: Bot) -> None:
         tick(bot)
     [update] = weekly_messages(bot, "C0BOSSITE")
     assert "20 Nov to 26 Nov 2026" in str(update["blocks"])
+    assert "*Stale items (past SLA):* No items past SLA." in section_texts(update["blocks"])
     assert weekly_messages(bot) == []
     with bot.db.session() as s:
         [run] = s.scalars(select(DigestRun).where(DigestRun.scope == "weekly:ALZ",
@@ -126,3 +127,27 @@ def test_an_upload_to_a_channel_without_the_bot_fails_for_good_without_retries(b
         assert (row.status, row.last_error) == ("failed", "not_in_channel")
     assert bot.standin.messages(CHANNEL) == []
     assert len(bot.standin.calls_to("files.completeUploadExternal")) == 1
+
+
+def test_the_update_lists_items_past_sla_by_source_site_owner_and_reason(bot: Bot) -> None:
+    from tests.leads_factory import LEAD_NAME, LEAD_PHONE, make_lead
+    from tests.test_daily_digest import CASEY, SAM, stale_text
+
+    wednesday = dt.datetime(2026, 11, 18, 15, 0, tzinfo=dt.UTC)
+    make_lead(bot.ctx, "ALZ", wednesday, owner=SAM, source="web-ads", wait_reason="no_response")
+    make_lead(bot.ctx, "ALZ", wednesday, owner=CASEY, source="web-ads")
+    make_lead(bot.ctx, "ALZ", wednesday, source="physician")
+    make_lead(bot.ctx, "ALZ", MONDAY_0900_NY - dt.timedelta(hours=1), source="web-ads")  # in time
+    with time_machine.travel(MONDAY_0900_NY, tick=False):
+        tick(bot)
+    [update] = weekly_messages(bot)
+    assert stale_text(update) == (
+        "*Stale items (past SLA):* 3\n"
+        "By stage: 3 first contact\n"
+        "By source: 2 web-ads · 1 physician\n"
+        "By site: 3 no site yet\n"
+        f"By owner: <@{CASEY}> 1 · <@{SAM}> 1 · unassigned 1\n"
+        "By reason: 2 not contacted yet · 1 no response\n"
+        "Run `/prescreen queue ALZ`.")
+    everything = str(bot.standin.messages())
+    assert LEAD_NAME not in everything and LEAD_PHONE not in everything

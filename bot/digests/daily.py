@@ -13,8 +13,17 @@ from typing import Any
 
 from bot.blocks import Block, context, divider, fields, header
 from bot.context import AppContext
-from bot.digests.render import arrow, fit_blocks, list_section
-from bot.digests.runs import Builder, DueRun, Outgoing, TickResult, last_daily, late_note, run_many
+from bot.digests.render import arrow, fit_blocks, list_section, stale_section
+from bot.digests.runs import (
+    Builder,
+    DueRun,
+    Outgoing,
+    TickResult,
+    last_daily,
+    late_note,
+    local_due,
+    run_many,
+)
 from storage.models import Study
 from storage.repositories import studies as study_repo
 
@@ -43,15 +52,22 @@ def next_period(study: Study, now: dt.datetime) -> dt.date:
     return day  # the run after the latest one reports on the latest run's own day
 
 
+def due_at(study: Study, day: dt.date) -> dt.datetime:
+    """When the digest reporting on `day` is due: digest_time on the next local day (UTC)."""
+    return local_due(day + dt.timedelta(days=1), study.digest_time or "08:30", study.timezone)
+
+
 @dataclass
 class DailyNumbers:
     day: Any  # StudyKpis for the reported day
     previous: list[Any]  # StudyKpis for each of the 7 days before it
     today: Any  # StudyKpis for the day the digest is sent (callbacks due today)
+    stale: dict[str, Any] | None = None  # bot.leads.sla.stale_summary at the due time
 
 
 def gather(ctx: AppContext, study: Study, day: dt.date) -> DailyNumbers:
     from bot.kpis import day_period, study_kpis
+    from bot.leads.sla import stale_summary
 
     tz = study.timezone
     return DailyNumbers(
@@ -59,6 +75,11 @@ def gather(ctx: AppContext, study: Study, day: dt.date) -> DailyNumbers:
         previous=[study_kpis(ctx, study.key, day_period(day - dt.timedelta(days=i), tz))
                   for i in range(1, 8)],
         today=study_kpis(ctx, study.key, day_period(day + dt.timedelta(days=1), tz)),
+        # Items past SLA as of the run's due time, not the moment it is built: a preview
+        # (due later), the on-time send, a late send and a resend of the same period show the
+        # same count for the same data, and a late send does not count items that only went
+        # past SLA after the digest was due.
+        stale=stale_summary(ctx, study.key, due_at(study, day)),
     )
 
 
@@ -106,6 +127,8 @@ def render(study_key: str, day: dt.date, numbers: DailyNumbers, *,
                                max_items=40))
     blocks.append(list_section(f"*Unreachable ({len(k.unreachable)}):*", list(k.unreachable),
                                sep=", ", more_hint=hint, max_items=40))
+    if numbers.stale is not None:
+        blocks.append(stale_section(numbers.stale))
     coord_lines = [
         f"<@{sid}>: {_n(c.get('calls', 0), 'call')} · {c.get('reached', 0)} reached · "
         f"{c.get('prequalified', 0)} pre-qualified"

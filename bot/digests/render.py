@@ -4,6 +4,7 @@ section). Long lists end with "…and N more" and where to see the rest."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT, Block, context, section
 
@@ -52,3 +53,34 @@ def arrow(today: float, average: float) -> str:
     if today < average:
         return "↓"
     return "→"
+
+
+STALE_TITLE = "*Stale items (past SLA)"
+STALE_LINE_LIMIT = 500  # per breakdown line; five lines stay well inside one section
+
+
+def stale_section(stale: dict[str, Any]) -> Block:
+    """The "Stale items (past SLA)" section from bot.leads.sla.stale_summary: the total, one
+    compact line per breakdown, and where to work them. Counts and Slack mentions only."""
+    from bot.leads.sla import STAGE_LABELS
+
+    study_key = stale["study"]
+    queue = f"`/prescreen queue {study_key}`"
+    total = int(stale.get("total") or 0)
+    if not total:
+        return section(f"{STALE_TITLE}:* No items past SLA.")
+    site_label = {"none": "no site yet"}
+    breakdowns = (
+        ("By stage", [f"{n} {STAGE_LABELS.get(k, k)}" for k, n in stale["by_stage"].items()]),
+        ("By source", [f"{n} {k}" for k, n in stale["by_source"].items()]),
+        ("By site", [f"{n} {site_label.get(k, k)}" for k, n in stale["by_site"].items()]),
+        ("By owner", [f"{k} {n}" if k == "unassigned" else f"<@{k}> {n}"
+                      for k, n in stale["by_owner"].items()]),
+        ("By reason", [f"{n} {k}" for k, n in stale["by_reason"].items()]),
+    )
+    lines = [f"{STALE_TITLE}:* {total}"]
+    lines += [f"{name}: " + fit_items("", items, more_hint=queue, sep=" · ", max_items=10,
+                                      limit=STALE_LINE_LIMIT - len(name) - 2)
+              for name, items in breakdowns if items]
+    lines.append(f"Run {queue}.")
+    return section("\n".join(lines))

@@ -12,7 +12,7 @@ from typing import Any
 from bot.blocks import Block, context, divider, header, section
 from bot.context import AppContext
 from bot.digests.chart import conversion, funnel_png
-from bot.digests.render import fit_blocks, list_section
+from bot.digests.render import fit_blocks, list_section, stale_section
 from bot.digests.runs import (
     WEEKDAYS,
     Builder,
@@ -21,6 +21,7 @@ from bot.digests.runs import (
     TickResult,
     last_weekly,
     late_note,
+    local_due,
     run_many,
 )
 from storage.models import Study
@@ -68,6 +69,11 @@ def due_run(study: Study, now: dt.datetime) -> DueRun:
     return DueRun(scope_for(study.key), period_key(*week_of(day)), due, day)
 
 
+def due_at(study: Study, end: dt.date) -> dt.datetime:
+    """When the update for the week ending `end` is due: the configured time the day after."""
+    return local_due(end + dt.timedelta(days=1), config(study).time, study.timezone)
+
+
 def week_period(start: dt.date, end: dt.date, tz: str) -> Any:
     """A bot.kpis Period covering start..end (inclusive) local days."""
     from bot.kpis import range_period
@@ -103,7 +109,8 @@ def _pct(value: float | None) -> str:
 
 
 def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dict[str, Any], *,
-           late: str | None = None) -> tuple[str, list[Block]]:
+           late: str | None = None, stale: dict[str, Any] | None = None
+           ) -> tuple[str, list[Block]]:
     hint = f"`/prescreen stats {study.key} 7d`"
     blocks: list[Block] = [header(f"{study.key} weekly update — {start:%d %b} to {end:%d %b %Y}")]
     if late:
@@ -115,6 +122,8 @@ def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dic
         f"referral → visit: {_days(total.median_days_referral_to_visit)}\n"
         f"*Callbacks on time:* {_pct(total.callbacks_on_time_pct)} "
         f"({total.callbacks_due} due, {total.callbacks_missed} missed)"))
+    if stale is not None:
+        blocks.append(stale_section(stale))
     if per_site:
         blocks.append(divider())
     for site_key, k in sorted(per_site.items()):
@@ -134,12 +143,15 @@ def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dic
 def build(ctx: AppContext, study: Study, start: dt.date, end: dt.date, *,
           late: str | None = None) -> list[Outgoing]:
     from bot.kpis import study_kpis
+    from bot.leads.sla import stale_summary
 
     period = week_period(start, end, study.timezone)
     total = study_kpis(ctx, study.key, period)
     per_site = {site.key: study_kpis(ctx, study.key, period, site_key=site.key)
                 for site in study.sites if site.active}
-    text, blocks = render(study, start, end, total, per_site, late=late)
+    # as of the due time (see daily.gather): previews, late sends and resends agree
+    stale = stale_summary(ctx, study.key, due_at(study, end))
+    text, blocks = render(study, start, end, total, per_site, late=late, stale=stale)
     cfg = config(study)
     png = funnel_png(f"{study.key} funnel, {start:%d %b} – {end:%d %b %Y}",
                      [(step_label(step), n) for step, n in total.funnel])

@@ -2,19 +2,26 @@
 
 Twenty fictional candidates across ALZ and MDD at various stages: approvals waiting, referrals
 at several states, disqualified and unanswered calls, and callbacks due within minutes so that
-moving the console clock forward 15 minutes brings a reminder DM. Every name is invented.
+moving the console clock forward 15 minutes brings a reminder DM. Then six new leads (status
+needs_call, with a source) added the way `/prescreen lead` adds them: four handed to a
+coordinator by the lead, two left for the assignment job, two of them four days old so they are
+past the first-contact SLA. `/prescreen next`, `/prescreen queue` and App Home "My queue" have
+something to show. Every name is invented.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, select
 
 from bot.callbacks.service import remind_lead, schedule_callback
+from bot.clock import Clock
 from bot.context import AppContext
+from bot.leads import service as leads
+from bot.leads.intake import InboundLead, add_lead
 from bot.prescreen.workflow import CallInput, NewCandidateInput, log_call
 from bot.referrals import workflow as referrals
 from storage.models import Candidate, Member, Study
@@ -67,8 +74,29 @@ DEMO: list[DemoCandidate] = [
     DemoCandidate("Rosalind Ivesdale", "MDD", CASEY, "do_not_call"),
 ]
 
+
+
+@dataclass(frozen=True)
+class DemoLead:
+    name: str
+    study: str
+    source: str  # one of the study's lead_sources in demo.yaml
+    state: str
+    owner: str | None = None  # None: the assignment job shares it out
+    days_old: int = 0
+
+
+DEMO_LEADS: list[DemoLead] = [
+    DemoLead("Augustina Pellworth", "ALZ", "web-ads", "MA", CASEY, days_old=4),
+    DemoLead("Horatio Quillby", "ALZ", "memory-screening", "MA", CASEY),
+    DemoLead("Clarabel Winterbourne", "ALZ", "physician", "MA", SAM),
+    DemoLead("Fitzgerald Ormsby", "ALZ", "web-ads", "MA"),
+    DemoLead("Millicent Draycott", "MDD", "web-ads", "IL", SAM, days_old=4),
+    DemoLead("Jasper Thornbury", "MDD", "physician", "IL"),
+]
+
 # Names in the demo, for privacy checks: none of them may appear in a channel.
-DEMO_NAMES = [c.name for c in DEMO]
+DEMO_NAMES = [c.name for c in DEMO] + [lead.name for lead in DEMO_LEADS]
 
 
 def has_candidates(ctx: AppContext) -> bool:
@@ -106,7 +134,32 @@ def seed_demo(ctx: AppContext) -> int:
             _referral_step(ctx, logged.referral_id, step)
         if demo.callback_in_minutes is not None:
             _callback(ctx, logged.ref, demo.coordinator, demo.callback_in_minutes)
-    return made
+    return made + seed_leads(ctx)
+
+
+class _Earlier:
+    """The sandbox clock moved back, to add a lead as if it came in days ago."""
+
+    def __init__(self, clock: Clock, delta: dt.timedelta) -> None:
+        self.clock, self.delta = clock, delta
+
+    def now(self) -> dt.datetime:
+        return self.clock.now() - self.delta
+
+
+def seed_leads(ctx: AppContext) -> int:
+    """The demo leads, through the `/prescreen lead` workflow; the owned ones are assigned by
+    the lead with `/prescreen assign`. Returns how many."""
+    for i, lead in enumerate(DEMO_LEADS, start=1):
+        at = replace(ctx, clock=_Earlier(ctx.clock, dt.timedelta(days=lead.days_old)))
+        added = add_lead(at, InboundLead(
+            study_key=lead.study, user_id=CASEY, name=lead.name,
+            phone=f"({'617' if lead.study == 'ALZ' else '312'}) 555-{130 + i:04d}",
+            dob=None, state=lead.state, source=lead.source, consent=True,
+            idempotency_key=f"sandbox-lead-{i}"))
+        if lead.owner is not None:
+            leads.assign(ctx, actor=LEE, ref=added.ref, target=f"<@{lead.owner}>")
+    return len(DEMO_LEADS)
 
 
 def _referral_step(ctx: AppContext, referral_id: int | None, step: str) -> None:
