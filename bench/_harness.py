@@ -14,11 +14,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 from cryptography.fernet import Fernet
 
 from integrations.slack_standin import SlackSender, SlackStandin
+
+if TYPE_CHECKING:
+    from bot.context import AppContext
+    from storage.db import Database
 
 BOT_TOKEN = "xoxb-bench"
 SECRET = "bench-signing-secret"
@@ -117,6 +122,33 @@ def fresh_database(url: str | None) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def bench_database(url: str, studies_yaml: str) -> Database:
+    """The benchmark's database: schema upgraded, its studies and members imported."""
+    from bot.studies.importer import import_studies
+    from storage import migrate
+    from storage.db import Database
+
+    migrate.upgrade(url)
+    db = Database(url)
+    with tempfile.TemporaryDirectory(prefix="prescreen-bench-") as tmp:
+        path = Path(tmp) / "studies.yaml"
+        path.write_text(studies_yaml)
+        import_studies(db, path, actor="bench")
+    return db
+
+
+def bench_context(url: str, db: Database, key: str | None = None, clock: Any = None) -> AppContext:
+    """An app context whose Slack calls would go nowhere (benchmarks measure the database)."""
+    from bot.app import create_context
+    from bot.config import Settings
+
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
+                        slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
+                        database_url=url,
+                        prescreen_encryption_keys=key or Fernet.generate_key().decode())
+    return create_context(settings, db=db, clock=clock)
 
 
 def db_label(url: str) -> str:

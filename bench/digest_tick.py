@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import tempfile
 import time
-from pathlib import Path
 
 from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
 
-from bench._harness import STUDY_YAML, db_label, fresh_database, table
-from bot.app import create_context
-from bot.config import Settings
+from bench._harness import STUDY_YAML, bench_context, bench_database, db_label, fresh_database, table
 from bot.digests import your_day
 from bot.digests.runs import TickResult
-from bot.studies.importer import import_studies
-from storage import migrate
 from storage.db import Database
 from storage.models import Callback, Candidate, DigestRun, Member, Membership, OutboxMessage, Study
 
@@ -74,17 +68,10 @@ def main() -> None:
 
 
 def run(n: int, url: str) -> None:
-    migrate.upgrade(url)
-    db = Database(url)
-    studies = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "studies.yaml"
-    studies.write_text(STUDY_YAML)
-    import_studies(db, studies, actor="bench")
+    db = bench_database(url, STUDY_YAML)
     key = Fernet.generate_key().decode()
     seed(db, n, key)
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
-                        slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
-                        database_url=url, prescreen_encryption_keys=key)
-    ctx = create_context(settings, db=db, clock=Clock(EIGHT_NY))
+    ctx = bench_context(url, db, key, clock=Clock(EIGHT_NY))
     # the runs before this one are recorded, as on a system that has been running
     with db.session() as s:
         s.execute(insert(DigestRun), [{"scope": f"yourday:{sid}", "period": "2026-11-23",

@@ -14,21 +14,15 @@ import datetime as dt
 import json
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
-from bench._harness import db_label, fresh_database, percentile, table
+from bench._harness import bench_context, bench_database, db_label, fresh_database, percentile, table
 from bot import kpis
-from bot.app import create_context
-from bot.config import Settings
-from bot.studies.importer import import_studies
-from storage import migrate
 from storage.db import Database
 from storage.models import Member, Site, Study
 
@@ -222,23 +216,16 @@ def main() -> None:
 
 
 def run(url: str, n_calls: int, n_referrals: int, runs: int) -> None:
-    migrate.upgrade(url)
-    db = Database(url)
-    studies = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "studies.yaml"
-    studies.write_text(YAML)
-    import_studies(db, studies, actor="bench")
+    db = bench_database(url, YAML)
     t0 = time.perf_counter()
     sizes = generate(db, n_calls, n_referrals)
     load_s = time.perf_counter() - t0
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
-                        slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
-                        database_url=url, prescreen_encryption_keys=Fernet.generate_key().decode())
 
     class Clock:
         def now(self) -> dt.datetime:
             return NOW
 
-    ctx = create_context(settings, db=db, clock=Clock())
+    ctx = bench_context(url, db, None, clock=Clock())
     today = NOW.astimezone(kpis.ZoneInfo(TZ)).date()
     yesterday = kpis.period_for("yesterday", tz=TZ, today=today)
     week_before = kpis.range_period(yesterday.start_day - dt.timedelta(days=7),

@@ -9,19 +9,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import tempfile
 import time
-from pathlib import Path
 
 from cryptography.fernet import Fernet
 from sqlalchemy import insert, select, text
 
-from bench._harness import db_label, fresh_database, percentile, table
-from bot.app import create_context
-from bot.config import Settings
+from bench._harness import bench_context, bench_database, db_label, fresh_database, percentile, table
 from bot.leads.queue import NextLead, my_work, next_lead
-from bot.studies.importer import import_studies
-from storage import migrate
 from storage.db import Database
 from storage.models import Callback, Candidate, Member, Study
 
@@ -128,21 +122,14 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, url: str) -> None:
-    migrate.upgrade(url)
-    db = Database(url)
-    studies = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "studies.yaml"
-    studies.write_text(STUDY_YAML)
-    import_studies(db, studies, actor="bench")
+    db = bench_database(url, STUDY_YAML)
     key = Fernet.generate_key().decode()
     first = next(iter(MOMENTS.values()))
     t0 = time.perf_counter()
     sizes = seed(db, args.leads, first, key, args.mine)
     seeded = time.perf_counter() - t0
     clock = Clock(first)
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
-                        slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
-                        database_url=url, prescreen_encryption_keys=key)
-    ctx = create_context(settings, db=db, clock=clock)
+    ctx = bench_context(url, db, key, clock=clock)
     label = db_label(url)
     rows = []
     for name, at in MOMENTS.items():

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import tempfile
 import time
-from pathlib import Path
 
 from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
 
-from bench._harness import STUDY_YAML, db_label, fresh_database, table
-from bot.app import create_context
+from bench._harness import STUDY_YAML, bench_context, bench_database, db_label, fresh_database, table
 from bot.callbacks.jobs import escalate_overdue, send_due_reminders
-from bot.config import Settings
-from bot.studies.importer import import_studies
-from storage import migrate
 from storage.db import Database
 from storage.models import Callback, Candidate, Member, OutboxMessage, Study
 
@@ -64,19 +58,12 @@ def main() -> None:
 
 
 def run(n: int, url: str) -> None:
-    migrate.upgrade(url)
-    db = Database(url)
-    studies = Path(tempfile.mkdtemp(prefix="prescreen-bench-")) / "studies.yaml"
-    studies.write_text(STUDY_YAML)
-    import_studies(db, studies, actor="bench")
+    db = bench_database(url, STUDY_YAML)
     key = Fernet.generate_key().decode()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     seed(db, n, now, key)
     clock = Clock(now)
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
-                        slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
-                        database_url=url, prescreen_encryption_keys=key)
-    ctx = create_context(settings, db=db, clock=clock)
+    ctx = bench_context(url, db, key, clock=clock)
 
     t0 = time.perf_counter()
     sent, late = send_due_reminders(ctx)
