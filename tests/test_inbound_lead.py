@@ -149,3 +149,18 @@ def test_a_slack_retry_of_the_same_submission_adds_one_lead(bot: Bot) -> None:
     first, again = add_lead(bot.ctx, form), add_lead(bot.ctx, form)
     assert first.ref == again.ref == "MDD-0001" and again.replay and not first.replay
     assert len(candidates(bot)) == 1
+
+
+def test_a_do_not_call_phone_is_refused(bot: Bot) -> None:
+    from sqlalchemy import update
+
+    first = bot.open_modal(SAM, "lead ALZ")
+    assert bot.slack.submit(SAM, first["id"], lead(**{ids.LEAD_SOURCE_SELECT: "other"})
+                            ).status_code == 200
+    bot.standin.wait_for(lambda s: s.ephemerals(SAM), message="ALZ lead added")
+    with bot.db.session() as s:
+        s.execute(update(Candidate).values(do_not_call=True))
+    view = bot.open_modal(SAM, "lead MDD")
+    message = errors(bot.slack.submit(SAM, view["id"], lead()))[ids.LEAD_PHONE_BLOCK]
+    assert message.startswith("ALZ-0001 has this phone number and asked not to be called")
+    assert len(candidates(bot)) == 1

@@ -441,3 +441,21 @@ def test_a_file_changed_between_the_passes_is_refused(ctx: AppContext, tmp_path:
     with pytest.raises(LeadFileError, match="changed while it was being imported"):
         run(ctx, path, batch_size=1)
     assert count(ctx.db) == 0
+
+
+def test_a_person_who_asked_not_to_be_called_is_not_imported(ctx: AppContext,
+                                                             tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    alz = write_csv(tmp_path / "alz.csv", GENERIC, [["Ada", "3125550101", "", "", "", "", ""]])
+    assert import_leads(ctx, alz, study_key="ALZ", source="web").created == 1
+    with ctx.db.session() as s:
+        s.execute(update(Candidate).where(Candidate.ref_code == "ALZ-0001").values(do_not_call=True))
+
+    path = write_csv(tmp_path / "mdd.csv", GENERIC, [["Ada L", "(312) 555-0101", "", "", "", "", ""],
+                                                     ["Bo", "3125550102", "", "", "", "", ""]])
+    result = run(ctx, path)
+    assert (result.created, result.duplicates) == (1, 1)
+    assert [str(p) for p in result.problems] == [
+        "line 2: duplicate: same phone as ALZ-0001, who asked not to be called"]
+    assert [c.ref_code for c in candidates(ctx.db)] == ["MDD-0001"]

@@ -365,13 +365,19 @@ class _Writer:
     def write(self, session: Session, leads: list[Lead]) -> None:
         c = self.ctx.cipher
         phone_keys = [c.indexes(lead.phone) for lead in leads]
-        found = cand_repo.phone_matches(session, self.study_id,
-                                        [i for keys in phone_keys for i in keys])
+        wanted = [i for keys in phone_keys for i in keys]
+        found = cand_repo.phone_matches(session, self.study_id, wanted)
+        refused = cand_repo.do_not_call_phones(session, wanted)
         in_batch: dict[str, tuple[int, str | None]] = {}
         rows: list[dict[str, Any]] = []
         lines: list[int] = []
         for lead, keys in zip(leads, phone_keys, strict=True):
             match = next((found[k] for k in keys if k in found), None)
+            dnc = next((refused[k] for k in keys if k in refused), None)
+            if dnc is not None:  # a person who asked not to be called, in any study
+                self.problem(Problem(lead.line, "duplicate",
+                                     f"same phone as {dnc}, who asked not to be called"))
+                continue
             dedupe = (c.index(self.study_key, lead.phone, lead.dob.isoformat())
                       if lead.dob else None)
             if match is not None:
@@ -501,7 +507,12 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
             cand_repo.lock_study(session, study.id)  # no duplicate slips in until we commit
             c = ctx.cipher
             found = cand_repo.phone_matches(session, study.id, c.indexes(lead.phone))
-            if found:
+            refused = cand_repo.do_not_call_phones(session, c.indexes(lead.phone))
+            if refused:
+                ref = sorted(refused.values())[0]
+                errors["phone"] = (f"{ref} has this phone number and asked not to be called. "
+                                   "Do not add it as a lead.")
+            elif found:
                 ref = min(found.values(), key=lambda m: m[1])[0]
                 errors["phone"] = (f"Already a candidate: {ref}. Use `/prescreen status {ref}` "
                                    "or log a call for it.")

@@ -181,6 +181,16 @@ def phone_matches(session: Session, study_id: int,
     return {p: (ref, seq, d) for p, ref, seq, d, sid in session.execute(stmt) if sid == study_id}
 
 
+def do_not_call_phones(session: Session, phone_indexes: list[str]) -> dict[str, str]:
+    """phone_index → ref_code of candidates in ANY study flagged do-not-call with those phones."""
+    if not phone_indexes:
+        return {}
+    stmt = (select(Candidate.phone_index, Candidate.ref_code)
+            .where(Candidate.phone_index.in_(set(phone_indexes)),
+                   Candidate.do_not_call.is_(True)))
+    return {p: ref for p, ref in session.execute(stmt)}
+
+
 def insert_many(session: Session, study_id: int, study_key: str,
                 rows: list[dict[str, Any]]) -> int:
     """Insert candidates with consecutive sequence numbers; return the first. A concurrent single
