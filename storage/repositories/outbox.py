@@ -89,7 +89,9 @@ def claim_due(session: Session, *, now: dt.datetime, limit: int, lease: dt.timed
         if len(first_per_channel) >= limit:
             break
     claimed: list[int] = []
-    for channel, row_id in first_per_channel.items():
+    # channel rows are locked in one global order (by name), so two dispatchers never wait on
+    # each other's channels in a cycle (PostgreSQL would abort one as a deadlock)
+    for channel, row_id in sorted(first_per_channel.items()):
         if channel_interval > dt.timedelta(0) and not _take_channel_slot(session, channel, now, lease):
             continue
         res = session.execute(
