@@ -15,16 +15,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
-from bench._harness import db_label, fresh_database, table
-from bot.app import create_context
-from bot.config import Settings
+from bench._harness import bench_context, bench_database, db_label, fresh_database, table
 from bot.leads.intake import import_leads
-from bot.studies.importer import import_studies
-from storage import migrate
-from storage.db import Database
 from storage.models import Candidate
 
 STUDY_YAML = """
@@ -66,17 +60,9 @@ def main() -> None:
 
 
 def run(n: int, url: str) -> None:
-    migrate.upgrade(url)
-    db = Database(url)
+    db = bench_database(url, STUDY_YAML)
+    ctx = bench_context(url, db)
     work = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
-    studies = work / "studies.yaml"
-    studies.write_text(STUDY_YAML)
-    import_studies(db, studies, actor="bench")
-    key = Fernet.generate_key().decode()
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
-                        slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
-                        database_url=url, prescreen_encryption_keys=key)
-    ctx = create_context(settings, db=db)
     path = work / "leads.csv"
     generate(path, n)
     size_mb = path.stat().st_size / 1e6
