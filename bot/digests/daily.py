@@ -15,14 +15,12 @@ from bot.blocks import Block, context, divider, fields, header
 from bot.context import AppContext
 from bot.digests.render import arrow, fit_blocks, list_section, stale_section
 from bot.digests.runs import (
-    Builder,
     DueRun,
     Outgoing,
     TickResult,
     last_daily,
-    late_note,
     local_due,
-    run_many,
+    study_tick,
 )
 from storage.models import Study
 from storage.repositories import studies as study_repo
@@ -167,14 +165,5 @@ def active_studies(ctx: AppContext) -> list[Study]:
 
 
 def tick(ctx: AppContext, result: TickResult, studies: list[Study]) -> None:
-    now = ctx.clock.now()
-    items: list[tuple[DueRun, Builder]] = []
-    for study in studies:
-        run = due_run(study, now)
-
-        def make(late: bool, run: DueRun = run, study: Study = study) -> list[Outgoing]:
-            note = late_note(run, now, study.timezone) if late else None
-            return build(ctx, study, dt.date.fromisoformat(run.period), late=note)
-
-        items.append((run, make))
-    run_many(ctx, items, result)
+    study_tick(ctx, result, studies, due_run, lambda study, run, note: build(
+        ctx, study, dt.date.fromisoformat(run.period), late=note))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot import outbox
 from bot.context import AppContext
 from bot.timeutil import local_to_utc
+from storage.models import Study
 from storage.repositories import digests as repo
 
 log = logging.getLogger("prescreen.digests")
@@ -178,6 +179,23 @@ def run_many(ctx: AppContext, items: list[tuple[DueRun, Builder]], result: TickR
     for run, build in due:
         if (run.scope, run.period) not in done:
             run_if_due(ctx, run, build, result)
+
+
+def study_tick(ctx: AppContext, result: TickResult, studies: list[Study],
+               due_run: Callable[[Study, dt.datetime], DueRun],
+               build: Callable[[Study, DueRun, str | None], list[Outgoing]]) -> None:
+    """One digest kind for every study: each study's latest due run, built (with the late note
+    when it goes out late) and sent once by run_many."""
+    now = ctx.clock.now()
+    items: list[tuple[DueRun, Builder]] = []
+    for study in studies:
+        run = due_run(study, now)
+
+        def make(late: bool, run: DueRun = run, study: Study = study) -> list[Outgoing]:
+            return build(study, run, late_note(run, now, study.timezone) if late else None)
+
+        items.append((run, make))
+    run_many(ctx, items, result)
 
 
 def late_note(run: DueRun, now: dt.datetime, tz: str) -> str:

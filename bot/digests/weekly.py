@@ -15,14 +15,12 @@ from bot.digests.chart import conversion, funnel_png
 from bot.digests.render import fit_blocks, list_section, stale_section
 from bot.digests.runs import (
     WEEKDAYS,
-    Builder,
     DueRun,
     Outgoing,
     TickResult,
     last_weekly,
-    late_note,
     local_due,
-    run_many,
+    study_tick,
 )
 from storage.models import Study
 
@@ -162,15 +160,8 @@ def build(ctx: AppContext, study: Study, start: dt.date, end: dt.date, *,
 
 
 def tick(ctx: AppContext, result: TickResult, studies: list[Study]) -> None:
-    now = ctx.clock.now()
-    items: list[tuple[DueRun, Builder]] = []
-    for study in studies:
-        run = due_run(study, now)
+    def make(study: Study, run: DueRun, note: str | None) -> list[Outgoing]:
+        start, end = week_of(run.day)
+        return build(ctx, study, start, end, late=note)
 
-        def make(late: bool, run: DueRun = run, study: Study = study) -> list[Outgoing]:
-            note = late_note(run, now, study.timezone) if late else None
-            start, end = week_of(run.day)
-            return build(ctx, study, start, end, late=note)
-
-        items.append((run, make))
-    run_many(ctx, items, result)
+    study_tick(ctx, result, studies, due_run, make)
