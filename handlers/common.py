@@ -6,7 +6,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
@@ -16,6 +16,8 @@ from bot.context import AppContext
 from bot.errors import DomainError
 
 log = logging.getLogger("prescreen.handlers")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,6 +56,32 @@ def unexpected_text(ref: str) -> str:
         f"Something went wrong on our side (ref {ref}). Nothing was lost; try again. "
         "If it keeps happening, send the ref to your admin."
     )
+
+
+def submit_form(ack: Ack, submit: Callable[[], T], *,
+                field_blocks: Callable[[dict[str, str]], dict[str, str]], domain_block: str,
+                failure_block: str, again: str, what: str) -> T | None:
+    """Run a modal submission and ack it: inline errors for bad fields (FormErrors), for a
+    rule the workflow refused (DomainError, under `domain_block`) and for anything unexpected
+    (a ref to quote, under `failure_block`, the form kept open). None unless it succeeded."""
+    from bot.prescreen.workflow import FormErrors
+
+    try:
+        result = submit()
+    except FormErrors as exc:
+        ack(response_action="errors", errors=field_blocks(exc.errors))
+        return None
+    except DomainError as exc:
+        ack(response_action="errors", errors={domain_block: exc.message})
+        return None
+    except Exception:
+        ref = error_ref()
+        log.exception("%s failed ref=%s", what, ref)
+        ack(response_action="errors",
+            errors={failure_block: f"Not saved: something went wrong (ref {ref}). {again}"})
+        return None
+    ack()
+    return result
 
 
 def domain_text(err: DomainError) -> str:

@@ -16,8 +16,7 @@ from bot.context import AppContext
 from bot.errors import DomainError
 from bot.leads import intake
 from bot.leads import views as lv
-from bot.prescreen.workflow import FormErrors
-from handlers.common import CommandRequest, Subcommand, error_ref, open_view, tell
+from handlers.common import CommandRequest, Subcommand, open_view, submit_form, tell
 
 log = logging.getLogger("prescreen.handlers.leads")
 
@@ -69,26 +68,18 @@ def register(app: App, ctx: AppContext) -> None:
     def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         user_id = body["user"]["id"]
         channel = bk.decode(view.get("private_metadata")).get("c")
-        try:
+
+        def add() -> Any:
             form = lv.parse_lead(view, user_id)
             if not form.study_key:
-                ack(response_action="errors", errors={ids.LEAD_STUDY_BLOCK: "Pick a study."})
-                return
-            added = intake.add_lead(ctx, form)
-        except FormErrors as exc:
-            ack(response_action="errors",
-                errors={lv.LEAD_FIELD_BLOCKS.get(k, ids.LEAD_PHONE_BLOCK): v
-                        for k, v in exc.errors.items()})
+                raise DomainError("Pick a study.")
+            return intake.add_lead(ctx, form)
+
+        added = submit_form(
+            ack, add, domain_block=ids.LEAD_STUDY_BLOCK, failure_block=ids.LEAD_PHONE_BLOCK,
+            field_blocks=lambda errors: {lv.LEAD_FIELD_BLOCKS.get(k, ids.LEAD_PHONE_BLOCK): v
+                                         for k, v in errors.items()},
+            again="Press Add lead again.", what="adding a lead")
+        if added is None:
             return
-        except DomainError as exc:
-            ack(response_action="errors", errors={ids.LEAD_STUDY_BLOCK: exc.message})
-            return
-        except Exception:
-            ref = error_ref()
-            log.exception("adding a lead failed ref=%s", ref)
-            ack(response_action="errors",
-                errors={ids.LEAD_PHONE_BLOCK: f"Not saved: something went wrong (ref {ref}). "
-                                              "Press Add lead again."})
-            return
-        ack()
         tell(client, user_id, channel, lv.lead_added_text(added), None)

@@ -16,8 +16,8 @@ from bot.context import AppContext
 from bot.errors import DomainError
 from bot.prescreen import cards, queries
 from bot.prescreen import views as modal
-from bot.prescreen.workflow import FormErrors, log_call, study_or_error
-from handlers.common import CommandRequest, Subcommand, error_ref, open_view, tell
+from bot.prescreen.workflow import CallLogged, log_call, study_or_error
+from handlers.common import CommandRequest, Subcommand, open_view, submit_form, tell
 
 log = logging.getLogger("prescreen.handlers.prescreen")
 
@@ -88,28 +88,20 @@ def register(app: App, ctx: AppContext) -> None:
         values = (view.get("state") or {}).get("values") or {}
         state = modal.ModalState.decode(view.get("private_metadata"))
         study_key = modal.selected_study(values) or state.study
-        try:
+
+        def save() -> CallLogged:
             if not study_key:
-                ack(response_action="errors", errors={ids.STUDY_BLOCK: "Pick a study."})
-                return
+                raise DomainError("Pick a study.")
             with ctx.db.session() as session:
                 study = study_or_error(session, study_key, user_id)
-            form = modal.parse_submission(view, user_id, study)
-            result = log_call(ctx, form)
-        except FormErrors as exc:
-            ack(response_action="errors", errors=modal.errors_to_blocks(exc.errors, view))
+            return log_call(ctx, modal.parse_submission(view, user_id, study))
+
+        result = submit_form(
+            ack, save, domain_block=ids.STUDY_BLOCK, failure_block=ids.OUTCOME_BLOCK,
+            field_blocks=lambda errors: modal.errors_to_blocks(errors, view),
+            again="Your entries are still here; press Log call again.", what="log call")
+        if result is None:
             return
-        except DomainError as exc:
-            ack(response_action="errors", errors={ids.STUDY_BLOCK: exc.message})
-            return
-        except Exception:
-            ref = error_ref()
-            log.exception("log call failed ref=%s", ref)
-            ack(response_action="errors",
-                errors={ids.OUTCOME_BLOCK: f"Not saved: something went wrong (ref {ref}). "
-                                           "Your entries are still here; press Log call again."})
-            return
-        ack()
         tell(client, user_id, state.channel, result.summary, cards.logged_blocks(result))
         _publish_home(ctx, client, user_id)
 
