@@ -154,6 +154,19 @@ def test_admin_deactivates_a_coordinator_and_her_next_actions_are_refused(
     assert "DEACTIVATED" in line and "no roles" in line and event.actor in line
 
 
+def test_no_reminder_goes_to_a_deactivated_owner(bot: Bot, clock: Any, admin_shell: None) -> None:
+    log_callback(bot)
+    assert run("members", "deactivate", CASEY)[0] == 0
+    at(clock, DUE - dt.timedelta(minutes=10))
+    tick(bot)
+    assert reminders(bot) == []
+    [skipped] = audit_events(bot, "callback.reminder_skipped")
+    assert skipped.after == {"candidate": "ALZ-0001", "owner": "deactivated"}
+    at(clock, DUE + dt.timedelta(minutes=31))
+    tick(bot)  # the team hears the callback is overdue, so someone takes it
+    assert any("overdue" in m["text"] for m in bot.standin.messages(CHANNEL))
+
+
 def test_a_deactivated_approver_cannot_approve(bot: Bot, admin_shell: None) -> None:
     card = pre_qualify(bot)
     value = next(el["value"] for b in card["blocks"] if b.get("type") == "actions"
