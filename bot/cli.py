@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     ssub.required = True
     imp = ssub.add_parser("import", help="import studies and members from a YAML file")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--prune", action="store_true",
+                     help="the file is the whole list: remove members and roles it does not name")
+    imp.add_argument("--dry-run", action="store_true",
+                     help="check the file and list what would be removed; change nothing")
     imp.set_defaults(func=cmd_studies_import)
     lst = ssub.add_parser("list", help="list studies, sites, questions and members")
     lst.set_defaults(func=cmd_studies_list)
@@ -107,8 +111,9 @@ def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type
     from bot.calendar.cli import add_cli as graph_cli
     from bot.digests.cli import add_cli as digest_cli
     from bot.leads.cli import add_cli as leads_cli
+    from bot.members.cli import add_cli as members_cli
 
-    return [graph_cli, leads_cli, digest_cli]
+    return [graph_cli, leads_cli, digest_cli, members_cli]
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -241,11 +246,13 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 
 def cmd_studies_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from bot.members.service import operator_actor
     from bot.studies.importer import ImportErrors, import_studies
 
     with open_db(settings) as db:
         try:
-            report = import_studies(db, args.file)
+            report = import_studies(db, args.file, actor=operator_actor(), prune=args.prune,
+                                    dry_run=args.dry_run)
         except ImportErrors as exc:
             print(f"prescreen-bot: {args.file} not imported; nothing was changed:", file=sys.stderr)
             for line in exc.errors:

@@ -13,9 +13,9 @@ from handlers.common import Subcommand
 
 def feature_modules() -> list[ModuleType]:
     """The features, in the order their subcommands appear in /prescreen help."""
-    from handlers import calendar, callbacks, leads, prescreen, queues, referrals, stats
+    from handlers import calendar, callbacks, leads, members, prescreen, queues, referrals, stats
 
-    return [prescreen, leads, queues, callbacks, referrals, calendar, stats]
+    return [prescreen, leads, queues, callbacks, referrals, calendar, stats, members]
 
 
 def register_all(app: App, ctx: AppContext) -> None:

@@ -40,6 +40,11 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
                     events.append(_event(cb, "callback.cancelled", {"status": "cancelled"},
                                          "candidate is on do-not-call"))
                     continue
+                if not cb.owner.active:
+                    # access revoked: no DM; the overdue note in the study channel still comes
+                    events.append(_event(cb, "callback.reminder_skipped", {"owner": "deactivated"},
+                                         "owner deactivated; hand the callback to someone"))
+                    continue
                 messages.append(_reminder_message(cb, now))
                 events.append(_event(cb, "callback.reminded",
                                      {"remind_at": cb.remind_at.isoformat(), "late": cb.reminded_late},

@@ -118,9 +118,13 @@ def _cas(session: Session, cb: Callback, **values: object) -> None:
 
 
 def _authorize(session: Session, cb: Callback, actor: str) -> None:
-    if cb.owner.slack_user_id == actor:
-        return
+    """Re-read the actor's role now: owning the callback is not enough once the role is gone."""
+    from bot.prescreen.workflow import require_role  # that module imports this one
+
     study = cb.candidate.study
+    if cb.owner.slack_user_id == actor:
+        require_role(session, actor, study, ACTING_ROLES, "change this callback")
+        return
     if study_repo.role_in(session, actor, study.id) in ACTING_ROLES:
         return
     raise NotAllowed(f"Only <@{cb.owner.slack_user_id}> or a {study.key} coordinator can change "

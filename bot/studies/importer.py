@@ -9,8 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from sqlalchemy.orm import Session
 
+from storage import audit
 from storage.db import Database
+from storage.repositories import members as members_repo
 from storage.repositories import studies as repo
 
 STUDY_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
@@ -37,21 +40,55 @@ class ImportErrors(Exception):
         self.errors = errors
 
 
+@dataclass(frozen=True)
+class Removal:
+    """A role the import takes away (`becomes`: the member's new role in that study, if any)."""
+
+    slack_id: str
+    study: str
+    role: str
+    becomes: str | None = None
+
+    def line(self) -> str:
+        change = f" (becomes {self.becomes})" if self.becomes else ""
+        return f"{self.slack_id}  {self.study} {self.role}{change}"
+
+
 @dataclass
 class ImportReport:
     studies_created: list[str] = field(default_factory=list)
     studies_updated: list[str] = field(default_factory=list)
     members_created: int = 0
     members_updated: int = 0
+    removed: list[Removal] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)  # members absent from the file (--prune)
+    skipped_inactive: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
     def summary(self) -> str:
-        parts = []
-        if self.studies_created:
-            parts.append(f"created {', '.join(self.studies_created)}")
-        if self.studies_updated:
-            parts.append(f"updated {', '.join(self.studies_updated)}")
-        parts.append(f"members: {self.members_created} new, {self.members_updated} updated")
-        return "Studies " + "; ".join(parts)
+        if self.dry_run:
+            lines = ["Dry run: the file is valid; nothing was changed."]
+            verb, deact = "Would remove", "Would deactivate (absent from the file)"
+        else:
+            parts = []
+            if self.studies_created:
+                parts.append(f"created {', '.join(self.studies_created)}")
+            if self.studies_updated:
+                parts.append(f"updated {', '.join(self.studies_updated)}")
+            parts.append(f"members: {self.members_created} new, {self.members_updated} updated")
+            lines = ["Studies " + "; ".join(parts)]
+            verb, deact = "Removed", "Deactivated (absent from the file)"
+        if self.removed:
+            lines.append(f"{verb} {len(self.removed)} roles:")
+            lines += [f"  {r.line()}" for r in self.removed]
+        elif self.dry_run:
+            lines.append(f"{verb}: nothing.")
+        if self.deactivated:
+            lines.append(f"{deact}: {', '.join(self.deactivated)}")
+        for sid in self.skipped_inactive:
+            lines.append(f"{sid} is deactivated and was left as is. To give them access again: "
+                         f"prescreen-bot members reactivate {sid}, then import again.")
+        return "\n".join(lines)
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -419,20 +456,33 @@ def _validate_rule(where: str, kind: str, q: dict[str, Any]) -> list[str]:
     return errors
 
 
-def import_studies(db: Database, path: Path, actor: str = "cli") -> ImportReport:
-    """Validate everything, then write in one transaction. Raises ImportErrors, writes nothing."""
+def import_studies(db: Database, path: Path, actor: str = "cli", *, prune: bool = False,
+                   dry_run: bool = False) -> ImportReport:
+    """Validate everything, then write in one transaction. Raises ImportErrors, writes nothing.
+
+    Roles of the members in the file are replaced by the file's. With `prune` the file is the
+    whole list: members it does not name lose every role and are deactivated. A deactivated
+    member named in the file stays deactivated (reactivate them first). `dry_run` writes
+    nothing and reports what would be removed."""
     data = load_file(path)
     with db.session() as session:
         known = repo.study_keys(session)
     errors = validate(data, known)
     if errors:
         raise ImportErrors(errors)
-    report = ImportReport()
+    report = ImportReport(dry_run=dry_run)
+    file_members = {m["slack_id"]: {str(k): str(v) for k, v in m["roles"].items()}
+                    for m in data.get("members") or []}
     with db.session() as session:
+        _plan_removals(session, file_members, prune, report)
+        if dry_run:
+            return report
         for s in data["studies"]:
             created = repo.upsert_study(session, _study_fields(s), actor=actor)
             (report.studies_created if created else report.studies_updated).append(s["key"])
         for m in data.get("members") or []:
+            if m["slack_id"] in report.skipped_inactive:
+                continue
             created = repo.upsert_member(
                 session,
                 slack_user_id=m["slack_id"],
@@ -440,14 +490,44 @@ def import_studies(db: Database, path: Path, actor: str = "cli") -> ImportReport
                 timezone=m.get("timezone", "UTC"),
                 display_name=m.get("name"),
                 mailbox=m.get("mailbox"),
-                roles={str(k): str(v) for k, v in m["roles"].items()},
+                roles=file_members[m["slack_id"]],
                 actor=actor,
             )
             if created:
                 report.members_created += 1
             else:
                 report.members_updated += 1
+        for sid in report.deactivated:
+            member = members_repo.find(session, sid)
+            if member is not None:
+                members_repo.deactivate(session, member, actor=actor,
+                                        reason=f"not in {path.name} (studies import --prune)")
+        if prune:
+            audit.record(session, actor=actor, action="members.pruned", entity="studies_file",
+                         entity_id=path.name[:64],
+                         after={"removed": [[r.slack_id, r.study, r.role] for r in report.removed],
+                                "deactivated": report.deactivated})
     return report
+
+
+def _plan_removals(session: Session, file_members: dict[str, dict[str, str]], prune: bool,
+                   report: ImportReport) -> None:
+    """What the import takes away, worked out before anything is written."""
+    for sid, roles in file_members.items():
+        member = members_repo.find(session, sid)
+        if member is None:
+            continue
+        if not member.active:
+            report.skipped_inactive.append(sid)
+            continue
+        for study, role in members_repo.roles_of(member).items():
+            if roles.get(study) != role:
+                report.removed.append(Removal(sid, study, role, roles.get(study)))
+    if prune:
+        for member in members_repo.absent_from(session, file_members):
+            report.removed += [Removal(member.slack_user_id, study, role)
+                               for study, role in members_repo.roles_of(member).items()]
+            report.deactivated.append(member.slack_user_id)
 
 
 def _study_fields(s: dict[str, Any]) -> dict[str, Any]:

@@ -451,6 +451,15 @@ class SlackSender:
             event["view"] = home
         return self.event(event, **opts)
 
+    def user_change(self, user_id: str, changes: Mapping[str, Any], *,
+                    event_id: str | None = None, **opts: Unpack[SendOptions]) -> requests.Response:
+        """The ``user_change`` event Slack sends when a member's data changes: the whole user
+        object (as ``users.info`` returns it) plus ``cache_ts``. ``{"deleted": True}`` is what
+        Slack sends when the user is deactivated in the workspace; other keys are profile changes."""
+        user = self.standin.update_user(user_id, **changes)
+        event = {"type": "user_change", "user": user, "cache_ts": user["updated"]}
+        return self.event(event, event_id=event_id, **opts)
+
     def url_verification(self, challenge: str | None = None,
                          **opts: Unpack[SendOptions]) -> requests.Response:
         body = {"token": self.verification_token, "type": "url_verification",

@@ -234,6 +234,17 @@ class SlackStandin:
             self._users[user_id] = user
         return copy.deepcopy(user)
 
+    def update_user(self, user_id: str, **changes: Any) -> dict[str, Any]:
+        """Change a user as a workspace admin would (``deleted=True`` deactivates them);
+        returns the user object as ``users.info`` and the ``user_change`` event carry it."""
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                raise KeyError(user_id)
+            user.update(changes)
+            user["updated"] = int(self.clock())
+            return copy.deepcopy(user)
+
     def add_channel(self, channel_id: str, name: str, members: list[str] | None = None,
                     archived: bool = False, is_private: bool = False,
                     bot_member: bool = True) -> None:

@@ -96,12 +96,16 @@ def upsert_study(session: Session, fields: dict[str, Any], actor: str) -> bool:
     return created
 
 
-def get_member(session: Session, slack_user_id: str) -> Member | None:
+def get_member(session: Session, slack_user_id: str, *,
+               include_inactive: bool = False) -> Member | None:
+    """The member with their roles; a deactivated member counts as no member unless asked for."""
     stmt = (
         select(Member)
         .where(Member.slack_user_id == slack_user_id)
         .options(selectinload(Member.memberships).selectinload(Membership.study))
     )
+    if not include_inactive:
+        stmt = stmt.where(Member.active.is_(True))
     return session.scalars(stmt).first()
 
 
@@ -116,7 +120,9 @@ def upsert_member(
     roles: dict[str, str],
     actor: str,
 ) -> bool:
-    member = get_member(session, slack_user_id)
+    member = get_member(session, slack_user_id, include_inactive=True)
+    if member is not None and not member.active:
+        raise ValueError(f"{slack_user_id} is deactivated; reactivate before giving roles")
     created = member is None
     before = None
     if member is None:
@@ -132,7 +138,6 @@ def upsert_member(
     member.timezone = timezone
     member.display_name = display_name
     member.mailbox = mailbox
-    member.active = True
     session.flush()
     studies = {s.key: s for s in session.scalars(select(Study).where(Study.key.in_(roles)))}
     current = {m.study.key: m for m in member.memberships}
