@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot import regions
 from bot.context import AppContext
+from bot.csv_cells import SafeWriter
 from bot.errors import DomainError
 from bot.prescreen.workflow import MAX_NAME, age_on, normalise_phone
 from storage import audit
@@ -545,7 +546,7 @@ FORM_TEXT = {  # CSV reasons → what the modal says next to the field
 
 
 def write_report(problems: Iterator[Problem] | list[Problem], out: TextIO) -> None:
-    w = csv.writer(out)
+    w = SafeWriter(out)
     w.writerow(["line", "result", "reason"])
     for p in problems:
         w.writerow([p.line, p.kind, p.reason])
