@@ -11,6 +11,7 @@ when complete; an existing file is replaced only when asked to.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import socket
@@ -199,7 +200,14 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
         if overwrite:
             os.replace(tmp, out)  # a new file: the old one's permissions do not carry over
         else:
-            os.link(tmp, out)  # fails if `out` exists, even if it appeared a moment ago
+            try:
+                os.link(tmp, out)  # fails if `out` exists, even if it appeared a moment ago
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                if out.exists() or out.is_symlink():  # no hard links here (some shares)
+                    raise _exists(out) from None
+                os.replace(tmp, out)
     except FileExistsError:
         raise _exists(out) from None
     except IsADirectoryError:

@@ -203,6 +203,13 @@ def test_a_phi_export_without_a_reason_is_refused(typed: Database, tmp_path: Pat
     assert not phi_export_events(typed)
 
 
+def test_a_reason_is_one_short_line(typed: Database, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code, path = export(tmp_path, "calls", "--include-phi", "--reason", "x" * 201)
+    assert code == 2 and "keep it under 200" in capsys.readouterr().err
+    assert not path.exists() and not phi_export_events(typed)
+
+
 def test_a_reason_without_phi_is_refused_rather_than_ignored(
         typed: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, path = export(tmp_path, "calls", "--reason", "sponsor QA")
