@@ -93,7 +93,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="last study-local day (inclusive)")
     exp.add_argument("--out", required=True, type=Path, metavar="FILE.csv")
     exp.add_argument("--include-phi", action="store_true",
-                     help="add name/phone/dob/notes columns (recorded in the audit log)")
+                     help="add name/phone/dob/notes columns (needs --reason; audited)")
+    exp.add_argument("--reason", help="why patient identity is exported (required with "
+                     "--include-phi; kept in the audit trail, no patient names)")
+    exp.add_argument("--force", action="store_true", help="replace FILE.csv if it exists")
     exp.set_defaults(func=cmd_export)
 
     sandbox = sub.add_parser("sandbox", help="sandbox data")
@@ -384,10 +387,11 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings, out: TextIO) -
 
 def cmd_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.errors import DomainError
-    from bot.export import export_csv, parse_dates
+    from bot.export import export_csv, parse_dates, phi_reason
 
     try:
         date_from, date_to = parse_dates(args.date_from, args.date_to)
+        reason = phi_reason(args.include_phi, args.reason)
     except DomainError as exc:
         print(f"prescreen-bot: {exc.message}", file=sys.stderr)
         return EXIT_INVALID
@@ -402,7 +406,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
         ctx = cli_context(settings, db, keys)  # without --include-phi nothing is decrypted
         try:
             result = export_csv(ctx, args.kind, args.study, date_from, date_to, args.out,
-                                include_phi=args.include_phi)
+                                include_phi=args.include_phi, overwrite=args.force,
+                                reason=reason)
         except DomainError as exc:
             print(f"prescreen-bot: {exc.message}", file=sys.stderr)
             return EXIT_INVALID

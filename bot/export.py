@@ -2,16 +2,20 @@
 
 Rows are streamed from the database. Without `include_phi` only ref codes identify patients;
 with it, name/phone/dob/notes are decrypted and an `export_phi` audit entry records who
-exported what (counts only, no patient data).
+exported what and why: the stated reason, the operating-system account and the host (counts
+only, no patient data). Cells a spreadsheet would run as a formula are neutralised
+(bot/csv_cells.py). The file is created readable by its owner only (0600) and appears only
+when complete; an existing file is replaced only when asked to.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import getpass
+import errno
 import json
 import os
+import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.context import AppContext
+from bot.csv_cells import SafeWriter
 from bot.errors import DomainError, UnknownStudy
 from bot.kpis import Period, range_period
 from bot.prescreen.outcomes import OUTCOMES
@@ -31,6 +36,7 @@ from storage.repositories.studies import get_study
 
 KINDS = ("calls", "referrals", "callbacks", "audit")
 MAX_DAYS = 3660
+MAX_REASON = 200
 
 
 @dataclass(frozen=True)
@@ -130,11 +136,43 @@ def parse_dates(date_from: str, date_to: str) -> tuple[dt.date, dt.date]:
     return a, b
 
 
-def default_actor() -> str:
+def os_user() -> str:
+    """The operating-system account running this process, from its uid (not from $USER or
+    $LOGNAME, which anyone can set)."""
+    uid = os.getuid()
     try:
-        return "cli:" + getpass.getuser()
-    except Exception:
-        return "cli"
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def default_actor() -> str:
+    return "cli:" + os_user()
+
+
+def phi_reason(include_phi: bool, raw: str | None) -> str | None:
+    """The reason an export gives: required (and cleaned) with patient identity, refused
+    without it, where nothing would record it."""
+    if include_phi:
+        return clean_reason(raw)
+    if raw is not None:
+        raise DomainError("--reason is recorded only for --include-phi exports; drop it or add "
+                          "--include-phi")
+    return None
+
+
+def clean_reason(raw: str | None) -> str:
+    """Why patient identity is exported, on one line; DomainError when missing or too long."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in raw or "").split())
+    if not text:
+        raise DomainError('--include-phi needs --reason "why", e.g. --reason "sponsor audit, '
+                          'ticket 123" (kept in the audit trail; no patient names)')
+    if len(text) > MAX_REASON:
+        raise DomainError(f"--reason is {len(text)} characters; keep it under {MAX_REASON} "
+                          "(a ticket number or a short sentence)")
+    return text
 
 
 @dataclass(frozen=True)
@@ -147,37 +185,81 @@ class ExportResult:
     include_phi: bool
 
 
+class ExportFileError(DomainError):
+    """The output file cannot be created or already exists."""
+
+
+def _exists(out: Path) -> ExportFileError:
+    return ExportFileError(f"{out} already exists; choose another --out, or add --force to "
+                           "replace it")
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Give the finished temporary file its name; without `overwrite` never replace a file."""
+    try:
+        if overwrite:
+            os.replace(tmp, out)  # a new file: the old one's permissions do not carry over
+        else:
+            try:
+                os.link(tmp, out)  # fails if `out` exists, even if it appeared a moment ago
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+                    raise
+                if out.exists() or out.is_symlink():  # no hard links here (some shares)
+                    raise _exists(out) from None
+                os.replace(tmp, out)
+    except FileExistsError:
+        raise _exists(out) from None
+    except IsADirectoryError:
+        raise ExportFileError(f"{out} is a folder; give a file name to --out") from None
+    except OSError as exc:
+        raise ExportFileError(f"cannot write {out} ({exc.strerror})") from None
+
+
 def export_csv(ctx: AppContext, kind: str, study_key: str, date_from: dt.date, date_to: dt.date,
-               out: Path, *, include_phi: bool = False, actor: str | None = None) -> ExportResult:
-    """Write one CSV (study-local days date_from..date_to). The file appears only when complete."""
+               out: Path, *, include_phi: bool = False, reason: str | None = None,
+               overwrite: bool = False, actor: str | None = None) -> ExportResult:
+    """Write one CSV (study-local days date_from..date_to). The file appears only when complete,
+    mode 0600; a PHI export is audited (and committed) before its file appears."""
     if kind not in KIND_TABLE:
         raise DomainError(f"unknown export {kind!r}; choose one of {', '.join(KINDS)}")
+    why = clean_reason(reason) if include_phi else None
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise _exists(out)
     spec = KIND_TABLE[kind]
-    tmp = out.with_name(out.name + ".partial")
+    cols = columns(kind, include_phi)
     n = 0
-    with ctx.db.session() as s:
-        study = get_study(s, study_key)
-        if study is None:
-            raise UnknownStudy(f"no study {study_key!r}")
-        period = range_period(date_from, date_to, study.timezone)
-        tz, grace = study.timezone, ctx.settings.callback_escalate_minutes
-        try:
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.DictWriter(fh, fieldnames=columns(kind, include_phi), extrasaction="ignore")
-                w.writeheader()
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=out.name + ".", suffix=".partial", dir=out.parent)
+    except OSError as exc:
+        raise ExportFileError(f"cannot write in {out.parent} ({exc.strerror})") from None
+    tmp = Path(tmp_name)  # mkstemp: created exclusively, mode 0600
+    fh = open(fd, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        with ctx.db.session() as s:
+            study = get_study(s, study_key)
+            if study is None:
+                raise UnknownStudy(f"no study {study_key!r}")
+            period = range_period(date_from, date_to, study.timezone)
+            tz, grace = study.timezone, ctx.settings.callback_escalate_minutes
+            with fh:
+                w = SafeWriter(fh)
+                w.writerow(cols)
                 for row in spec.rows(s, study.id, period.start, period.end):
                     rec = spec.render(row, tz, grace)
                     if include_phi:
                         rec.update(spec.phi(row, ctx.cipher))
-                    w.writerow(rec)
+                    w.writerecord(cols, rec)
                     n += 1
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        if include_phi:
-            audit.record(s, actor=actor or default_actor(), action="export_phi", entity="export",
-                         entity_id=study.key,
-                         after={"kind": kind, "from": str(date_from), "to": str(date_to),
-                                "rows": n, "phi_columns": list(spec.phi_columns),
-                                "file": out.name})
+            if include_phi:
+                audit.record(s, actor=actor or default_actor(), action="export_phi",
+                             entity="export", entity_id=study.key, reason=why,
+                             after={"kind": kind, "from": str(date_from), "to": str(date_to),
+                                    "rows": n, "phi_columns": list(spec.phi_columns),
+                                    "file": out.name, "os_user": os_user(), "uid": os.getuid(),
+                                    "host": socket.gethostname()})
+        _publish(tmp, out, overwrite)
+    finally:
+        fh.close()
+        tmp.unlink(missing_ok=True)
     return ExportResult(kind, study.key, period, n, out, include_phi)

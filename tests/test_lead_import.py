@@ -430,12 +430,12 @@ def test_a_file_changed_between_the_passes_is_refused(ctx: AppContext, tmp_path:
     real_rows = intake._rows
     reads = {"n": 0}
 
-    def rows(p: Path, cfg: Any) -> Any:
+    def rows(p: Path, cfg: Any, *encoding: Any) -> Any:
         reads["n"] += 1
         if reads["n"] == 2:  # someone saves the file again while it is imported
             write_csv(p, GENERIC, [["Ada", "3125550101", "", "", "", "", ""],
                                    ["Bo", "nope", "", "", "", "", ""]])
-        return real_rows(p, cfg)
+        return real_rows(p, cfg, *encoding)
 
     monkeypatch.setattr(intake, "_rows", rows)
     with pytest.raises(LeadFileError, match="changed while it was being imported"):
@@ -459,3 +459,87 @@ def test_a_person_who_asked_not_to_be_called_is_not_imported(ctx: AppContext,
     assert [str(p) for p in result.problems] == [
         "line 2: duplicate: same phone as ALZ-0001, who asked not to be called"]
     assert [c.ref_code for c in candidates(ctx.db)] == ["MDD-0001"]
+
+
+# ----- files as spreadsheets save them -----
+
+SPREADSHEET = "name,phone,state\r\nJosé Núñez,3125550101,IL\r\nMary O’Brien,3125550102,IL\r\n"
+
+
+def nothing_imported(db: Database) -> bool:
+    with db.session() as s:
+        events = [e for e in audit.history(s, "study", "MDD") if e.action == "leads.imported"]
+    return count(db) == 0 and not events
+
+
+def test_a_windows_1252_file_is_refused_naming_the_spot_and_the_fix(
+        env: None, ctx: AppContext, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "from-excel.csv"
+    path.write_bytes(SPREADSHEET.encode("cp1252"))  # Excel's plain "CSV" on Windows
+    code, _ = prescreen_bot("leads", "import", str(path), "--study", "MDD", "--source", "physician")
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert ("from-excel.csv not imported; nothing was changed: from-excel.csv is not UTF-8 text: "
+            "line 2, column 4 (byte 22 of the file, 0xE9)") in err
+    assert '"CSV UTF-8 (Comma delimited)"' in err and "--encoding cp1252" in err
+    assert nothing_imported(ctx.db)
+
+    code, out = prescreen_bot("leads", "import", str(path), "--study", "MDD", "--source",
+                              "physician", "--encoding", "cp1252")
+    assert code == 0 and "created 2, duplicates 0, rejected 0" in out
+    assert [ctx.cipher.decrypt(c.name_enc) for c in candidates(ctx.db)] == [
+        "José Núñez", "Mary O’Brien"]
+
+
+def test_a_bad_byte_deep_in_a_large_file_is_found_exactly(
+        env: None, ctx: AppContext, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [b"name,phone"] + [f"Lead {i},312555{i:04d}".encode() for i in range(1, 2000)]
+    lines[1500] = "Zoë Quinn,3125559999".encode("cp1252")  # line 1501, far past the first read
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    code, _ = prescreen_bot("leads", "import", str(path), "--study", "MDD", "--source", "physician",
+                            "--skip-invalid")
+    err = capsys.readouterr().err
+    assert code == 2 and "is not UTF-8 text: line 1501, column 3 (byte " in err, err
+    assert nothing_imported(ctx.db)
+
+
+@pytest.mark.parametrize("content, encoding, code, message", [
+    ("\ufeff" + SPREADSHEET, "utf-8", 0, "created 2, duplicates 0, rejected 0"),  # CSV UTF-8
+    ("\ufeff" + SPREADSHEET, "cp1252", 0, "created 2, duplicates 0, rejected 0"),  # BOM wins
+    ("", "utf-8", 2, "leads.csv is empty: line 1 must be the header row"),
+    ("\ufeff", "utf-8", 2, "leads.csv is empty: line 1 must be the header row"),
+    ("\r\n\r\n", "utf-8", 2, "leads.csv is empty: line 1 must be the header row"),
+    ("\ufeffname,phone,state\r\n", "utf-8", 0, "no leads in the file, only the header row"),
+], ids=["excel-csv-utf-8", "bom-with-cp1252", "empty", "only-bom", "blank-lines", "only-header"])
+def test_files_excel_writes_are_read_or_refused_clearly(
+        env: None, ctx: AppContext, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        content: str, encoding: str, code: int, message: str) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(content.encode("utf-8"))
+    chosen = () if encoding == "utf-8" else ("--encoding", encoding)
+    got, out = prescreen_bot("leads", "import", str(path), "--study", "MDD", "--source",
+                             "physician", *chosen)
+    err = capsys.readouterr().err
+    assert got == code and message in out + err  # an exit code, not an exception
+    if code == 0 and "created 2" in message:
+        assert [ctx.cipher.decrypt(c.name_enc) for c in candidates(ctx.db)] == [
+            "José Núñez", "Mary O’Brien"]
+    else:
+        assert nothing_imported(ctx.db)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)), "is an Excel workbook, not a CSV file"),
+    ("name,phone\r\nAda,3125550101\r\n".encode("utf-16"), "is UTF-16"),
+    (bytes(range(32, 256)), "is not UTF-8 text: line 1, column 97 (byte 97 of the file, 0x80)"),
+], ids=["xlsx", "utf-16", "binary"])
+def test_a_file_that_is_not_csv_text_is_refused(
+        env: None, ctx: AppContext, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        content: bytes, message: str) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_bytes(content)
+    code, _ = prescreen_bot("leads", "import", str(path), "--study", "MDD", "--source", "physician")
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "CSV UTF-8" in err
+    assert nothing_imported(ctx.db)

@@ -28,6 +28,9 @@ def add_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     imp.add_argument("--dry-run", action="store_true", help="check and count; write nothing")
     imp.add_argument("--report", type=Path, metavar="OUT.csv",
                      help="write every rejected and duplicate line to this CSV")
+    imp.add_argument("--encoding", choices=("utf-8", "cp1252"), default="utf-8",
+                     help="the file's text encoding: utf-8 (default; Excel's CSV UTF-8) or "
+                     "cp1252 (Excel's plain CSV on Windows)")
     imp.set_defaults(func=cmd_leads_import)
 
 
@@ -47,7 +50,8 @@ def cmd_leads_import(args: argparse.Namespace, settings: Settings, out: TextIO) 
         try:
             result = import_leads(ctx, args.file, study_key=args.study, source=args.source,
                                   skip_invalid=args.skip_invalid, dry_run=args.dry_run,
-                                  on_problem=everything.append if args.report else None)
+                                  on_problem=everything.append if args.report else None,
+                                  encoding=args.encoding)
         except LeadFileError as exc:
             print(f"prescreen-bot: {args.file.name} not imported; nothing was changed: {exc.message}",
                   file=sys.stderr)
@@ -63,6 +67,9 @@ def cmd_leads_import(args: argparse.Namespace, settings: Settings, out: TextIO) 
             write_report(everything, fh)
     invalid = result.rejected and not args.skip_invalid
     head = f"{args.file.name} → {result.study_key} (source {result.source}): "
+    if not result.rows:
+        print(f"{head}no leads in the file, only the header row; nothing was imported.", file=out)
+        return EXIT_OK
     if invalid:
         print(f"{head}rejected {result.rejected} of {result.rows} rows; nothing was imported. "
               "Fix them, or run again with --skip-invalid to import the other rows.", file=out)

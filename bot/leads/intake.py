@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot import regions
 from bot.context import AppContext
+from bot.csv_cells import SafeWriter
 from bot.errors import DomainError
 from bot.prescreen.workflow import MAX_NAME, age_on, normalise_phone
 from storage import audit
@@ -230,10 +231,57 @@ def _header_map(header: list[str], cfg: SourceConfig) -> dict[str, int]:
     return out
 
 
-def _rows(path: Path, cfg: SourceConfig) -> Iterator[tuple[int, dict[str, str]]]:
-    """(first line of the record, field → raw text), streaming; blank lines are skipped."""
+ENCODINGS = {"utf-8": "UTF-8", "cp1252": "Windows-1252"}  # --encoding → name in messages
+SAVE_AS = 'Save it as CSV UTF-8 (Excel: File › Save As › "CSV UTF-8 (Comma delimited)")'
+
+
+def _codec(path: Path, encoding: str) -> str:
+    """The codec to read `path` with. A UTF-8 byte-order mark (Excel's CSV UTF-8 writes one)
+    is honoured, and skipped, whatever --encoding says."""
+    if encoding not in ENCODINGS:
+        raise LeadFileError(f"Unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}.")
     try:
-        fh = path.open(encoding="utf-8-sig", newline="")
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return encoding  # the text open below names the problem
+    return "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") or encoding == "utf-8" else encoding
+
+
+def _not_text(path: Path, codec: str, encoding: str) -> LeadFileError:
+    """Where the first byte that is not `codec` text is, and what to do about it."""
+    what = ENCODINGS.get(encoding, encoding)
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if head.startswith(b"PK\x03\x04"):
+            return LeadFileError(f"{path.name} is an Excel workbook, not a CSV file. {SAVE_AS}.")
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return LeadFileError(f"{path.name} is UTF-16 (Excel's \"Unicode Text\"), not CSV. "
+                                 f"{SAVE_AS}.")
+        fh.seek(0)
+        offset = 0
+        for number, raw in enumerate(fh, start=1):  # UTF-8 and cp1252 never hide a \n in a char
+            try:
+                raw.decode(codec)
+            except UnicodeDecodeError as exc:
+                column = len(raw[:exc.start].decode(codec, errors="replace")) + 1
+                where = (f"line {number}, column {column} (byte {offset + exc.start + 1} of the "
+                         f"file, 0x{raw[exc.start]:02X})")
+                break
+            offset += len(raw)
+        else:
+            where = "somewhere"
+    fix = (f'{SAVE_AS}, or, if it was saved as plain "CSV" on Windows, run again with '
+           "--encoding cp1252" if encoding == "utf-8" else f"{SAVE_AS} and run without --encoding")
+    return LeadFileError(f"{path.name} is not {what} text: {where}. {fix}.")
+
+
+def _rows(path: Path, cfg: SourceConfig, encoding: str = "utf-8",
+          ) -> Iterator[tuple[int, dict[str, str]]]:
+    """(first line of the record, field → raw text), streaming; blank lines are skipped."""
+    codec = _codec(path, encoding)
+    try:
+        fh = path.open(encoding=codec, newline="")
     except FileNotFoundError:
         raise LeadFileError(f"{path.name}: file not found.") from None
     except OSError as exc:
@@ -252,8 +300,7 @@ def _rows(path: Path, cfg: SourceConfig) -> Iterator[tuple[int, dict[str, str]]]
                     continue
                 yield start, {f: (record[i] if i < len(record) else "") for f, i in cols.items()}
         except UnicodeDecodeError:
-            raise LeadFileError(f"{path.name} is not UTF-8 text near line {last + 1}; "
-                                "save it as CSV UTF-8.") from None
+            raise _not_text(path, codec, encoding) from None
         except csv.Error as exc:
             raise LeadFileError(f"{path.name} is not a readable CSV near line "
                                 f"{reader.line_num}: {exc}.") from None
@@ -264,9 +311,10 @@ def _rows(path: Path, cfg: SourceConfig) -> Iterator[tuple[int, dict[str, str]]]
 def import_leads(ctx: AppContext, path: Path, *, study_key: str, source: str,
                  skip_invalid: bool = False, dry_run: bool = False, actor: str = "cli",
                  on_problem: Callable[[Problem], None] | None = None,
-                 batch_size: int = BATCH) -> ImportResult:
-    """Import a leads CSV. Raises LeadFileError (nothing written) when the file is unusable.
-    Rejected rows make the result `written=False` unless `skip_invalid`."""
+                 batch_size: int = BATCH, encoding: str = "utf-8") -> ImportResult:
+    """Import a leads CSV (`encoding`: utf-8 or cp1252). Raises LeadFileError (nothing written)
+    when the file is unusable. Rejected rows, or no rows at all, make the result
+    `written=False` unless `skip_invalid`."""
     started = time.perf_counter()
     with ctx.db.session() as session:
         study = study_repo.get_study(session, study_key.upper())
@@ -290,13 +338,13 @@ def import_leads(ctx: AppContext, path: Path, *, study_key: str, source: str,
 
     # pass 1: check every row, write nothing; keep only each row's phone (8 bytes) for pass 2
     phones = array("q")
-    for line, values in _rows(path, cfg):
+    for line, values in _rows(path, cfg, encoding):
         result.rows += 1
         lead, reason = validate_lead(values, line=line, today=today, study_tz=study_tz)
         if lead is None:
             problem(Problem(line, "rejected", reason or "not valid"))
         phones.append(int(lead.phone[1:]) if lead is not None else 0)
-    if result.rejected and not skip_invalid:
+    if (result.rejected and not skip_invalid) or not result.rows:
         result.seconds = time.perf_counter() - started
         return result
 
@@ -307,7 +355,7 @@ def import_leads(ctx: AppContext, path: Path, *, study_key: str, source: str,
             cand_repo.lock_study(session, study_id)
             cand_repo.prefer_indexes(session)
             batch: list[Lead] = []
-            for i, (line, values) in enumerate(_rows(path, cfg)):
+            for i, (line, values) in enumerate(_rows(path, cfg, encoding)):
                 if i < len(phones) and phones[i] == 0:
                     continue  # rejected in pass 1
                 lead = None
@@ -545,7 +593,7 @@ FORM_TEXT = {  # CSV reasons → what the modal says next to the field
 
 
 def write_report(problems: Iterator[Problem] | list[Problem], out: TextIO) -> None:
-    w = csv.writer(out)
+    w = SafeWriter(out)
     w.writerow(["line", "result", "reason"])
     for p in problems:
         w.writerow([p.line, p.kind, p.reason])
