@@ -249,7 +249,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 
 def cmd_studies_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.members.service import operator_actor
+    from bot.operator import operator_actor
     from bot.studies.importer import ImportErrors, import_studies
 
     with open_db(settings) as db:

@@ -28,6 +28,7 @@ from bot.context import AppContext
 from bot.csv_cells import SafeWriter
 from bot.errors import DomainError, UnknownStudy
 from bot.kpis import Period, range_period
+from bot.operator import operator_actor, os_user
 from bot.prescreen.outcomes import OUTCOMES
 from storage import audit
 from storage.crypto import PHICipher
@@ -136,22 +137,6 @@ def parse_dates(date_from: str, date_to: str) -> tuple[dt.date, dt.date]:
     return a, b
 
 
-def os_user() -> str:
-    """The operating-system account running this process, from its uid (not from $USER or
-    $LOGNAME, which anyone can set)."""
-    uid = os.getuid()
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return f"uid {uid}"
-
-
-def default_actor() -> str:
-    return "cli:" + os_user()
-
-
 def phi_reason(include_phi: bool, raw: str | None) -> str | None:
     """The reason an export gives: required (and cleaned) with patient identity, refused
     without it, where nothing would record it."""
@@ -252,7 +237,7 @@ def export_csv(ctx: AppContext, kind: str, study_key: str, date_from: dt.date, d
                     w.writerecord(cols, rec)
                     n += 1
             if include_phi:
-                audit.record(s, actor=actor or default_actor(), action="export_phi",
+                audit.record(s, actor=actor or operator_actor(), action="export_phi",
                              entity="export", entity_id=study.key, reason=why,
                              after={"kind": kind, "from": str(date_from), "to": str(date_to),
                                     "rows": n, "phi_columns": list(spec.phi_columns),

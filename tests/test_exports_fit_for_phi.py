@@ -226,7 +226,7 @@ def test_the_audit_keeps_the_reason_the_os_account_and_the_host(
     assert code == 0
     account = pwd.getpwuid(os.getuid()).pw_name
     (event,) = phi_export_events(typed)
-    assert event.actor == f"cli:{account}" and "mallory" not in event.actor
+    assert event.actor == f"cli:{account}@{socket.gethostname()}"[:64] and "mallory" not in event.actor
     assert event.reason == "sponsor audit, ticket 123"
     after = event.after or {}
     assert after["os_user"] == account and after["uid"] == os.getuid()

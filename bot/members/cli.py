@@ -53,7 +53,8 @@ def cmd_members_list(args: argparse.Namespace, settings: Settings, out: TextIO) 
 
 def cmd_members_deactivate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.cli import open_db
-    from bot.members.service import UnknownMember, deactivate, operator_actor
+    from bot.members.service import UnknownMember, deactivate
+    from bot.operator import operator_actor
 
     with open_db(settings) as db:
         try:
@@ -76,7 +77,8 @@ def cmd_members_deactivate(args: argparse.Namespace, settings: Settings, out: Te
 
 def cmd_members_reactivate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.cli import open_db
-    from bot.members.service import UnknownMember, operator_actor, reactivate
+    from bot.members.service import UnknownMember, reactivate
+    from bot.operator import operator_actor
 
     with open_db(settings) as db:
         try:

@@ -4,10 +4,8 @@ deactivation (the `user_change` event). A deactivated member holds no role, so e
 
 from __future__ import annotations
 
-import getpass
 import logging
 import re
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,15 +22,6 @@ SLACK_ACTOR = "slack:user_change"
 
 class UnknownMember(DomainError):
     pass
-
-
-def operator_actor() -> str:
-    """Who runs a CLI command, for the audit trail: operating-system user and host."""
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"cli:{user}@{socket.gethostname()}"[:64]
 
 
 @dataclass
