@@ -80,6 +80,8 @@ def _alert_admins(ctx: AppContext) -> Any:
             "channel_not_found": "the channel id is wrong or was deleted: fix it in the studies file",
             "not_in_channel": f"invite the bot: type `/invite @prescreen-bot` in {where}",
             "is_archived": "the channel is archived: unarchive it or point the study elsewhere",
+            "missing_scope": "reinstall the app from manifest.yml so it has every scope listed "
+                             "there (the history scopes let it check what it already posted)",
         }.get(error, "see `prescreen-bot outbox list`")
         text = (f":rotating_light: A {row.kind.replace('_', ' ')} for {where} could not be "
                 f"delivered ({error}). To fix: {hint}. Then `prescreen-bot outbox retry {row.id}`.")

@@ -345,6 +345,9 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[dt.datetime | None] = mapped_column()
+    # start of the earliest send whose outcome was never learned (the dispatcher died, or the
+    # connection broke after the request went out): look the message up before posting again
+    unconfirmed_since: Mapped[dt.datetime | None] = mapped_column()
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     posted_channel: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(String(300))

@@ -284,6 +284,200 @@ def test_post_ephemeral(client: WebClient, api: SlackStandin) -> None:
                                                       text="x")) == "channel_not_found"
 
 
+# ------------------------------------------------------------------ message metadata, history
+
+
+TASK = {"event_type": "task_created", "event_payload": {"id": "TK-1", "n": 2, "done": False}}
+
+
+def post_form(api: SlackStandin, method: str, **fields: str) -> dict[str, Any]:
+    """A form-encoded call, as Slack's docs show it (JSON fields as URL-encoded strings)."""
+    resp = requests.post(api.url + method, data=fields, timeout=5,
+                         headers={"Authorization": f"Bearer {TOKEN}"})
+    return dict(resp.json())
+
+
+def test_metadata_is_taken_as_a_json_object_or_its_string(client: WebClient,
+                                                         api: SlackStandin) -> None:
+    as_object = client.chat_postMessage(channel=CHANNEL, text="one", metadata=TASK)
+    as_string = post_form(api, "chat.postMessage", channel=CHANNEL, text="two",
+                          metadata=json.dumps(TASK))
+    assert as_object["ok"] is True and as_string["ok"] is True, as_string
+    history = client.conversations_history(channel=CHANNEL, include_all_metadata=True)
+    assert [(m["text"], m["metadata"]) for m in history["messages"]] == [("two", TASK),
+                                                                          ("one", TASK)]
+
+
+@pytest.mark.parametrize(("metadata", "error"), [
+    ("{not json", "invalid_metadata_format"),
+    ('["event_type", "event_payload"]', "invalid_metadata_format"),
+    ('"task_created"', "invalid_metadata_format"),
+    ('{"event_type": "task_created"}', "invalid_metadata_schema"),
+    ('{"event_payload": {"id": 1}}', "invalid_metadata_schema"),
+    ('{"event_type": "", "event_payload": {}}', "invalid_metadata_schema"),
+    ('{"event_type": 7, "event_payload": {}}', "invalid_metadata_schema"),
+    ('{"event_type": "task_created", "event_payload": [1, 2]}', "invalid_metadata_schema"),
+    ('{"event_type": "task_created", "event_payload": "id=1"}', "invalid_metadata_schema"),
+])
+def test_malformed_metadata_is_refused(client: WebClient, api: SlackStandin, metadata: str,
+                                       error: str) -> None:
+    answer = post_form(api, "chat.postMessage", channel=CHANNEL, text="x", metadata=metadata)
+    assert answer == {"ok": False, "error": error}
+    as_json = requests.post(api.url + "chat.postMessage", timeout=5,
+                            headers={"Authorization": f"Bearer {TOKEN}"},
+                            json={"channel": CHANNEL, "text": "x",
+                                  "metadata": json.loads(metadata) if error.endswith("schema")
+                                  else metadata}).json()
+    assert as_json == {"ok": False, "error": error}
+    assert api.messages() == []
+    ts = str(client.chat_postMessage(channel=CHANNEL, text="kept", metadata=TASK)["ts"])
+    assert post_form(api, "chat.update", channel=CHANNEL, ts=ts, text="changed",
+                     metadata=metadata)["error"] == error
+    [msg] = api.messages(CHANNEL)
+    assert (msg["text"], msg["metadata"]) == ("kept", TASK)
+
+
+def test_update_keeps_metadata_unless_given(client: WebClient, api: SlackStandin) -> None:
+    ts = str(client.chat_postMessage(channel=CHANNEL, text="a", metadata=TASK)["ts"])
+    client.chat_update(channel=CHANNEL, ts=ts, text="b")
+    assert api.messages(CHANNEL)[0]["metadata"] == TASK
+    other = {"event_type": "task_closed", "event_payload": {"id": "TK-1"}}
+    client.chat_update(channel=CHANNEL, ts=ts, text="c", metadata=other)
+    assert api.messages(CHANNEL)[0]["metadata"] == other
+
+
+def test_history_shows_metadata_only_with_include_all_metadata(client: WebClient) -> None:
+    client.chat_postMessage(channel=CHANNEL, text="tagged", metadata=TASK)
+    plain = client.conversations_history(channel=CHANNEL)
+    assert "metadata" not in plain["messages"][0]
+    assert plain["messages"][0]["text"] == "tagged"
+    off = client.conversations_history(channel=CHANNEL, include_all_metadata=False)
+    assert "metadata" not in off["messages"][0]
+    on = client.conversations_history(channel=CHANNEL, include_all_metadata=True)
+    assert on["messages"][0]["metadata"] == TASK
+
+
+def test_history_is_newest_first_in_a_window_with_cursor_pages(client: WebClient,
+                                                               api: SlackStandin,
+                                                               clock: FakeClock) -> None:
+    stamps = []
+    for i in range(5):
+        stamps.append(str(client.chat_postMessage(channel=CHANNEL, text=f"m{i}")["ts"]))
+        clock.advance(1)
+    reply = client.chat_postMessage(channel=CHANNEL, text="in thread", thread_ts=stamps[0])
+    client.chat_postMessage(channel=CHANNEL, text="broadcast", thread_ts=stamps[0],
+                            reply_broadcast=True)
+    whole = client.conversations_history(channel=CHANNEL)
+    assert [m["text"] for m in whole["messages"]] == ["broadcast", "m4", "m3", "m2", "m1", "m0"]
+    assert whole["has_more"] is False and whole["pin_count"] == 0
+    assert "next_cursor" not in (whole.get("response_metadata") or {})
+    assert reply["ts"] not in {m["ts"] for m in whole["messages"]}
+    assert whole["messages"][-1]["reply_count"] == 2
+
+    def texts(**kw: Any) -> list[str]:
+        return [m["text"] for m in client.conversations_history(channel=CHANNEL, **kw)["messages"]]
+
+    assert texts(oldest=stamps[1], latest=stamps[3]) == ["m2"]
+    assert texts(oldest=stamps[1], latest=stamps[3], inclusive=True) == ["m3", "m2", "m1"]
+    assert texts(latest=stamps[1]) == ["m0"]
+    assert texts(oldest=stamps[3], limit=1) == ["broadcast"]
+
+    first = client.conversations_history(channel=CHANNEL, oldest=stamps[0], latest=stamps[4],
+                                         inclusive=True, limit=2)
+    assert [m["text"] for m in first["messages"]] == ["m4", "m3"]
+    assert first["has_more"] is True
+    cursor = first["response_metadata"]["next_cursor"]
+    second = client.conversations_history(channel=CHANNEL, oldest=stamps[0], latest=stamps[4],
+                                          inclusive=True, limit=2, cursor=cursor)
+    assert [m["text"] for m in second["messages"]] == ["m2", "m1"]
+    last = client.conversations_history(channel=CHANNEL, oldest=stamps[0], latest=stamps[4],
+                                        inclusive=True, limit=2,
+                                        cursor=second["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in last["messages"]] == ["m0"]
+    assert last["has_more"] is False
+
+
+def test_history_errors(client: WebClient, api: SlackStandin) -> None:
+    api.add_channel("G0PRIVATE", "private", members=[COORD], is_private=True, bot_member=False)
+    client.chat_postMessage(channel=CHANNEL, text="x")
+    for channel, error in [("C0MISSING", "channel_not_found"), (COORD, "channel_not_found"),
+                           ("alz-prescreen", "channel_not_found"), ("", "channel_not_found"),
+                           ("C0NOBOT01", "not_in_channel"), ("G0PRIVATE", "channel_not_found")]:
+        assert error_of(lambda c=channel: client.conversations_history(channel=c)) == error
+    assert error_of(lambda: client.conversations_history(channel=CHANNEL,
+                                                         oldest="yesterday")) == "invalid_ts_oldest"
+    assert error_of(lambda: client.conversations_history(channel=CHANNEL,
+                                                         latest="later")) == "invalid_ts_latest"
+    assert error_of(lambda: client.conversations_history(channel=CHANNEL,
+                                                         cursor="not-a-cursor")) == "invalid_cursor"
+    archived = client.conversations_history(channel="C0ARCHIVE")
+    assert archived["messages"] == []
+
+
+def test_dm_history_needs_the_im_channel_id(client: WebClient) -> None:
+    sent = client.chat_postMessage(channel=COORD, text="reminder", metadata=TASK)
+    assert error_of(lambda: client.conversations_history(channel=COORD)) == "channel_not_found"
+    im = client.conversations_open(users=COORD)["channel"]["id"]
+    history = client.conversations_history(channel=im, include_all_metadata=True)
+    assert [(m["ts"], m["metadata"]) for m in history["messages"]] == [(sent["ts"], TASK)]
+
+
+def test_replies_list_the_thread_oldest_first(client: WebClient, api: SlackStandin,
+                                              clock: FakeClock) -> None:
+    parent = str(client.chat_postMessage(channel=CHANNEL, text="card")["ts"])
+    clock.advance(1)
+    first = str(client.chat_postMessage(channel=CHANNEL, text="r1", thread_ts=parent,
+                                        metadata=TASK)["ts"])
+    clock.advance(1)
+    client.chat_postMessage(channel=CHANNEL, text="r2", thread_ts=parent)
+    client.chat_postMessage(channel=CHANNEL, text="elsewhere")
+    thread = client.conversations_replies(channel=CHANNEL, ts=parent)
+    assert [m["text"] for m in thread["messages"]] == ["card", "r1", "r2"]
+    assert "metadata" not in thread["messages"][1]
+    assert client.conversations_replies(channel=CHANNEL, ts=first)["messages"][0]["ts"] == parent
+    tagged = client.conversations_replies(channel=CHANNEL, ts=parent, oldest=first,
+                                          inclusive=True, include_all_metadata=True)
+    assert [(m["text"], m.get("metadata")) for m in tagged["messages"]] == [("r1", TASK),
+                                                                             ("r2", None)]
+    paged = client.conversations_replies(channel=CHANNEL, ts=parent, limit=2)
+    assert [m["text"] for m in paged["messages"]] == ["card", "r1"] and paged["has_more"]
+    rest = client.conversations_replies(channel=CHANNEL, ts=parent, limit=2,
+                                        cursor=paged["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in rest["messages"]] == ["r2"] and rest["has_more"] is False
+    assert error_of(lambda: client.conversations_replies(channel=CHANNEL,
+                                                         ts="1.000001")) == "thread_not_found"
+    assert error_of(lambda: client.conversations_replies(channel="C0NOBOT01",
+                                                         ts=parent)) == "not_in_channel"
+
+
+def test_intercept_runs_after_the_message_is_stored_and_before_the_answer(
+        client: WebClient, api: SlackStandin) -> None:
+    seen: list[list[str]] = []
+    api.intercept("chat.postMessage", lambda args: seen.append(
+        [m["text"] for m in api.messages(CHANNEL)]), when=lambda a: a.get("text") == "second")
+    client.chat_postMessage(channel=CHANNEL, text="first")
+    assert seen == []
+    assert client.chat_postMessage(channel=CHANNEL, text="second")["ok"] is True
+    assert seen == [["first", "second"]]
+    client.chat_postMessage(channel=CHANNEL, text="second")
+    assert len(seen) == 1  # once
+
+
+def test_intercepted_calls_can_lose_their_answer_or_never_arrive(api: SlackStandin) -> None:
+    client = WebClient(token=TOKEN, base_url=api.url, retry_handlers=[])
+    api.intercept("chat.postMessage", answer=False)
+    with pytest.raises(Exception):  # noqa: B017 - the connection closes without an answer
+        client.chat_postMessage(channel=CHANNEL, text="done, answer lost")
+    assert [m["text"] for m in api.messages(CHANNEL)] == ["done, answer lost"]
+    arrived: list[dict[str, Any]] = []
+    api.intercept("chat.postMessage", arrived.append, carry_out=False)
+    with pytest.raises(Exception):  # noqa: B017
+        client.chat_postMessage(channel=CHANNEL, text="lost in transit")
+    assert [c["text"] for c in arrived] == ["lost in transit"]
+    assert [m["text"] for m in api.messages(CHANNEL)] == ["done, answer lost"]
+    assert [c.args["text"] for c in api.calls_to("chat.postMessage")] == ["done, answer lost"]
+    assert client.chat_postMessage(channel=CHANNEL, text="next")["ok"] is True
+
 # ------------------------------------------------------------------ views
 
 

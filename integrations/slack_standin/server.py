@@ -6,6 +6,8 @@ The app under test (or in sandbox mode) points its ``WebClient(base_url=...)`` a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import copy
 import datetime as dt
@@ -16,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +46,8 @@ CALLBACK_ID_LIMIT = 255
 EXTERNAL_ID_LIMIT = 255
 MESSAGE_TEXT_LIMIT = 40000
 ATTACHMENTS_LIMIT = 100
+HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX = 100, 999
+REPLIES_LIMIT_DEFAULT = 1000
 JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
 
 Clock = Callable[[], float]
@@ -106,6 +111,15 @@ class _ResponseUrl:
 
 
 @dataclass
+class _Intercept:
+    method: str
+    hook: Callable[[dict[str, Any]], None] | None
+    when: Callable[[dict[str, Any]], bool] | None
+    carry_out: bool
+    answer: bool
+
+
+@dataclass
 class _Fault:
     error: str
     times: int
@@ -122,6 +136,52 @@ def _truthy(value: Any) -> bool:
 
 def _text_of(payload: dict[str, Any]) -> str:
     return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+def _ts_micros(value: Any, error: str) -> int:
+    """A message timestamp ("1512085950.000216", or a plain number) as integer microseconds."""
+    try:
+        micros = Decimal(str(value).strip()) * 1_000_000
+    except InvalidOperation:
+        raise SlackError(error) from None
+    if not micros.is_finite() or micros < 0:
+        raise SlackError(error)
+    return int(micros)
+
+
+def _cursor(ts: str) -> str:
+    return base64.b64encode(f"next_ts:{_ts_micros(ts, 'invalid_cursor')}".encode()).decode()
+
+
+def _from_cursor(cursor: Any) -> int | None:
+    if cursor in (None, ""):
+        return None
+    try:
+        text = base64.b64decode(str(cursor), validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise SlackError("invalid_cursor") from None
+    prefix, _, micros = text.partition(":")
+    if prefix != "next_ts" or not micros.isdigit():
+        raise SlackError("invalid_cursor")
+    return int(micros)
+
+
+def _validated_metadata(value: Any) -> dict[str, Any] | None:
+    """chat.postMessage/chat.update ``metadata``: a JSON object (or its URL-encoded string) with
+    a string ``event_type`` and an object ``event_payload``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackError("invalid_metadata_format") from None
+    if not isinstance(value, dict):
+        raise SlackError("invalid_metadata_format")
+    event_type, payload = value.get("event_type"), value.get("event_payload")
+    if not isinstance(event_type, str) or not event_type.strip() or not isinstance(payload, dict):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": event_type, "event_payload": copy.deepcopy(payload)}
 
 
 class SlackStandin:
@@ -161,6 +221,7 @@ class SlackStandin:
         self._upload_keys: dict[str, str] = {}
         self._calls: list[RecordedCall] = []
         self._faults: dict[str, list[_Fault]] = {}
+        self._intercepts: list[_Intercept] = []
         self._last_ts_us = 0
         self.acks: list[dict[str, Any]] = []
         self.view_errors: dict[str, dict[str, str]] = {}
@@ -294,6 +355,27 @@ class SlackStandin:
         with self._lock:
             self._faults.setdefault(method, []).append(
                 _Fault("ratelimited", times, status=429, retry_after=retry_after))
+
+    def intercept(self, method: str, hook: Callable[[dict[str, Any]], None] | None = None, *,
+                  when: Callable[[dict[str, Any]], bool] | None = None,
+                  carry_out: bool = True, answer: bool = True) -> None:
+        """Step into the next call of ``method`` whose arguments match ``when``, once.
+
+        ``hook(args)`` runs after the stand-in has done what the call asks and before it answers
+        (a caller killed there leaves Slack with the message and itself without the answer).
+        ``answer=False``: the call is carried out, then the connection closes unanswered (the
+        answer is lost on the way back). ``carry_out=False``: the hook runs and the call is
+        neither carried out nor answered, as if the request never reached Slack."""
+        with self._lock:
+            self._intercepts.append(_Intercept(method, hook, when, carry_out,
+                                               answer and carry_out))
+
+    def _take_intercept(self, method: str, args: dict[str, Any]) -> _Intercept | None:
+        with self._lock:
+            for i, icp in enumerate(self._intercepts):
+                if icp.method == method and (icp.when is None or icp.when(args)):
+                    return self._intercepts.pop(i)
+        return None
 
     # ---------------------------------------------------------------- triggers, response_urls
 
@@ -755,6 +837,7 @@ class SlackStandin:
         ch = self._resolve_channel(args.get("channel"))
         self._check_postable(ch)
         self._check_content(args)
+        args = {**args, "metadata": _validated_metadata(args.get("metadata"))}
         stored = self._store_message(ch, self._bot_message(args), args.get("thread_ts"))
         if stored["thread_ts"] and _truthy(args.get("reply_broadcast", False)):
             stored["subtype"] = "thread_broadcast"
@@ -773,6 +856,7 @@ class SlackStandin:
         if ch.archived:
             raise SlackError("is_inactive")
         self._check_content(args)
+        args = {**args, "metadata": _validated_metadata(args.get("metadata"))}
         msg["text"] = str(args.get("text") or "")
         if args.get("blocks") is not None:
             msg["blocks"] = with_ids(args["blocks"])
@@ -836,6 +920,88 @@ class SlackStandin:
         if existed:
             out.update({"no_op": True, "already_open": True})
         return out
+
+    def _readable(self, channel: Any) -> _Channel:
+        """A conversation the bot may read: by id only; a public channel it is not in gives
+        ``not_in_channel``, a private one it is not in does not exist for it."""
+        ch = self._channels.get(channel) if isinstance(channel, str) else None
+        if ch is None:
+            raise SlackError("channel_not_found")
+        if not ch.im_user and not ch.bot_member:
+            raise SlackError("channel_not_found" if ch.is_private else "not_in_channel")
+        return ch
+
+    @staticmethod
+    def _window(args: dict[str, Any]) -> tuple[int, int, bool]:
+        oldest = _ts_micros(args.get("oldest") or 0, "invalid_ts_oldest")
+        latest_arg = args.get("latest")
+        latest = (_ts_micros(latest_arg, "invalid_ts_latest") if latest_arg not in (None, "")
+                  else None)
+        inclusive = _truthy(args.get("inclusive", False))
+        return oldest, latest if latest is not None else 2**63, inclusive
+
+    @staticmethod
+    def _limit(args: dict[str, Any], default: int, maximum: int) -> int:
+        raw = args.get("limit")
+        if raw in (None, ""):
+            return default
+        try:
+            limit = int(raw)
+        except (TypeError, ValueError):
+            raise _invalid("invalid_arguments",
+                           ["[ERROR] must be an integer [json-pointer:/limit]"]) from None
+        return default if limit <= 0 else min(limit, maximum)
+
+    def _listed(self, stored: dict[str, Any], with_metadata: bool) -> dict[str, Any]:
+        msg = self._public(stored)
+        if not with_metadata:
+            msg.pop("metadata", None)
+        return msg
+
+    def _page(self, messages: list[dict[str, Any]], args: dict[str, Any], *, newest_first: bool,
+              default_limit: int, maximum: int) -> dict[str, Any]:
+        oldest, latest, inclusive = self._window(args)
+        after = _from_cursor(args.get("cursor"))
+        limit = self._limit(args, default_limit, maximum)
+
+        def in_window(m: dict[str, Any]) -> bool:
+            us = _ts_micros(m["ts"], "invalid_ts_latest")
+            ok = oldest <= us <= latest if inclusive else oldest < us < latest
+            if ok and after is not None:
+                ok = us < after if newest_first else us > after
+            return ok
+
+        chosen = sorted((m for m in messages if in_window(m)),
+                        key=lambda m: _ts_micros(m["ts"], "invalid_ts_latest"),
+                        reverse=newest_first)
+        page, rest = chosen[:limit], chosen[limit:]
+        with_metadata = _truthy(args.get("include_all_metadata", False))
+        out: dict[str, Any] = {"messages": [self._listed(m, with_metadata) for m in page],
+                               "has_more": bool(rest)}
+        if rest:
+            out["response_metadata"] = {"next_cursor": _cursor(page[-1]["ts"])}
+        return out
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        ch = self._readable(args.get("channel"))
+        top_level = [m for m in self._messages.get(ch.id, [])
+                     if not m.get("thread_ts") or m["thread_ts"] == m["ts"]
+                     or m.get("subtype") == "thread_broadcast"]
+        out = self._page(top_level, args, newest_first=True,
+                         default_limit=HISTORY_LIMIT_DEFAULT, maximum=HISTORY_LIMIT_MAX)
+        return {**out, "pin_count": 0, "channel_actions_ts": None, "channel_actions_count": 0}
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        ch = self._readable(args.get("channel"))
+        ts = args.get("ts")
+        msg = self._find_message(ch.id, str(ts)) if ts else None
+        if msg is None:
+            raise SlackError("thread_not_found")
+        root_ts = msg.get("thread_ts") or msg["ts"]
+        thread = [m for m in self._messages.get(ch.id, [])
+                  if m["ts"] == root_ts or m.get("thread_ts") == root_ts]
+        return self._page(thread, args, newest_first=False,
+                          default_limit=REPLIES_LIMIT_DEFAULT, maximum=REPLIES_LIMIT_DEFAULT)
 
     def _m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         ch = self._resolve_channel(args.get("channel"), allow_user=False)
@@ -1007,11 +1173,22 @@ class SlackStandin:
     # ---------------------------------------------------------------- HTTP plumbing
 
     def handle_api(self, method: str, args: dict[str, Any], token: str | None
-                   ) -> tuple[int, dict[str, str], dict[str, Any]]:
+                   ) -> tuple[int, dict[str, str], dict[str, Any]] | None:
+        """The answer to one Web API call; None when an intercept leaves it unanswered."""
+        icp = self._take_intercept(method, args)
+        if icp is not None and not icp.carry_out:
+            if icp.hook is not None:
+                icp.hook(copy.deepcopy(args))
+            return None
         with self._lock:
             status, headers, body = self._answer(method, args, token)
             self._calls.append(RecordedCall(method, copy.deepcopy(args), copy.deepcopy(body),
                                             status, self.clock()))
+        if icp is not None:
+            if icp.hook is not None:
+                icp.hook(copy.deepcopy(args))
+            if not icp.answer:
+                return None
         return status, headers, body
 
     def _answer(self, method: str, args: dict[str, Any], token: str | None
@@ -1171,6 +1348,8 @@ _METHODS: dict[str, str] = {
     "chat.postEphemeral": "_m_chat_post_ephemeral",
     "conversations.open": "_m_conversations_open",
     "conversations.info": "_m_conversations_info",
+    "conversations.history": "_m_conversations_history",
+    "conversations.replies": "_m_conversations_replies",
     "views.open": "_m_views_open",
     "views.push": "_m_views_push",
     "views.update": "_m_views_update",
@@ -1219,13 +1398,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str,
               headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the caller is gone (killed)
+            self.close_connection = True
 
     def _send_json(self, status: int, payload: dict[str, Any],
                    headers: dict[str, str] | None = None) -> None:
@@ -1295,7 +1477,10 @@ class _Handler(BaseHTTPRequestHandler):
         body_token = args.pop("token", None)
         if token is None and not is_json and body_token:
             token = str(body_token)
-        status, headers, answer = self.standin.handle_api(method, _decode_json_fields(args),
-                                                          token)
+        result = self.standin.handle_api(method, _decode_json_fields(args), token)
+        if result is None:  # intercepted: no answer reaches the caller
+            self.close_connection = True
+            return
+        status, headers, answer = result
         self._send_json(status, answer, headers)
 

@@ -8,9 +8,10 @@ count says who won.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -65,10 +66,24 @@ def by_key(session: Session, key: str) -> OutboxMessage | None:
     return session.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key == key)).first()
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A row this dispatcher now holds. When an earlier send of it may have reached Slack (it was
+    claimed and never recorded, or its connection broke mid-request), `unconfirmed` is the window
+    in which that send happened: (start of the earliest such send, end of the latest lease)."""
+
+    row: OutboxMessage
+    unconfirmed: tuple[dt.datetime, dt.datetime] | None = None
+
+
 def claim_due(session: Session, *, now: dt.datetime, limit: int, lease: dt.timedelta,
-              channel_interval: dt.timedelta) -> list[OutboxMessage]:
+              channel_interval: dt.timedelta) -> list[Claimed]:
     """Take up to `limit` due rows, at most one per channel and only from channels whose pacing
     slot is free. A row left in SENDING by a crashed dispatcher is due again once its lease ran out.
+
+    Every claim records when its send begins (`unconfirmed_since`, kept if already set); the
+    claimed row says whether an earlier send is still unconfirmed, so the caller can look for it
+    in Slack before posting again.
 
     Pacing is a row per channel (`outbox_channels.next_at`) taken with a conditional UPDATE:
     concurrent dispatchers serialise on that row. A claimed channel stays closed for the lease;
@@ -79,13 +94,19 @@ def claim_due(session: Session, *, now: dt.datetime, limit: int, lease: dt.timed
         and_(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now),
         and_(OutboxMessage.status == SENDING, OutboxMessage.claimed_until <= now),
     )
-    stmt = (select(OutboxMessage.id, OutboxMessage.channel).where(due)
+    stmt = (select(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.unconfirmed_since,
+                   OutboxMessage.claimed_until).where(due)
             .order_by(OutboxMessage.id).limit(limit * 20))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=OutboxMessage, skip_locked=True)
     first_per_channel: dict[str, int] = {}
-    for row_id, channel in session.execute(stmt):
-        first_per_channel.setdefault(channel, row_id)
+    earlier: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    for row_id, channel, since, until in session.execute(stmt):
+        if channel in first_per_channel:
+            continue
+        first_per_channel[channel] = row_id
+        if since is not None:
+            earlier[row_id] = (since, min(until or now, now))
         if len(first_per_channel) >= limit:
             break
     claimed: list[int] = []
@@ -97,15 +118,17 @@ def claim_due(session: Session, *, now: dt.datetime, limit: int, lease: dt.timed
         res = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, due)
-            .values(status=SENDING, claimed_until=now + lease)
+            .values(status=SENDING, claimed_until=now + lease,
+                    unconfirmed_since=func.coalesce(OutboxMessage.unconfirmed_since, now))
             .execution_options(synchronize_session=False)
         )
         if res.rowcount == 1:  # type: ignore[attr-defined]
             claimed.append(row_id)
     if not claimed:
         return []
-    return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(claimed))
-                                .order_by(OutboxMessage.id)))
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(claimed))
+                           .order_by(OutboxMessage.id))
+    return [Claimed(row, earlier.get(row.id)) for row in rows]
 
 
 def _take_channel_slot(session: Session, channel: str, now: dt.datetime,
@@ -137,13 +160,17 @@ def mark_sent(session: Session, row_id: int, *, ts: str | None, channel: str | N
               now: dt.datetime) -> None:
     session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(
         status=SENT, slack_ts=ts, posted_channel=channel, sent_at=now, claimed_until=None,
-        last_error=None, attempts=OutboxMessage.attempts + 1))
+        unconfirmed_since=None, last_error=None, attempts=OutboxMessage.attempts + 1))
 
 
 def mark_retry(session: Session, row_id: int, *, error: str, at: dt.datetime,
-               count_attempt: bool = True) -> None:
-    values: dict[str, Any] = {"status": PENDING, "next_attempt_at": at, "claimed_until": None,
-                              "last_error": error[:300]}
+               count_attempt: bool = True, maybe_sent: bool = False) -> None:
+    """Try again at `at`. `maybe_sent`: this attempt's request may have reached Slack (timeout,
+    broken connection, Slack's own internal error), so it stays unconfirmed and the lease end is
+    kept as the end of the window to search; otherwise Slack answered "not posted"."""
+    values: dict[str, Any] = {"status": PENDING, "next_attempt_at": at, "last_error": error[:300]}
+    if not maybe_sent:
+        values.update(claimed_until=None, unconfirmed_since=None)
     if count_attempt:
         values["attempts"] = OutboxMessage.attempts + 1
     session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
