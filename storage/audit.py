@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, DateTime, Text, cast, insert, select, text, type_coerce
 from sqlalchemy.orm import Session, SessionTransaction
 
 from storage.models import AuditEvent, utcnow
@@ -35,17 +35,24 @@ _MARKS = "audit_savepoint_marks"
 _FIELDS = ("at", "actor", "action", "entity", "entity_id", "before", "after", "reason")
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
+
+
+def _iso(at: dt.datetime) -> str:
+    """UTC with microseconds and a Z; a naive value is already UTC (as stored)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    return at.isoformat(timespec="microseconds") + "Z"
+
+
 def canonical(seq: int, prev_hash: str, ev: dict[str, Any]) -> bytes:
     """The bytes an event's hash covers (format 1; never change it, add a format 2 instead).
 
     A JSON array in a fixed order, ASCII only, no whitespace, object keys sorted; `at` in UTC with
     microseconds. `before`/`after` are the JSON values as they read back from the database."""
-    at = ev["at"].astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return json.dumps(
-        [FORMAT, seq, prev_hash, at, ev["actor"], ev["action"], ev["entity"], ev["entity_id"],
-         ev["before"], ev["after"], ev["reason"]],
-        sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-    ).encode("ascii")
+    return _ENCODE(
+        [FORMAT, seq, prev_hash, _iso(ev["at"]), ev["actor"], ev["action"], ev["entity"],
+         ev["entity_id"], ev["before"], ev["after"], ev["reason"]]).encode("ascii")
 
 
 def event_hash(seq: int, prev_hash: str, ev: dict[str, Any]) -> str:
@@ -195,12 +202,17 @@ class Verdict:
 
 
 def chain_rows(conn: Connection, batch: int = 10_000) -> Iterator[Any]:
-    """Every event in chain order, streamed (server-side cursor on PostgreSQL)."""
+    """Every event in chain order, streamed (server-side cursor on PostgreSQL): id, seq,
+    prev_hash, hash, then the hashed fields (`at` as stored, naive UTC; before/after as JSON text,
+    parsed by `verify`: a third faster than the driver's JSON loader)."""
     cols = [AuditEvent.id, AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash,
-            *(getattr(AuditEvent, f) for f in _FIELDS)]
+            type_coerce(AuditEvent.at, DateTime()), AuditEvent.actor, AuditEvent.action,
+            AuditEvent.entity, AuditEvent.entity_id, cast(AuditEvent.before, Text),
+            cast(AuditEvent.after, Text), AuditEvent.reason]
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(
         select(*cols).order_by(AuditEvent.seq, AuditEvent.id))
-    yield from result
+    for part in result.partitions():
+        yield from part
 
 
 def verify(rows: Iterable[Any], anchors: Iterable[str] = ()) -> tuple[Verdict, set[str]]:
@@ -208,23 +220,32 @@ def verify(rows: Iterable[Any], anchors: Iterable[str] = ()) -> tuple[Verdict, s
     prefixes recorded earlier) that were not found in the intact part of the chain."""
     missing = {a.lower() for a in anchors}
     n, prev_hash, prev_seq, last = 0, GENESIS, 0, None
-    for r in rows:
-        where = {"id": r.id, "seq": r.seq, "at": r.at}
-        if r.seq is None or r.hash is None:
-            return Verdict(n, last, {**where, "problem": "it has no hash (written around the app)"}), missing
-        if r.seq != prev_seq + 1:
-            problem = (f"its predecessor (seq {prev_seq + 1}) is missing" if r.seq > prev_seq + 1
-                       else f"seq {r.seq} appears twice or out of order")
-            return Verdict(n, last, {**where, "problem": problem}), missing
-        if r.prev_hash != prev_hash:
-            return Verdict(n, last, {**where, "problem": "it does not follow the event before it "
-                                     "(prev_hash differs: reordered or replaced predecessor)"}), missing
-        values = {f: getattr(r, f) for f in _FIELDS}
-        if event_hash(r.seq, r.prev_hash, values) != r.hash:
-            return Verdict(n, last, {**where, "problem": "its content was changed after it was "
-                                     "written (hash mismatch)"}), missing
+    sha256, encode, loads = hashlib.sha256, _ENCODE, json.loads
+    for row in rows:
+        id_, seq, row_prev, row_hash, at, actor, action, entity, entity_id, before, after, reason = row
+        before = None if before is None else loads(before)
+        after = None if after is None else loads(after)
+        problem = None
+        if seq is None or row_hash is None:
+            problem = "it has no hash (written around the app)"
+        elif seq != prev_seq + 1:
+            problem = (f"its predecessor (seq {prev_seq + 1}) is missing" if seq > prev_seq + 1
+                       else f"seq {seq} appears twice or out of order")
+        elif row_prev != prev_hash:
+            problem = ("it does not follow the event before it "
+                       "(prev_hash differs: reordered or replaced predecessor)")
+        elif sha256(encode([FORMAT, seq, row_prev, _iso(at), actor, action, entity, entity_id,
+                            before, after, reason]).encode("ascii")).hexdigest() != row_hash:
+            problem = "its content was changed after it was written (hash mismatch)"
+        if problem is not None:
+            return Verdict(n, last, {"id": id_, "seq": seq, "at": _aware(at), "problem": problem}), missing
         if missing:
-            missing = {a for a in missing if not r.hash.startswith(a)}
-        n, prev_hash, prev_seq = n + 1, r.hash, r.seq
-        last = {**where, "hash": r.hash}
-    return Verdict(n, last), missing
+            missing = {a for a in missing if not row_hash.startswith(a)}
+        n, prev_hash, prev_seq, last = n + 1, row_hash, seq, (id_, seq, at, row_hash)
+    if last is None:
+        return Verdict(n, None), missing
+    return Verdict(n, {"id": last[0], "seq": last[1], "at": _aware(last[2]), "hash": last[3]}), missing
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
