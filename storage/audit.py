@@ -10,6 +10,12 @@ locked only for the last instant of a transaction (after every other write of it
 flushed), so two writers cannot fork the chain and cannot deadlock on it. On PostgreSQL the lock
 is a transaction-scoped advisory lock; on SQLite the database write lock (BEGIN IMMEDIATE)
 already serialises writers. The unique index on `seq` is the last line of defence.
+
+Plain SHA-256, not a keyed HMAC: anyone (an auditor, a sponsor's QA) can check the chain without a
+secret, and there is no key to rotate or lose. The price: whoever can write the table could
+recompute the chain after an edit. The app's database role cannot (INSERT and SELECT only, see
+storage.db_roles); against the owner, the head hash that `audit verify` prints is kept outside
+the database and checked later with `--anchor`.
 """
 
 from __future__ import annotations
