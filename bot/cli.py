@@ -111,12 +111,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Feature packages that add their own commands."""
+    from bot.audit_trail.cli import add_cli as audit_cli
     from bot.calendar.cli import add_cli as graph_cli
     from bot.digests.cli import add_cli as digest_cli
     from bot.leads.cli import add_cli as leads_cli
     from bot.members.cli import add_cli as members_cli
 
-    return [graph_cli, leads_cli, digest_cli, members_cli]
+    return [graph_cli, leads_cli, digest_cli, members_cli, audit_cli]
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -199,11 +200,27 @@ def _require_schema(settings: Settings) -> str | None:
     return None
 
 
+def _db_role_refused(settings: Settings) -> bool:
+    """Warn (one line) when the app's database role can rewrite the audit trail; True when
+    PRESCREEN_REQUIRE_SEPARATE_DB_ROLE says to refuse to start then."""
+    from bot.audit_trail.roles import check_running_role
+
+    with open_db(settings, upgrade=False) as db:
+        check = check_running_role(settings, db)
+    if check.refuse:
+        print(f"prescreen-bot: {check.message}", file=sys.stderr)
+    elif check.message:
+        logging.getLogger("prescreen.db").warning("%s", check.message)
+    return check.refuse
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.server import serve
     from storage import migrate
 
     migrate.upgrade(settings.database_url)
+    if _db_role_refused(settings):
+        return EXIT_FAIL
     serve(settings, with_worker=True)
     return EXIT_OK
 
@@ -217,6 +234,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     elif problem := _require_schema(settings):
         print(f"prescreen-bot: {problem}", file=sys.stderr)
         return EXIT_FAIL
+    if _db_role_refused(settings):
+        return EXIT_FAIL
     serve(settings, with_worker=False)
     return EXIT_OK
 
@@ -227,6 +246,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 
     if not settings.sandbox and (problem := _require_schema(settings)):
         print(f"prescreen-bot: {problem}", file=sys.stderr)
+        return EXIT_FAIL
+    if _db_role_refused(settings):
         return EXIT_FAIL
     rt = build_runtime(settings, migrate_db=settings.sandbox)
     try:
@@ -245,6 +266,11 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
         print(f"prescreen-bot: migration failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAIL
     print(f"database is at schema {migrate.head_revision(settings.database_url)}", file=out)
+    from bot.audit_trail.roles import migrate_report
+
+    with open_db(settings, upgrade=False) as db:
+        for line in migrate_report(db):
+            print(line, file=out)
     return EXIT_OK
 
 

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     outbox_channel_interval: float = Field(default=1.0, ge=0, le=60)
     callback_remind_minutes: int = Field(default=10, ge=0, le=240)
     callback_escalate_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    prescreen_require_separate_db_role: bool = False  # refuse to start as the audit table's owner
 
     @field_validator("slack_api_url")
     @classmethod

@@ -90,7 +90,7 @@ def _audit(r: Any, tz: str, _grace: int) -> dict[str, Any]:
 
     return {"at_utc": _iso(r.at), "actor": r.actor, "action": r.action, "entity": r.entity,
             "entity_id": r.entity_id, "reason": r.reason or "", "before": js(r.before),
-            "after": js(r.after)}
+            "after": js(r.after), "seq": r.seq, "prev_hash": r.prev_hash, "hash": r.hash}
 
 
 def _person(r: Any, c: PHICipher) -> dict[str, Any]:
@@ -115,7 +115,8 @@ KIND_TABLE: dict[str, Kind] = {
         ("name", "phone"), repo.callbacks, _callback,
         lambda r, c: {"name": c.decrypt(r.name_enc), "phone": c.decrypt(r.phone_enc)}),
     "audit": Kind(
-        ("at_utc", "actor", "action", "entity", "entity_id", "reason", "before", "after"),
+        ("at_utc", "actor", "action", "entity", "entity_id", "reason", "before", "after", "seq",
+         "prev_hash", "hash"),
         (), repo.audit, _audit, lambda r, c: {}),
 }
 

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.audit import guard_append_only
+from storage import audit
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -64,8 +64,9 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        event.listen(self._sessions, "before_flush", guard_append_only)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False,
+                                      info={"audit_chained": True})
+        audit.install(self._sessions)
 
     @property
     def is_postgres(self) -> bool:

@@ -377,10 +377,12 @@ class DigestRun(Base):
 
 
 class AuditEvent(Base):
-    """Append-only. A correction is a new event; no code path updates or deletes rows."""
+    """Append-only and hash-chained (storage.audit). A correction is a new event; no code path
+    updates or deletes rows."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),
+                      Index("ix_audit_events_seq", "seq", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -391,6 +393,9 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(String(300))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, 3… in chain order, no gaps
+    prev_hash: Mapped[str] = mapped_column(String(64))  # the previous event's hash
+    hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of storage.audit.canonical(...)
 
 
 class ProcessedRequest(Base):

@@ -113,7 +113,8 @@ def test_include_phi_adds_identity_and_is_audited(env: Database, tmp_path: Path)
                                                      str(today + dt.timedelta(days=1))))
     assert code == 0
     cols, rows = read(path)
-    assert cols == ["at_utc", "actor", "action", "entity", "entity_id", "reason", "before", "after"]
+    assert cols == ["at_utc", "actor", "action", "entity", "entity_id", "reason", "before", "after",
+                    "seq", "prev_hash", "hash"]  # each row can be checked against `audit verify`
     assert [r["action"] for r in rows if r["entity"] == "export"] == ["export_phi"]
     assert "Patient Name" not in path.read_text()
 

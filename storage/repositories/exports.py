@@ -92,7 +92,8 @@ def audit(session: Session, study_id: int, start: dt.datetime, end: dt.datetime)
     callback_ids = select(cast(Callback.id, String)).where(Callback.study_id == study_id)
     stmt = (
         select(AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.entity,
-               AuditEvent.entity_id, AuditEvent.reason, AuditEvent.before, AuditEvent.after)
+               AuditEvent.entity_id, AuditEvent.reason, AuditEvent.before, AuditEvent.after,
+               AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash)
         .where(AuditEvent.at >= start, AuditEvent.at < end,
                or_((AuditEvent.entity == "candidate") & AuditEvent.entity_id.in_(refs),
                    (AuditEvent.entity == "referral") & AuditEvent.entity_id.in_(referral_ids),

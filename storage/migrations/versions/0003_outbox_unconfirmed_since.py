@@ -4,7 +4,7 @@ A dispatcher that dies after Slack accepted a message but before it recorded the
 the row claimed; `unconfirmed_since` lets the next dispatcher look the message up in Slack
 (by its metadata) instead of posting it a second time.
 
-Revision ID: 0003_outbox
+Revision ID: 0003
 Revises: 0002
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 import storage.models
 
-revision = "0003_outbox"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
