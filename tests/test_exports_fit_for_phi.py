@@ -19,9 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from bot import cli
+from storage import audit
 from storage.crypto import PHICipher
 from storage.db import Database
 from storage.models import (
@@ -102,9 +104,9 @@ def typed(env: Database) -> Database:
                                 to_state="rejected", actor="U0LEAD001", reason=text, at=AT))
             s.add(Callback(candidate_id=c.id, study_id=study.id, owner_id=coord.id, due_at=AT,
                            remind_at=AT, status="scheduled"))
-            s.add(AuditEvent(at=AT, actor=text[:64], action="referral.rejected",
-                             entity="referral", entity_id=str(r.id), reason=text,
-                             after={"reason": text}))
+            with time_machine.travel(AT, tick=False):  # the event's time is its writing time
+                audit.record(s, actor=text[:64], action="referral.rejected", entity="referral",
+                             entity_id=r.id, reason=text, after={"reason": text})
     return env
 
 
