@@ -57,9 +57,9 @@ def test_serve_answers_healthz_and_signed_commands(proc_env: dict[str, str], sta
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
+                if requests.get(base + "/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting
                 pass
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "serve did not come up in 30 s"
