@@ -30,7 +30,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from bot import cli
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.runtime import Runtime, build_runtime
 from bot.studies.importer import import_studies
 from storage import audit, migrate
@@ -216,6 +216,19 @@ def test_with_nothing_set_the_sandbox_starts_on_its_own_database_and_key(tmp_pat
     assert own.candidates == 26 and CASEY in own.members
     key = tmp_path / "data" / "sandbox.key"
     assert key.exists() and key.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_example_configuration_copied_as_is_still_tries_the_sandbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(_NOT_INHERITED):
+            monkeypatch.delenv(name)
+    example = Path(__file__).parent.parent / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.sandbox and settings.sandbox_conflicts() == []
+    assert settings.database_url == "sqlite:///data/prescreen-sandbox.db"
 
 
 # ----- the console answers only itself -----
