@@ -195,9 +195,9 @@ def test_with_nothing_set_the_sandbox_starts_on_its_own_database_and_key(tmp_pat
         while True:
             try:
                 if requests.get(url + "/sandbox/state", params={"user": CASEY},
-                                timeout=2).status_code == 200:
+                                timeout=10).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting
                 pass
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "the sandbox did not come up in 90 s"
