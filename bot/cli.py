@@ -141,6 +141,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     setup_logging(settings.log_level)
     try:
         return int(args.func(args, settings, out))
+    except SettingsError as exc:  # e.g. a start that would fall back to the sandbox on real settings
+        print(f"prescreen-bot: configuration error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except KeyboardInterrupt:
         return EXIT_FAIL
 
@@ -164,9 +167,9 @@ def open_db(settings: Settings, *, upgrade: bool = True) -> Iterator[Database]:
 
 def cli_keys(settings: Settings) -> list[str]:
     """The encryption keys a command reads patient data with: the configured ones, or the
-    sandbox's own key in sandbox mode; empty when there are none."""
+    sandbox's own key in sandbox mode (never beside a real setting); empty when there are none."""
     keys = settings.encryption_keys
-    if not keys and settings.sandbox:
+    if not keys and settings.sandbox and not settings.sandbox_conflicts():
         from bot.runtime import sandbox_key
 
         keys = [sandbox_key(settings.data_dir)]
@@ -218,6 +221,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.server import serve
     from storage import migrate
 
+    settings.check_sandbox()
     migrate.upgrade(settings.database_url)
     if _db_role_refused(settings):
         return EXIT_FAIL
@@ -229,6 +233,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.server import serve
     from storage import migrate
 
+    settings.check_sandbox()
     if settings.sandbox:
         migrate.upgrade(settings.database_url)
     elif problem := _require_schema(settings):
@@ -244,6 +249,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     from bot.runtime import build_runtime
     from bot.scheduler import run_worker
 
+    settings.check_sandbox()
     if not settings.sandbox and (problem := _require_schema(settings)):
         print(f"prescreen-bot: {problem}", file=sys.stderr)
         return EXIT_FAIL
@@ -446,11 +452,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
 def cmd_sandbox_reset(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from bot.sandbox.reset import reset_sandbox
 
-    if not settings.sandbox:
-        print("prescreen-bot: sandbox reset only runs without SLACK_BOT_TOKEN (it wipes data)",
-              file=sys.stderr)
-        return EXIT_INVALID
-    reset_sandbox(settings)
+    reset_sandbox(settings)  # refuses (SettingsError) any database but the sandbox's own
     print("sandbox data restored; restart `prescreen-bot run` if it is running", file=out)
     return EXIT_OK
 

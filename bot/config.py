@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SANDBOX_DB_FILE = "prescreen-sandbox.db"
+# Settings that only a real deployment has (credentials, keys): any of them set without a bot
+# token means a deployment lost its token, not someone trying the sandbox.
+_REAL_SETTING = re.compile(r"secret|token|key|password|client_id|tenant_id|cert")
 
 
 class SettingsError(Exception):
@@ -94,7 +100,42 @@ class Settings(BaseSettings):
                 raise ValueError("each key must be a urlsafe base64 32-byte Fernet key") from exc
         return v
 
+    @model_validator(mode="after")
+    def _sandbox_database(self) -> Settings:
+        # Without a bot token and without DATABASE_URL the sandbox keeps its own file, so the
+        # default real database (data/prescreen.db) is never opened by the sandbox.
+        if not self.slack_bot_token and "database_url" not in self.model_fields_set:
+            self.database_url = self.sandbox_database_url
+        return self
+
     # ----- derived -----
+    @property
+    def sandbox_database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / SANDBOX_DB_FILE}"
+
+    def sandbox_conflicts(self) -> list[str]:
+        """The production-like settings that are set (names as in the environment): any of
+        them forbids the sandbox, which runs only when nothing real is configured."""
+        found = [name.upper() for name, info in type(self).model_fields.items()
+                 if name != "slack_bot_token" and _REAL_SETTING.search(name)
+                 and getattr(self, name) not in (None, "", info.default)]
+        if self.database_url != self.sandbox_database_url:
+            found.append("DATABASE_URL")
+        if not is_loopback_host(self.host):
+            found.append(f"HOST ({self.host} is not loopback)")
+        return found
+
+    def check_sandbox(self) -> None:
+        """Refuse (SettingsError, one line) to fall back to the sandbox on real settings."""
+        if not self.sandbox or not (found := self.sandbox_conflicts()):
+            return
+        names = found[0] if len(found) == 1 else ", ".join(found[:-1]) + " and " + found[-1]
+        verb, them = ("is", "it") if len(found) == 1 else ("are", "them")
+        raise SettingsError(
+            f"SLACK_BOT_TOKEN is not set, but {names} {verb}: refusing to start the sandbox on "
+            f"real settings. Set SLACK_BOT_TOKEN, or unset {them} to try the sandbox."
+        )
+
     @property
     def sandbox(self) -> bool:
         """No Slack credentials: run against the built-in Slack stand-in."""
@@ -148,6 +189,17 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     "MS_CLIENT_SECRET or MS_CLIENT_CERT_PATH is required when Microsoft Graph is used"
                 )
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback IP address (IPv6 with or without brackets)."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -60,7 +60,9 @@ def build_runtime(
     migrate_db: bool = True,
     app_url: str | None = None,
 ) -> Runtime:
-    """Everything one process needs. In sandbox mode this also starts the Slack stand-in."""
+    """Everything one process needs. In sandbox mode this also starts the Slack stand-in,
+    but only when nothing real is configured (SettingsError otherwise, before anything opens)."""
+    settings.check_sandbox()
     db = db or Database(settings.database_url)
     if migrate_db:
         migrate.upgrade(settings.database_url)

@@ -36,6 +36,10 @@ NEW_NAME = "Wilhelmina Starling-Voss"  # the candidate typed in the browser; fic
 # its reference code: the next ALZ number after the demo candidates and leads
 NEW_REF = f"ALZ-{sum(c.study == 'ALZ' for c in [*DEMO, *DEMO_LEADS]) + 1:04d}"
 WAIT_MS = 15_000
+# the sandbox runs only when nothing real is configured
+SANDBOX_UNSET = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL",
+                 "PRESCREEN_ENCRYPTION_KEYS", "HOST", "MS_TENANT_ID", "MS_CLIENT_ID",
+                 "MS_CLIENT_SECRET", "MS_CLIENT_CERT_PATH")
 
 
 def artifacts_dir() -> Path:
@@ -62,14 +66,13 @@ class RunningSandbox:
 
 
 def _sandbox_settings(tmp_path: Path, port: int) -> Settings:
-    # The sandbox always uses its own temporary SQLite file here, also on the PostgreSQL CI run:
-    # it is a one-process demo, and the app's behaviour on PostgreSQL is covered by the other
-    # stories, which drive the same handlers through the same stand-in.
+    # The sandbox always uses its own SQLite file (in a temporary DATA_DIR here), also on the
+    # PostgreSQL CI run: it is a one-process demo, and the app's behaviour on PostgreSQL is
+    # covered by the other stories, which drive the same handlers through the same stand-in.
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         slack_bot_token=None,
         slack_app_token=None,
-        database_url=f"sqlite:///{tmp_path / 'sandbox.db'}",
         data_dir=tmp_path / "data",
         port=port,
         outbox_channel_interval=0,
@@ -84,7 +87,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
 
     from bot.scheduler import run_worker
 
-    for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+    for var in SANDBOX_UNSET:
         monkeypatch.delenv(var, raising=False)
     port = _free_port()
     settings = _sandbox_settings(tmp_path, port)
@@ -310,10 +313,9 @@ def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.Mon
     from storage.db import Database
     from storage.models import Callback, Candidate, Member, Referral
 
-    for var in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"):
+    for var in SANDBOX_UNSET:
         monkeypatch.delenv(var, raising=False)
-    db_url = f"sqlite:///{tmp_path / 'sandbox.db'}"
-    monkeypatch.setenv("DATABASE_URL", db_url)
+    db_url = f"sqlite:///{tmp_path / 'data' / 'prescreen-sandbox.db'}"  # the sandbox's own file
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     assert main(["sandbox", "reset"]) == 0

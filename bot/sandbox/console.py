@@ -14,9 +14,11 @@ import logging
 import time
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from bot.config import is_loopback_host
 from bot.sandbox.runtime import Sandbox
 from bot.web import Route, WebRequest, WebResponse
 from integrations.slack_standin.blocks import block_elements
@@ -39,8 +41,38 @@ class ConsoleError(Exception):
     """A request the console refuses (400) with a message for the person at the keyboard."""
 
 
-def static_routes() -> dict[tuple[str, str], Route]:
-    return {("GET", "/static/"): _static}
+def static_routes(port: int) -> dict[tuple[str, str], Route]:
+    return {("GET", "/static/"): same_origin_only(_static, port)}
+
+
+def _loopback_authority(authority: str, port: int) -> bool:
+    """``host[:port]`` names this machine's loopback interface on the console's port."""
+    try:
+        parts = urlsplit("//" + authority)
+        host, actual = parts.hostname, parts.port or 80
+    except ValueError:
+        return False
+    return bool(host) and is_loopback_host(str(host)) and actual == port
+
+
+def same_origin_only(route: Route, port: int) -> Route:
+    """Answer only requests addressed to the loopback console (a Host that is not loopback is
+    DNS rebinding) and, when the browser says where they come from, from the console itself:
+    a page on another site cannot drive the sandbox."""
+    def checked(req: WebRequest) -> WebResponse:
+        origin = req.headers.get("origin")
+        foreign = origin is not None and not (
+            origin.startswith("http://") and _loopback_authority(origin[len("http://"):], port))
+        if foreign or not _loopback_authority(req.headers.get("host", ""), port):
+            log.warning("sandbox console: refused a request from another site or host name")
+            return WebResponse.text(
+                f"Forbidden: open the sandbox console at http://127.0.0.1:{port}/", 403)
+        return route(req)
+    return checked
+
+
+def _is_json(req: WebRequest) -> bool:
+    return req.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def _static(req: WebRequest) -> WebResponse:
@@ -57,7 +89,9 @@ def _static(req: WebRequest) -> WebResponse:
     ctype = STATIC_TYPES[suffix]
     if ctype.startswith("text/"):
         ctype += "; charset=utf-8"
-    return WebResponse(200, body, [("content-type", ctype), ("cache-control", "no-cache")])
+    return WebResponse(200, body, [("content-type", ctype), ("cache-control", "no-cache"),
+                                   ("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"),
+                                   ("content-security-policy", "frame-ancestors 'none'")])
 
 
 def _member_ids(sandbox: Sandbox) -> set[str]:
@@ -163,6 +197,8 @@ def _answer(resp: requests.Response | None) -> dict[str, Any]:
 def console_routes(sandbox: Sandbox) -> dict[tuple[str, str], Route]:
     def guarded(fn: Any) -> Route:
         def route(req: WebRequest) -> WebResponse:
+            if req.method == "POST" and not _is_json(req):  # a form post or no-cors fetch
+                return WebResponse.json({"ok": False, "error": "Send JSON (application/json)."}, 415)
             try:
                 data = req.json() if req.method == "POST" else {
                     k: v[-1] for k, v in req.query.items()}
@@ -249,7 +285,7 @@ def console_routes(sandbox: Sandbox) -> dict[tuple[str, str], Route]:
                      else "attachment")])
         return WebResponse.text("not found", 404)
 
-    return {
+    routes: dict[tuple[str, str], Route] = {
         ("GET", "/"): page,
         ("GET", "/sandbox/file"): file,
         ("GET", "/sandbox/state"): guarded(state),
@@ -260,6 +296,7 @@ def console_routes(sandbox: Sandbox) -> dict[tuple[str, str], Route]:
         ("POST", "/sandbox/home"): guarded(home),
         ("POST", "/sandbox/clock"): guarded(clock),
     }
+    return {key: same_origin_only(route, sandbox.port) for key, route in routes.items()}
 
 
 def run_due_jobs(sandbox: Sandbox, minutes: int = 0) -> dict[str, str]:

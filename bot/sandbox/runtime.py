@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -32,6 +33,7 @@ class Sandbox:
     clock: OffsetClock
     demo: dict[str, Any]
     ctx: Any = None  # the app's AppContext, for running jobs after the clock moves
+    port: int = 3000  # the console's port: the only one its pages answer on
 
     @property
     def members(self) -> list[dict[str, Any]]:
@@ -69,6 +71,7 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
                   app_url: str | None = None) -> Any:
     from bot.runtime import Runtime, sandbox_key
 
+    settings.check_sandbox()
     # The stand-in keeps the sandbox's time, so message times follow the console's clock.
     standin = SlackStandin(bot_token=SANDBOX_TOKEN, team_id=SANDBOX_TEAM,
                            clock=lambda: clock.now().timestamp()).start(host="127.0.0.1")
@@ -78,14 +81,15 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     import_studies(db, demo_path, actor="sandbox")
 
     sandbox_settings = settings.model_copy(update={"slack_api_url": standin.url})
-    keys = settings.encryption_keys or [sandbox_key(settings.data_dir)]
+    keys = [sandbox_key(settings.data_dir)]  # never a real key: the sandbox runs without any
     ctx = create_context(sandbox_settings, db=db, clock=clock, encryption_keys=keys,
                          bot_token=SANDBOX_TOKEN)
     secret = secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
     url = app_url or f"http://{settings.host}:{settings.port}"
     sender = SlackSender(url.rstrip("/") + "/slack/events", secret, standin, team_id=SANDBOX_TEAM)
-    sandbox = Sandbox(standin=standin, sender=sender, clock=clock, demo=demo)
+    sandbox = Sandbox(standin=standin, sender=sender, clock=clock, demo=demo,
+                      port=urlsplit(url).port or settings.port)
     ctx.extras["sandbox"] = sandbox
     from bot.sandbox.seed import has_candidates, seed_demo
 
@@ -98,7 +102,8 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     from bot.sandbox.console import console_routes, static_routes
 
     sandbox.ctx = ctx
-    web = SlackWebApp(bolt, db, routes=console_routes(sandbox), prefix_routes=static_routes())
+    web = SlackWebApp(bolt, db, routes=console_routes(sandbox),
+                      prefix_routes=static_routes(sandbox.port))
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
     from bot.calendar.sandbox import start_sandbox_graph
