@@ -98,7 +98,8 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     from bot.sandbox.console import console_routes, static_routes
 
     sandbox.ctx = ctx
-    web = SlackWebApp(bolt, db, routes=console_routes(sandbox), prefix_routes=static_routes())
+    web = SlackWebApp(bolt, db, routes=console_routes(sandbox), prefix_routes=static_routes(),
+                      signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
     from bot.calendar.sandbox import start_sandbox_graph
