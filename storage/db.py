@@ -15,6 +15,9 @@ from storage.audit import guard_append_only
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # Bound parameters (screening answers, ciphertext, lookup hashes) stay out of error messages,
+    # and so out of every log line and traceback that quotes a database error.
+    kwargs = {**kwargs, "hide_parameters": True}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:" and not path.startswith("file:"):
