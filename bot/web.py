@@ -27,14 +27,14 @@ from storage.db import Database
 
 log = logging.getLogger("prescreen.web")
 
-# The largest body any route accepts. Sized for Slack's largest real payload, a view_submission:
-# Slack echoes the whole view (views.open refuses views over 250 kB; the app sends them as
-# ASCII JSON) plus every input's state, JSON-escaped (non-ASCII as \uXXXX) and url-encoded.
-# Measured with the app's largest modal -- the log-call form at 100 blocks, 85 choice questions
-# and their options filling the view up to 250 kB, every input at its max_length in non-ASCII
-# text -- that is about 0.45 MiB; 250 kB of view url-encodes to at most ~0.4 MiB and the state of
-# the app's inputs adds at most ~0.2 MiB, so ~0.6 MiB is the ceiling. 1 MiB leaves a margin of
-# more than 1.5x while keeping a forged request's cost bounded (one HMAC over <= 1 MiB).
+# The largest body any route accepts, sized for Slack's largest real payload, a view_submission:
+# Slack echoes the whole view (views.open refuses views over 250 kB) plus every input's state,
+# JSON-escaped (non-ASCII as \uXXXX) and url-encoded. Measured with the app's largest modal, the
+# log-call form at 100 blocks (84 choice questions with long Spanish labels and options, 239 kB
+# of view) and every text input at its max_length in non-ASCII text: 381 kB on the wire, 1.6x
+# the view. At Slack's 250 kB view cap that is about 0.4 MB. 1 MiB leaves 2.5x margin (a
+# modal of 100 text inputs at Slack's 3,000 characters each would need ~2.4 MB; the app has no
+# such form) and keeps a forged request cheap: one HMAC over at most 1 MiB, nothing parsed.
 MAX_BODY = 1024 * 1024
 SIGNATURE_MAX_AGE_S = 5 * 60  # Slack's replay window: a timestamp further off is refused
 _READ_CHUNK = 64 * 1024

@@ -7,20 +7,29 @@ import datetime as dt
 import http.client
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
+from bot import ids
+from bot.studies.importer import import_studies
 from bot.web import MAX_BODY
+from integrations.slack_standin import SlackSender, SlackStandin
 from integrations.slack_standin.sender import sign
-from storage.models import Base
-from tests.conftest import SIGNING_SECRET, TEAM_ID, Bot
+from storage.models import Base, PrescreenCall
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, Bot
 
 ACK_BUDGET_S = 3.0
 
@@ -311,3 +320,109 @@ def test_a_body_without_a_length_on_a_server_that_cannot_end_it_is_refused(
     assert status == 411
     assert [(r.name, r.levelno) for r in caplog.records if r.levelno >= logging.INFO] == [
         ("prescreen.web", logging.WARNING)]
+
+
+# ---------------------------------------------------------------- the largest real payload fits
+
+SLACK_MAX_VIEW_BYTES = 250_000  # views.open/update answer view_too_large above 250 kB
+BIG_USER, BIG_CHANNEL = "U0BIGFORM1", "C0BIG0001"
+
+
+def _big_study_yaml(questions: int, options: int) -> str:
+    """A study whose log-call modal is as large as Slack lets the app open: 100 blocks, choice
+    questions with long labels and options (non-ASCII, as Slack escapes it)."""
+    qs = []
+    for i in range(questions):
+        text = f"Q{i:02d} Ha tenido síntomas de depresión en las últimas dos semanas — " * 3
+        opts = [f"Opción {j:02d}: más de dos veces por semana, según el médico de cabecera"[:75]
+                for j in range(options)]
+        qs.append({"id": f"q{i:02d}", "text": text[:150], "kind": "choice", "options": opts})
+    study = {"key": "BIG", "title": "Large questionnaire", "channel": BIG_CHANNEL,
+             "timezone": "America/New_York", "approval_required": False,
+             "sites": [{"key": "S1", "name": "Site one", "timezone": "America/New_York"},
+                       {"key": "S2", "name": "Site two", "timezone": "America/New_York"}],
+             "questions": qs}
+    member = {"slack_id": BIG_USER, "timezone": "America/New_York", "roles": {"BIG": "coordinator"}}
+    return json.dumps({"studies": [study], "members": [member]})  # JSON is YAML
+
+
+def test_the_largest_view_submission_the_app_can_receive_is_accepted(
+        bot: Bot, tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(_big_study_yaml(questions=84, options=9))
+    import_studies(bot.db, path, actor="test")
+    bot.standin.add_user(BIG_USER, "big")
+    bot.standin.add_channel(BIG_CHANNEL, "big-prescreen", members=[BIG_USER])
+    view = bot.open_modal(BIG_USER, channel_id=BIG_CHANNEL)
+    assert len(view["blocks"]) == 100
+    assert 0.9 * SLACK_MAX_VIEW_BYTES < len(json.dumps(view)) <= SLACK_MAX_VIEW_BYTES
+
+    long_text = "ñ" * 2000  # every free-text input at its max_length, each char \u-escaped
+    fields: dict[str, Any] = {
+        ids.NAME_INPUT: "Ñ" * 100, ids.PHONE_INPUT: "(617) 555-0142", ids.DOB_INPUT: dt.date(1960, 5, 6),
+        ids.REGION_INPUT: "MA", ids.CONSENT_INPUT: ["yes"], ids.OUTCOME_SELECT: "considering",
+        ids.SITE_SELECT: "S2", ids.NOTES_INPUT: long_text,
+        **{f"answer:q{i:02d}": "Opción 08: más de dos veces por semana, según el médico de cabecera"[:75]
+           for i in range(84)}}
+    values = bot.slack.fill(view["id"], fields)
+    size = len(urlencode({"payload": json.dumps({"view": {**view, "state": {"values": values}}})}))
+    assert size > 360 * 1024  # the request below is at least this large
+
+    resp = bot.slack.view_submission(BIG_USER, view["id"], values)
+
+    assert resp.status_code == 200, resp.text
+    assert not resp.content or resp.json().get("response_action") is None, resp.text
+    with bot.db.session() as s:
+        call = s.scalars(select(PrescreenCall)).one()
+        assert len(call.answers) == 84
+        assert bot.ctx.cipher.decrypt(call.notes_enc) == long_text
+
+
+# ---------------------------------------------------------------- the same under gunicorn
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_under_gunicorn_a_chunked_body_is_read_only_up_to_the_limit(
+        database_url: str, studies: Any, standin: SlackStandin, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
+    env.update(DATABASE_URL=database_url, SLACK_BOT_TOKEN=BOT_TOKEN,
+               SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=standin.url,
+               PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY, LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
+               WEB_CONCURRENCY="1")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.2)
+        head = (f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n").encode()
+        piece = (CANARY * 6000).encode()[:65536]
+        chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        chunked_status, _ = _raw(url, head, chunk * (MAX_BODY // len(piece) + 1))
+        declared = (f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\n"
+                    f"Content-Length: {2 * MAX_BODY}\r\n\r\n").encode()
+        declared_status, _ = _raw(url, declared, piece)
+        sender = SlackSender(url + "/slack/events", SIGNING_SECRET, standin, team_id=TEAM_ID)
+        ok = sender.slash_command("U0COORD01", text="help", channel_id="C0ALZ0001")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert (chunked_status, declared_status, ok.status_code) == (413, 413, 200), out
+    refusals = [line for line in out.splitlines() if "refused request" in line]
+    assert len(refusals) == 2 and all("body too large (413)" in line for line in refusals), out
+    assert "Traceback" not in out and CANARY not in out
