@@ -24,8 +24,9 @@ import requests
 from sqlalchemy import func, select
 
 from bot import ids
+from bot.runtime import add_routes
 from bot.studies.importer import import_studies
-from bot.web import MAX_BODY
+from bot.web import MAX_BODY, WebRequest, WebResponse
 from integrations.slack_standin import SlackSender, SlackStandin
 from integrations.slack_standin.sender import sign
 from storage.models import Base, PrescreenCall
@@ -426,3 +427,21 @@ def test_under_gunicorn_a_chunked_body_is_read_only_up_to_the_limit(
     refusals = [line for line in out.splitlines() if "refused request" in line]
     assert len(refusals) == 2 and all("body too large (413)" in line for line in refusals), out
     assert "Traceback" not in out and CANARY not in out
+
+
+def test_an_unexpected_failure_in_a_route_logs_where_not_what_was_sent(
+        bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    def parse_count(req: WebRequest) -> WebResponse:
+        return WebResponse.json({"n": int(req.body.decode())})  # ValueError quoting the body
+
+    add_routes(bot.runtime, {("POST", "/count"): parse_count})
+    caplog.set_level(logging.DEBUG)
+    resp = requests.post(bot.url + "/count", data=CANARY.encode(),
+                         headers={"X-Note": f"note-{CANARY}"}, timeout=5)
+
+    assert resp.status_code == 500 and CANARY not in resp.text
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["prescreen.web"]
+    logged = logging.Formatter("%(message)s").format(errors[0])  # with any traceback attached
+    assert "ValueError" in logged and "parse_count" in logged
+    assert CANARY not in caplog.text and CANARY not in logged
