@@ -65,6 +65,10 @@ def create_app(ctx: AppContext, *, signing_secret: str | None = None) -> App:
         client=ctx.slack,
         signing_secret=secret,
         token_verification_enabled=False,
+        # Requests are verified at the web edge (bot/web.py) on the raw bytes before anything is
+        # parsed, with the same check Bolt makes; Bolt's copy would run only after its parsing.
+        # Socket Mode requests are not signed and never were checked here.
+        request_verification_enabled=False,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt.App"),

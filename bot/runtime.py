@@ -73,7 +73,7 @@ def build_runtime(
     ctx = create_context(settings, db=db, clock=clock)
     secret = settings.slack_signing_secret or secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
-    web = SlackWebApp(bolt, db)
+    web = SlackWebApp(bolt, db, signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret)
     rt.closers.append(db.dispose)
     return rt

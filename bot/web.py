@@ -1,23 +1,59 @@
-"""The WSGI application: POST /slack/events, GET /healthz, and extra routes (sandbox console)."""
+"""The WSGI application: POST /slack/events, GET /healthz, and extra routes (sandbox console).
+
+Requests to /slack/events are checked here, at the edge, before anything reads them: the body is
+read only up to a limit, Slack's signature and timestamp are verified on the raw bytes, and only
+then is the body decoded (strict UTF-8) and checked to be the form or JSON Slack sends. Whatever
+fails gets a 4xx and one WARNING line naming the reason and the peer, never a header or body."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
+from bot.clock import Clock, SystemClock
 from storage.db import Database
 
 log = logging.getLogger("prescreen.web")
 
-MAX_BODY = 2 * 1024 * 1024  # Slack payloads are far smaller; refuse anything larger
+# The largest body any route accepts, sized for Slack's largest real payload, a view_submission:
+# Slack echoes the whole view (views.open refuses views over 250 kB) plus every input's state,
+# JSON-escaped (non-ASCII as \uXXXX) and url-encoded. Measured with the app's largest modal, the
+# log-call form at 100 blocks (84 choice questions with long Spanish labels and options, 239 kB
+# of view) and every text input at its max_length in non-ASCII text: 381 kB on the wire, 1.6x
+# the view. At Slack's 250 kB view cap that is about 0.4 MB. 1 MiB leaves 2.5x margin (a
+# modal of 100 text inputs at Slack's 3,000 characters each would need ~2.4 MB; the app has no
+# such form) and keeps a forged request cheap: one HMAC over at most 1 MiB, nothing parsed.
+MAX_BODY = 1024 * 1024
+SIGNATURE_MAX_AGE_S = 5 * 60  # Slack's replay window: a timestamp further off is refused
+_READ_CHUNK = 64 * 1024
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # decimal seconds; no sign, exponent or junk
+_LENGTH = re.compile(r"[0-9]{1,15}")
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+_MAX_FORM_FIELDS = 100  # a slash command has ~15 fields, an interaction one (payload)
+
+
+class Refused(Exception):
+    """A request refused before any handler saw it. ``reason`` is a fixed phrase: it is logged,
+    so it must never carry anything taken from the request."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 @dataclass
@@ -27,6 +63,7 @@ class WebRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    remote: str = ""  # the peer's address, for log lines
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -55,12 +92,21 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class SlackWebApp:
-    """Minimal router in front of Bolt. Everything else is 404."""
+    """Minimal router in front of Bolt. Everything else is 404.
+
+    ``clock`` is the edge's time source for the signature's freshness check. It is wall time by
+    default, not the app's business clock: Slack stamps requests with real time, and the sandbox
+    moves its business clock by days."""
 
     def __init__(self, bolt: App, db: Database, routes: dict[tuple[str, str], Route] | None = None,
-                 prefix_routes: dict[tuple[str, str], Route] | None = None) -> None:
+                 prefix_routes: dict[tuple[str, str], Route] | None = None, *,
+                 signing_secret: str, clock: Clock | None = None) -> None:
+        if not signing_secret:
+            raise ValueError("a signing secret is required to serve /slack/events")
         self.bolt = bolt
         self.db = db
+        self.signing_secret = signing_secret.encode()
+        self.clock: Clock = clock or SystemClock()
         self.routes: dict[tuple[str, str], Route] = {
             ("POST", "/slack/events"): self._slack,
             ("GET", "/healthz"): self._health,
@@ -69,22 +115,21 @@ class SlackWebApp:
         self.prefix_routes = prefix_routes or {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "/") or "/"
-        if length > MAX_BODY:
-            resp = WebResponse.text("payload too large", 413)
+        remote = str(environ.get("REMOTE_ADDR") or "-")
+        try:
+            body = read_body(environ, MAX_BODY)
+        except Refused as refused:
+            resp = self._refuse(refused, path, remote)
         else:
-            body = environ["wsgi.input"].read(length) if length else b""
             headers = {
                 k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
             }
             if environ.get("CONTENT_TYPE"):
                 headers["content-type"] = environ["CONTENT_TYPE"]
-            req = WebRequest(method, path, parse_qs(environ.get("QUERY_STRING", "")), headers, body)
+            req = WebRequest(method, path, parse_qs(environ.get("QUERY_STRING", "")), headers, body,
+                             remote)
             resp = self._route(req)
         payload = resp.body.encode("utf-8") if isinstance(resp.body, str) else resp.body
         status = HTTPStatus(resp.status)
@@ -94,10 +139,11 @@ class SlackWebApp:
 
     def _route(self, req: WebRequest) -> WebResponse:
         handler = self.routes.get((req.method, req.path))
+        where = req.path
         if handler is None:
             for (method, prefix), h in self.prefix_routes.items():
                 if method == req.method and req.path.startswith(prefix):
-                    handler = h
+                    handler, where = h, prefix + "…"
                     break
         if handler is None:
             allowed = [m for (m, p) in self.routes if p == req.path]
@@ -106,22 +152,148 @@ class SlackWebApp:
             return WebResponse.text("not found", 404)
         try:
             return handler(req)
-        except Exception:
-            log.exception("web handler failed for %s %s", req.method, req.path)
+        except Refused as refused:
+            return self._refuse(refused, req.path, req.remote)
+        except Exception as exc:
+            # The route, the exception's type and where it was raised; not its message, which can
+            # quote the request, and no local variables.
+            log.error("web handler failed for %s %s: %s", req.method, where, exception_summary(exc))
             return WebResponse.text("internal error", 500)
 
+    def _refuse(self, refused: Refused, path: str, remote: str) -> WebResponse:
+        where = path if path in {p for (_m, p) in self.routes} else "-"
+        log.warning("refused request to %s from %s: %s (%d)", where, remote, refused.reason,
+                    refused.status)
+        return WebResponse.text(HTTPStatus(refused.status).phrase.lower(), refused.status)
+
     def _slack(self, req: WebRequest) -> WebResponse:
+        self.verify_signature(req.headers, req.body)
+        content_type, text = slack_body(req.headers.get("content-type", ""), req.body)
+        headers = {k: [v] for k, v in req.headers.items()}
+        headers["content-type"] = [content_type]  # the canonical media type Bolt compares with
         bolt_req = BoltRequest(
-            body=req.body.decode("utf-8"),
+            body=text,
             query={k: v for k, v in req.query.items()},
-            headers={k: [v] for k, v in req.headers.items()},
+            headers=headers,
         )
         bolt_resp = self.bolt.dispatch(bolt_req)
-        headers = [(k, v) for k, vs in bolt_resp.headers.items() for v in vs
-                   if k.lower() != "content-length"]
-        return WebResponse(bolt_resp.status, bolt_resp.body or "", headers)
+        headers_out = [(k, v) for k, vs in bolt_resp.headers.items() for v in vs
+                       if k.lower() != "content-length"]
+        return WebResponse(bolt_resp.status, bolt_resp.body or "", headers_out)
+
+    def verify_signature(self, headers: dict[str, str], body: bytes) -> None:
+        """Slack's request signature, on the raw bytes: ``v0=`` + HMAC-SHA256 of
+        ``v0:{timestamp}:{body}`` with the signing secret, the timestamp within five minutes of
+        the edge's clock. Raises :class:`Refused` (401)."""
+        timestamp = headers.get("x-slack-request-timestamp")
+        signature = headers.get("x-slack-signature")
+        if not timestamp or not signature:
+            raise Refused(401, "missing signature")
+        # A repeated header arrives joined with commas, and fails these patterns too.
+        if not _TIMESTAMP.fullmatch(timestamp):
+            raise Refused(401, "malformed timestamp")
+        if not _SIGNATURE.fullmatch(signature):
+            raise Refused(401, "malformed signature")
+        if abs(self.clock.now().timestamp() - int(timestamp)) > SIGNATURE_MAX_AGE_S:
+            raise Refused(401, "stale timestamp")
+        mac = hmac.new(self.signing_secret, b"v0:" + timestamp.encode("ascii") + b":", hashlib.sha256)
+        mac.update(body)
+        if not hmac.compare_digest("v0=" + mac.hexdigest(), signature):
+            raise Refused(401, "bad signature")
 
     def _health(self, _req: WebRequest) -> WebResponse:
         if self.db.ping():
             return WebResponse.json({"ok": True, "db": "ok"})
         return WebResponse.json({"ok": False, "db": "unreachable"}, status=503)
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The request body, never more than ``limit`` bytes read: a declared length over the limit
+    is refused before reading; a body without one (chunked, on a server that ends the input) is
+    read until the limit and refused past it."""
+    stream = environ.get("wsgi.input")
+    declared = environ.get("CONTENT_LENGTH")
+    if declared not in (None, ""):
+        if not _LENGTH.fullmatch(str(declared)):
+            raise Refused(400, "malformed content-length")
+        length = int(declared)
+        if length > limit:
+            raise Refused(413, "body too large")
+        return _read(stream, length) if length else b""
+    if not environ.get("HTTP_TRANSFER_ENCODING"):
+        return b""
+    if not environ.get("wsgi.input_terminated"):
+        # The server hands over the raw stream: nothing says where the body ends.
+        raise Refused(411, "body without a length")
+    body = _read(stream, limit + 1)
+    if len(body) > limit:
+        raise Refused(413, "body too large")
+    return body
+
+
+def _read(stream: Any, size: int) -> bytes:
+    parts: list[bytes] = []
+    left = size
+    while left > 0:
+        chunk = stream.read(min(left, _READ_CHUNK))
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def slack_body(content_type: str, body: bytes) -> tuple[str, str]:
+    """Decode a verified body strictly: the media type Slack uses for it (form for commands and
+    interactions, JSON for events), UTF-8, and well formed, so that Bolt's own parsing cannot
+    fail on it. Returns the canonical media type and the text. Raises :class:`Refused`."""
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if media not in (_FORM, _JSON):
+        raise Refused(415, "unsupported content type")
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+                "utf-8", "utf8"):
+            raise Refused(415, "unsupported charset")
+    if not body:
+        raise Refused(400, "empty body")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused(400, "body is not UTF-8") from None
+    if media == _JSON:
+        _json_object(text)
+        return media, text
+    if text.startswith("{"):  # Bolt would read it as JSON; Slack never sends a form like that
+        raise Refused(400, "malformed form")
+    try:
+        fields = parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict",
+                           max_num_fields=_MAX_FORM_FIELDS)
+    except ValueError:  # bad pairs, too many fields, percent-escapes that are not UTF-8
+        raise Refused(400, "malformed form") from None
+    names = [name for name, _ in fields]
+    if len(set(names)) != len(names):
+        raise Refused(400, "repeated form field")
+    payload = dict(fields).get("payload")
+    if payload is not None:
+        _json_object(payload)
+    return media, text
+
+
+def _json_object(text: str) -> None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be Slack's
+        raise Refused(400, "malformed JSON") from None
+    if not isinstance(value, dict):
+        raise Refused(400, "malformed JSON")
+
+
+def exception_summary(exc: BaseException) -> str:
+    """An exception for the log: its type and the frames it passed through, without its message
+    (which can quote request data or database parameters) and without local variables."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    lines = [f"{type(exc).__module__}.{type(exc).__qualname__}"]
+    lines += [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in frames]
+    return "\n".join(lines)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import audit
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # Bound parameters (screening answers, ciphertext, lookup hashes) stay out of error messages,
+    # and so out of every log line and traceback that quotes a database error.
+    kwargs = {**kwargs, "hide_parameters": True}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:" and not path.startswith("file:"):
@@ -35,7 +39,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if "poolclass" not in kwargs:
         kwargs = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, **kwargs}
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _terse_database_errors)
+    return engine
+
+
+_QUOTED_VALUE = re.compile(r':\s*".*$', re.DOTALL)
+
+
+def _terse_database_errors(ctx: ExceptionContext) -> None:
+    """PostgreSQL's error text carries row values ("DETAIL: Failing row contains (…)", "Key
+    (phone_index)=(…) already exists", "invalid input syntax …: "…""). Keep only the primary
+    message, with any quoted value cut off, in the driver's exception and in SQLAlchemy's."""
+    orig = ctx.original_exception
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary:
+        return
+    terse = _QUOTED_VALUE.sub(": (value hidden)", primary)
+    orig.args = (terse,)
+    wrapped = ctx.sqlalchemy_exception
+    if wrapped is not None:
+        wrapped.args = (f"({type(orig).__module__}.{type(orig).__name__}) {terse}", *wrapped.args[1:])
 
 
 def begin_writing(session: Session) -> None:

@@ -372,3 +372,30 @@ def test_home_refresh_button_republishes_the_queue(bot: Bot) -> None:
     bot.slack.click(CASEY, ids.HOME_REFRESH, view=bot.standin.home(CASEY)["id"])
     bot.standin.wait_for(lambda s: len(s.calls_to("views.publish")) > publishes)
     assert "ALZ-0001" in str(bot.standin.home(CASEY)["blocks"])
+
+
+def test_a_database_error_is_logged_without_the_screening_answers(
+        bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    """The database refuses the call row (a constraint added for the test); the failure is
+    logged with its SQL but never with the values bound to it: the answers, in plain text."""
+    with bot.db.engine.begin() as conn:
+        if bot.db.is_postgres:
+            conn.exec_driver_sql("ALTER TABLE prescreen_calls ADD CONSTRAINT test_refuse_calls "
+                                 "CHECK (attempt_no < 0) NOT VALID")
+        else:
+            conn.exec_driver_sql("CREATE TRIGGER test_refuse_calls BEFORE INSERT ON prescreen_calls "
+                                 "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    caplog.set_level(logging.DEBUG)
+    try:
+        view = bot.open_modal(CASEY)
+        resp = submit(bot, CASEY, view, new_candidate(**{"answer:region": "SE"}))
+    finally:
+        with bot.db.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE prescreen_calls DROP CONSTRAINT test_refuse_calls"
+                                 if bot.db.is_postgres else "DROP TRIGGER test_refuse_calls")
+
+    assert "Not saved" in " ".join(_errors(resp).values())
+    logged = caplog.text
+    assert "IntegrityError" in logged and "INSERT INTO prescreen_calls" in logged
+    assert '"region": "SE"' not in logged and '"age": 67' not in logged
+    assert count(bot, PrescreenCall) == 0

@@ -103,7 +103,7 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
 
     sandbox.ctx = ctx
     web = SlackWebApp(bolt, db, routes=console_routes(sandbox),
-                      prefix_routes=static_routes(sandbox.port))
+                      prefix_routes=static_routes(sandbox.port), signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
     from bot.calendar.sandbox import start_sandbox_graph
