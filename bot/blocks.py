@@ -162,9 +162,18 @@ def validated(data: Any, model: type[M], *, where: str, form: bool = False) -> M
         raise BadPayload(where, form=form, detail=_fields(exc)) from None
 
 
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
 def _fields(exc: ValidationError) -> str:
-    """Which fields were wrong (names only, never the values), for one quiet log line."""
-    return ", ".join(sorted({".".join(str(p) for p in e["loc"]) or "value"
+    """Which fields were wrong, for one quiet log line: our own field names only; keys that
+    came from the payload (block ids, anything typed) show as *, values never."""
+    def name(part: object) -> str:
+        if isinstance(part, int):
+            return str(part)
+        return part if isinstance(part, str) and _FIELD_NAME.match(part) else "*"
+
+    return ", ".join(sorted({".".join(name(p) for p in e["loc"][:3]) or "value"
                              for e in exc.errors()}))[:200]
 
 
