@@ -14,9 +14,15 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.context import AppContext
-from bot.errors import DomainError
-from handlers import register_all
-from handlers.common import domain_text, error_ref, unexpected_text
+from bot.errors import BadPayload, DomainError
+from handlers import payloads, register_all
+from handlers.common import (
+    answer_unacknowledged,
+    domain_text,
+    error_ref,
+    refuse,
+    unexpected_text,
+)
 from storage.crypto import PHICipher
 from storage.db import Database
 
@@ -74,6 +80,7 @@ def create_app(ctx: AppContext, *, signing_secret: str | None = None) -> App:
         logger=logging.getLogger("slack_bolt.App"),
     )
     _install_error_handler(app)
+    payloads.register(app)  # damaged envelopes are refused first, before any other middleware
     _install_event_dedupe(app, ctx)
     register_all(app, ctx)
     return app
@@ -98,8 +105,14 @@ def _install_event_dedupe(app: App, ctx: AppContext) -> None:
 def _install_error_handler(app: App) -> None:
     @app.error
     def on_error(
-        error: Exception, body: dict[str, Any], respond: Any, response: BoltResponse | None
+        error: Exception, body: dict[str, Any], respond: Any, response: BoltResponse | None,
+        client: WebClient, ack: Any = None,
     ) -> None:
+        if isinstance(error, BadPayload):
+            # out of date, damaged or forged: refuse at once, log one quiet line (no values)
+            log.info("refused a damaged %s (%s)", _kind(body), error.detail or "values")
+            refuse(error, body, response, respond, client, ack)
+            return
         if isinstance(error, DomainError):
             text = domain_text(error)
             log.info("domain error %s", type(error).__name__)
@@ -115,6 +128,8 @@ def _install_error_handler(app: App) -> None:
             response.body = json.dumps({"response_type": "ephemeral", "text": text})
             response.headers["content-type"] = ["application/json;charset=utf-8"]
             return
+        if answer_unacknowledged(response, body, text, ack):
+            return
         if respond is not None and _has_response_url(body):
             try:
                 respond(text=text, response_type="ephemeral", replace_original=False)
@@ -122,10 +137,15 @@ def _install_error_handler(app: App) -> None:
                 log.warning("could not deliver the error message")
 
 
+KINDS = ("block_actions", "view_submission", "view_closed", "event_callback", "shortcut")
+
+
 def _kind(body: dict[str, Any]) -> str:
+    """What kind of request failed, for the log: only our own words, never the payload's."""
     if "command" in body:
-        return f"command {body['command']}"
-    return str(body.get("type", "request"))
+        return "command"
+    kind = body.get("type")
+    return kind if kind in KINDS else "request"
 
 
 def _has_response_url(body: dict[str, Any]) -> bool:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from bot.errors import BadPayload
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_MODAL_BLOCKS = 100
@@ -87,7 +92,7 @@ def encode(data: dict[str, Any]) -> str:
 
 
 def decode(raw: str | None) -> dict[str, Any]:
-    """Parse a value/private_metadata written by encode(); anything else gives {}."""
+    """Lenient read of a value written by encode() ({} for anything else); listeners use parse()."""
     if not raw:
         return {}
     try:
@@ -106,21 +111,151 @@ def truncate_blocks(blocks: list[Block], limit: int, more_text: str) -> list[Blo
     return [*kept, context(more_text.format(n=left))]
 
 
-def form_value(values: dict[str, Any], block_id: str, action_id: str) -> Any:
-    """The submitted value of one input in `view.state.values`, whatever the element type."""
-    el = (values.get(block_id) or {}).get(action_id) or {}
+# ----- reading what Slack sends back: typed, strict, one helper -----
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every database we run on
+MAX_INPUT = 3000  # Slack's longest plain_text_input value
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Version = Annotated[int, Field(ge=0, le=MAX_ID)]
+SlackId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,32}$")]
+RefCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,16}-[0-9]{1,9}$")]
+StudyKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,16}$")]
+Word = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")]
+
+M = TypeVar("M", bound="Payload")
+
+
+class Payload(BaseModel):
+    """A small typed value carried in a button value or private_metadata. Strict: a number is
+    a JSON number (not a string, not a bool), unknown keys are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+def parse(raw: Any, model: type[M], *, where: str, form: bool = False) -> M:
+    """The one way a listener reads a button value or private_metadata written by encode().
+    Anything else (not a string, not JSON, not an object, missing or mistyped fields, numbers
+    out of range, too long) raises BadPayload, which becomes a refusal, never a 500."""
+    if raw is None or raw == "":
+        data: Any = {}
+    elif not isinstance(raw, str) or len(raw) > MAX_PRIVATE_METADATA:
+        raise BadPayload(where, form=form, detail="not a short string")
+    else:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise BadPayload(where, form=form, detail="not JSON") from None
+    if not isinstance(data, dict):
+        raise BadPayload(where, form=form, detail="not an object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadPayload(where, form=form, detail=_fields(exc)) from None
+
+
+def validated(data: Any, model: type[M], *, where: str, form: bool = False) -> M:
+    """Like parse(), for a structure Slack already sent as JSON (an envelope, a view state)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadPayload(where, form=form, detail=_fields(exc)) from None
+
+
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+def _fields(exc: ValidationError) -> str:
+    """Which fields were wrong, for one quiet log line: our own field names only; keys that
+    came from the payload (block ids, anything typed) show as *, values never."""
+    def name(part: object) -> str:
+        if isinstance(part, int):
+            return str(part)
+        return part if isinstance(part, str) and _FIELD_NAME.match(part) else "*"
+
+    return ", ".join(sorted({".".join(name(p) for p in e["loc"][:3]) or "value"
+                             for e in exc.errors()}))[:200]
+
+
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_TIME = re.compile(r"^[0-9]{2}:[0-9]{2}$")
+_USER = re.compile(r"^[A-Z0-9]{2,32}$")
+
+
+def form_value(values: Any, block_id: str, action_id: str, *, where: str = "where you started"
+               ) -> Any:
+    """The submitted value of one input in `view.state.values`, whatever the element type: a
+    string, a list of strings (checkboxes), or None. A value of the wrong shape, type or size
+    (nothing our views render could send it) raises BadPayload."""
+
+    def bad(why: str) -> BadPayload:
+        return BadPayload(where, form=True, block=block_id, detail=f"{block_id}: {why}")
+
+    def text(value: Any, pattern: re.Pattern[str] | None = None) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or len(value) > MAX_INPUT or (
+                pattern is not None and not pattern.match(value)):
+            raise bad("not a valid value")
+        return value
+
+    def option_value(opt: Any) -> str | None:
+        if opt is None:
+            return None
+        if not isinstance(opt, dict):
+            raise bad("option is not an object")
+        return text(opt.get("value"))
+
+    if not isinstance(values, dict):
+        raise bad("state is not an object")
+    block = values.get(block_id)
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise bad("block is not an object")
+    el = block.get(action_id)
+    if el is None:
+        return None
+    if not isinstance(el, dict):
+        raise bad("element is not an object")
     kind = el.get("type")
     if kind in ("static_select", "radio_buttons", "external_select"):
-        opt = el.get("selected_option")
-        return opt.get("value") if opt else None
+        return option_value(el.get("selected_option"))
     if kind in ("checkboxes", "multi_static_select"):
-        return [o.get("value") for o in el.get("selected_options") or []]
+        opts = el.get("selected_options")
+        if opts is None:
+            return []
+        if not isinstance(opts, list) or len(opts) > 100:
+            raise bad("options are not a list")
+        return [option_value(o) for o in opts]
     if kind == "datepicker":
-        return el.get("selected_date")
+        return text(el.get("selected_date"), _DATE)
     if kind == "timepicker":
-        return el.get("selected_time")
+        return text(el.get("selected_time"), _TIME)
     if kind == "datetimepicker":
-        return el.get("selected_date_time")
+        stamp = el.get("selected_date_time")
+        if stamp is not None and (not isinstance(stamp, int) or isinstance(stamp, bool)):
+            raise bad("not a time stamp")
+        return stamp
     if kind == "users_select":
-        return el.get("selected_user")
-    return el.get("value")
+        return text(el.get("selected_user"), _USER)
+    return text(el.get("value"))
+
+
+# ----- writing user-entered text into mrkdwn -----
+
+def escape(text: object) -> str:
+    """User-entered text made inert for a mrkdwn field (Slack's documented escaping): no
+    `<!channel>`, `<!here>`, `<!subteam^…>`, `<@U…>` mention and no `<url|label>` link can
+    come out of it; it reads as typed."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def echo(text: object, limit: int = 40) -> str:
+    """User-entered text repeated back in a sentence: one line, clipped, escaped."""
+    return escape(clip(" ".join(str(text).split()), limit))
+
+
+def code(text: object, limit: int = 40) -> str:
+    """User-entered text quoted back as inline code, escaped and clipped: `like this`."""
+    return "`" + echo(text, limit).replace("`", "'") + "`"

@@ -53,3 +53,18 @@ class InvalidInput(DomainError):
 
 class CalendarUnavailable(DomainError):
     pass
+
+
+class BadPayload(DomainError):
+    """A button value, private_metadata, form state or command that our own views never produce:
+    out of date, damaged or forged. `where` says where the user can open it again; `block` is the
+    form block to show the refusal under, when known. The message never repeats the payload."""
+
+    def __init__(self, where: str = "where you found it", *, form: bool = False,
+                 block: str | None = None, detail: str = "") -> None:
+        thing = "form" if form else "button"
+        super().__init__(f"That {thing} is out of date or damaged — open it again from {where}.")
+        self.where = where
+        self.form = form
+        self.block = block
+        self.detail = detail  # field names only, for the log line; never values

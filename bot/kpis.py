@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot import blocks as bk
 from bot.context import AppContext
 from bot.errors import DomainError, UnknownStudy
 from bot.prescreen.outcomes import OUTCOMES
@@ -57,7 +58,7 @@ def _zone(tz: str) -> str:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise DomainError(f"`{tz}` is not a time zone name (e.g. America/New_York).") from exc
+        raise DomainError(f"{bk.code(tz)} is not a time zone name (e.g. America/New_York).") from exc
     return tz
 
 
@@ -81,7 +82,7 @@ def _parse_day(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise DomainError(f"`{text}` is not a date (use YYYY-MM-DD). {PERIOD_HELP}") from exc
+        raise DomainError(f"{bk.code(text)} is not a date (use YYYY-MM-DD). {PERIOD_HELP}") from exc
 
 
 def period_for(spec: str, *, tz: str, today: dt.date) -> Period:
@@ -108,7 +109,7 @@ def period_for(spec: str, *, tz: str, today: dt.date) -> Period:
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
         day = _parse_day(s)
         return range_period(day, day, tz)
-    raise DomainError(f"I don't understand the period `{spec}`. {PERIOD_HELP}")
+    raise DomainError(f"I don't understand the period {bk.code(spec)}. {PERIOD_HELP}")
 
 
 @dataclass
@@ -163,14 +164,14 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
     with ctx.db.session() as s:
         study = get_study(s, study_key)
         if study is None:
-            raise UnknownStudy(f"There is no study `{study_key}`.")
+            raise UnknownStudy(f"There is no study {bk.code(study_key)}.")
         sid, start, end = study.id, period.start, period.end
         site_id: int | None = None
         sites = repo.study_sites(s, sid)
         if site_key is not None:
             by_key = {k: i for i, k in sites}
             if site_key.upper() not in by_key:
-                raise DomainError(f"{study.key} has no site `{site_key}`. Sites: "
+                raise DomainError(f"{study.key} has no site {bk.code(site_key)}. Sites: "
                                   f"{', '.join(by_key) or 'none'}.")
             site_id = by_key[site_key.upper()]
             site_key = site_key.upper()
@@ -365,7 +366,7 @@ def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> Stats
         site = rest.pop().upper()
     spec = " ".join(rest)
     if len(rest) > 1 or (rest and rest[0].isalpha() and rest[0].lower() not in ("today", "yesterday")):
-        raise DomainError(f"`{spec}` is not one of your studies ({', '.join(sorted(mine))}) or a "
+        raise DomainError(f"{bk.code(spec)} is not one of your studies ({', '.join(sorted(mine))}) or a "
                           f"period. {PERIOD_HELP} Usage: `{STATS_USAGE}`")
     now = ctx.clock.now()
     items = []

@@ -15,7 +15,8 @@ from bot import ids
 from bot.callbacks import service
 from bot.callbacks import views as cv
 from bot.context import AppContext
-from bot.errors import DomainError, InvalidInput
+from bot.errors import BadPayload, DomainError, InvalidInput
+from handlers import payloads
 from handlers.common import CommandRequest, Subcommand, open_view, tell
 
 
@@ -31,8 +32,11 @@ SUBCOMMANDS = [
 ]
 
 
-def _callback_id(body: dict[str, Any]) -> int:
-    return int(bk.decode(body["actions"][0].get("value")).get("cb") or 0)
+def _clicked(body: dict[str, Any]) -> tuple[str, str, int, str | None]:
+    """(user, action id, callback id, channel) of a click on a reminder button."""
+    user_id, act, channel = payloads.action(body)
+    value = bk.parse(act.value, payloads.CallbackValue, where=payloads.FROM_REMINDER)
+    return user_id, act.action_id, value.cb, channel
 
 
 def _warn(respond: Respond, text: str) -> None:
@@ -64,24 +68,24 @@ MODALS: dict[str, Callable[[service.CallbackInfo, str | None], dict[str, Any]]] 
 
 def register(app: App, ctx: AppContext) -> None:
     def act(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        user_id, action_id, callback_id, _ = _clicked(body)
         ack()
-        func = ACTIONS[body["actions"][0]["action_id"]]
         try:
-            result = func(ctx, callback_id=_callback_id(body), actor=body["user"]["id"])
+            result = ACTIONS[action_id](ctx, callback_id=callback_id, actor=user_id)
         except DomainError as exc:
             _warn(respond, exc.message)
             return
         _replace(respond, result.message)
 
     def open_modal(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        user_id, action_id, callback_id, channel = _clicked(body)
         ack()
-        build = MODALS[body["actions"][0]["action_id"]]
         try:
-            info = service.callback_info(ctx, callback_id=_callback_id(body), actor=body["user"]["id"])
+            info = service.callback_info(ctx, callback_id=callback_id, actor=user_id)
         except DomainError as exc:
             _warn(respond, exc.message)
             return
-        open_view(client, body.get("trigger_id"), build(info, (body.get("channel") or {}).get("id")),
+        open_view(client, body.get("trigger_id"), MODALS[action_id](info, channel),
                   respond=respond)
 
     for action_id in ACTIONS:
@@ -90,16 +94,18 @@ def register(app: App, ctx: AppContext) -> None:
         app.action(action_id)(open_modal)
 
     @app.view(ids.RESCHEDULE_VIEW)
-    def reschedule_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any],
-                             client: WebClient) -> None:
-        meta = bk.decode(view.get("private_metadata"))
-        values = (view.get("state") or {}).get("values") or {}
-        day = bk.form_value(values, ids.RS_DATE_BLOCK, ids.RS_DATE_INPUT)
-        hhmm = bk.form_value(values, ids.RS_TIME_BLOCK, ids.RS_TIME_INPUT)
-        user_id = body["user"]["id"]
+    def reschedule_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, view = payloads.submission(body, payloads.FROM_REMINDER)
+        meta = bk.parse(view.private_metadata, payloads.CallbackMeta,
+                        where=payloads.FROM_REMINDER, form=True)
+        values = view.state.values
+        day = bk.form_value(values, ids.RS_DATE_BLOCK, ids.RS_DATE_INPUT,
+                            where=payloads.FROM_REMINDER)
+        hhmm = bk.form_value(values, ids.RS_TIME_BLOCK, ids.RS_TIME_INPUT,
+                             where=payloads.FROM_REMINDER)
         try:
-            result = service.reschedule(ctx, callback_id=int(meta.get("cb") or 0), actor=user_id,
-                                        day=dt.date.fromisoformat(day) if day else None, hhmm=hhmm)
+            result = service.reschedule(ctx, callback_id=meta.cb, actor=user_id,
+                                        day=_day(day), hhmm=hhmm)
         except InvalidInput as exc:
             block = ids.RS_DATE_BLOCK if exc.message.startswith("Pick the day") else ids.RS_TIME_BLOCK
             ack(response_action="errors", errors={block: exc.message})
@@ -108,20 +114,30 @@ def register(app: App, ctx: AppContext) -> None:
             ack(response_action="errors", errors={ids.RS_TIME_BLOCK: exc.message})
             return
         ack()
-        tell(client, user_id, meta.get("c"), result.message, None)
+        tell(client, user_id, meta.c, result.message, None)
 
     @app.view(ids.HANDOFF_VIEW)
-    def handoff_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any],
-                          client: WebClient) -> None:
-        meta = bk.decode(view.get("private_metadata"))
-        values = (view.get("state") or {}).get("values") or {}
-        to_user = bk.form_value(values, ids.HANDOFF_BLOCK, ids.HANDOFF_SELECT)
-        user_id = body["user"]["id"]
+    def handoff_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, view = payloads.submission(body, payloads.FROM_REMINDER)
+        meta = bk.parse(view.private_metadata, payloads.CallbackMeta,
+                        where=payloads.FROM_REMINDER, form=True)
+        to_user = bk.form_value(view.state.values, ids.HANDOFF_BLOCK, ids.HANDOFF_SELECT,
+                                where=payloads.FROM_REMINDER)
         try:
-            result = service.hand_off(ctx, callback_id=int(meta.get("cb") or 0), actor=user_id,
-                                      to_user=to_user)
+            result = service.hand_off(ctx, callback_id=meta.cb, actor=user_id, to_user=to_user)
         except DomainError as exc:
             ack(response_action="errors", errors={ids.HANDOFF_BLOCK: exc.message})
             return
         ack()
-        tell(client, user_id, meta.get("c"), result.message, None)
+        tell(client, user_id, meta.c, result.message, None)
+
+
+def _day(raw: str | None) -> dt.date | None:
+    """A datepicker value (already YYYY-MM-DD); an impossible date is a damaged form."""
+    if not raw:
+        return None
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadPayload(payloads.FROM_REMINDER, form=True, block=ids.RS_DATE_BLOCK,
+                         detail="date") from None

@@ -8,10 +8,12 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot import blocks as bk
 from bot import ids
 from bot.context import AppContext
 from bot.help import help_blocks, help_text
 from handlers.common import CommandRequest, Subcommand
+from handlers.payloads import SlashCommand
 
 
 def _help(req: CommandRequest, intro: str | None = None) -> None:
@@ -39,16 +41,17 @@ def register(app: App, ctx: AppContext, subcommands: list[Subcommand]) -> None:
 
     @app.command(ids.COMMAND)
     def prescreen(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        text = (body.get("text") or "").strip()
+        command = bk.validated(body, SlashCommand, where="Slack")
+        text = command.text.strip()
         args = split_args(text)
         name = args[0].lower() if args else ""
         req = CommandRequest(
             ctx=ctx,
-            user_id=body["user_id"],
-            channel_id=body.get("channel_id", ""),
+            user_id=command.user_id,
+            channel_id=command.channel_id or "",
             args=args[1:],
             text=text,
-            trigger_id=body.get("trigger_id"),
+            trigger_id=command.trigger_id,
             ack=ack,
             respond=respond,
             client=client,
@@ -57,6 +60,7 @@ def register(app: App, ctx: AppContext, subcommands: list[Subcommand]) -> None:
         sub = table.get(name) if name else default
         if sub is None:
             req.args = args
-            _help(req, intro=f":grey_question: I don't know `{args[0]}`. Here is what I can do:")
+            _help(req, intro=f":grey_question: I don't know {bk.code(args[0])}. "
+                             "Here is what I can do:")
             return
         sub.run(req)

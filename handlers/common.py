@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.context import AppContext
-from bot.errors import DomainError
+from bot.errors import BadPayload, DomainError
 
 log = logging.getLogger("prescreen.handlers")
 
@@ -82,6 +83,77 @@ def submit_form(ack: Ack, submit: Callable[[], T], *,
         return None
     ack()
     return result
+
+
+def refuse(error: BadPayload, body: dict[str, Any], response: Any, respond: Any,
+           client: WebClient, ack: Any = None) -> None:
+    """The refusal for a damaged or forged payload, in the shape its request expects: an
+    ephemeral answer to a command, an inline error in a form, an ephemeral note after a click.
+    When the request is not acknowledged yet, the refusal is the acknowledgement itself."""
+    text = domain_text(error)
+    if "command" in body:
+        if response is not None:
+            _answer(response, {"response_type": "ephemeral", "text": text})
+        elif respond is not None and body.get("response_url"):
+            respond(text=text, response_type="ephemeral")
+        return
+    if body.get("type") == "view_submission":
+        if response is not None:
+            _answer(response, form_answer(error.message, body.get("view"), error.block))
+        return
+    if response is not None:
+        _answer(response, None)
+        if ack is not None:
+            ack()  # answer Slack now; the note below may take a moment
+    if body.get("type") != "block_actions":
+        return
+    user = (body.get("user") or {}).get("id")
+    if respond is not None and body.get("response_url"):
+        try:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+        except Exception:  # best effort; the log has the refusal
+            log.warning("could not deliver the refusal")
+    elif isinstance(user, str):
+        channel = (body.get("channel") or {}).get("id")
+        tell(client, user, channel if isinstance(channel, str) else None, text, None)
+
+
+def answer_unacknowledged(response: Any, body: dict[str, Any], text: str, ack: Any) -> bool:
+    """A listener failed before acknowledging a click or a form: answer Slack now (200; a form
+    stays open with `text` in it) instead of letting the request fail. False for other kinds."""
+    if response is None:
+        return False
+    if body.get("type") == "view_submission":
+        _answer(response, form_answer(text, body.get("view")))
+        return True
+    if body.get("type") == "block_actions":
+        _answer(response, None)
+        if ack is not None:
+            ack()
+        return False  # the message itself still goes to the user
+    return False
+
+
+def _answer(response: Any, payload: dict[str, Any] | None) -> None:
+    response.status = 200
+    response.body = json.dumps(payload) if payload is not None else ""
+    if payload is not None:
+        response.headers["content-type"] = ["application/json;charset=utf-8"]
+
+
+def form_answer(text: str, view: Any, block: str | None = None) -> dict[str, Any]:
+    """`text` inline under `block` (or the form's first input); a form with no input left to
+    show it under is replaced by a short note."""
+    blocks = view.get("blocks") if isinstance(view, dict) else None
+    inputs = [b.get("block_id") for b in blocks or [] if isinstance(b, dict)
+              and b.get("type") == "input" and isinstance(b.get("block_id"), str)]
+    if inputs:
+        return {"response_action": "errors",
+                "errors": {block if block in inputs else inputs[0]: text}}
+    return {"response_action": "update", "view": {
+        "type": "modal", "title": {"type": "plain_text", "text": "prescreen-bot"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}}
 
 
 def domain_text(err: DomainError) -> str:

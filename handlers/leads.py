@@ -16,6 +16,7 @@ from bot.context import AppContext
 from bot.errors import DomainError
 from bot.leads import intake
 from bot.leads import views as lv
+from handlers import payloads
 from handlers.common import CommandRequest, Subcommand, open_view, submit_form, tell
 
 log = logging.getLogger("prescreen.handlers.leads")
@@ -37,7 +38,8 @@ def _lead(req: CommandRequest) -> None:
         return
     wanted = req.args[0].upper() if req.args else None
     if wanted and wanted not in {s.key for s in studies}:
-        req.reply(f"You can add leads to {', '.join(s.key for s in studies)}, not `{wanted}`.")
+        req.reply(f"You can add leads to {', '.join(s.key for s in studies)}, not "
+                  f"{bk.code(wanted)}.")
         return
     key = wanted or (studies[0].key if len(studies) == 1 else None)
     req.ack()
@@ -54,23 +56,26 @@ SUBCOMMANDS = [
 def register(app: App, ctx: AppContext) -> None:
     @app.action(ids.LEAD_STUDY_SELECT)
     def study_changed(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, action, _ = payloads.action(body)
+        view = payloads.view_of_action(body, payloads.FROM_LEAD)
+        meta = bk.parse(view.private_metadata, payloads.LeadMeta, where=payloads.FROM_LEAD,
+                        form=True)
+        key = action.selected_option.value if action.selected_option else None
         ack()
-        view = body["view"]
-        key = (body["actions"][0].get("selected_option") or {}).get("value")
-        channel = bk.decode(view.get("private_metadata")).get("c")
-        new_view = lv.lead_modal(_studies(ctx, body["user"]["id"]), key, channel)
+        new_view = lv.lead_modal(_studies(ctx, user_id), key, meta.c)
         try:
-            client.views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
+            client.views_update(view_id=view.id, hash=view.hash, view=new_view)
         except SlackApiError as exc:
             log.info("views.update skipped: %s", exc.response.get("error"))
 
     @app.view(ids.LEAD_VIEW)
-    def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        user_id = body["user"]["id"]
-        channel = bk.decode(view.get("private_metadata")).get("c")
+    def submit(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, view = payloads.submission(body, payloads.FROM_LEAD)
+        meta = bk.parse(view.private_metadata, payloads.LeadMeta, where=payloads.FROM_LEAD,
+                        form=True)
+        form = lv.parse_lead(view.state.values, meta.s, view.id, user_id)
 
         def add() -> Any:
-            form = lv.parse_lead(view, user_id)
             if not form.study_key:
                 raise DomainError("Pick a study.")
             return intake.add_lead(ctx, form)
@@ -82,4 +87,4 @@ def register(app: App, ctx: AppContext) -> None:
             again="Press Add lead again.", what="adding a lead")
         if added is None:
             return
-        tell(client, user_id, channel, lv.lead_added_text(added), None)
+        tell(client, user_id, meta.c, lv.lead_added_text(added), None)

@@ -17,6 +17,7 @@ from bot.errors import DomainError
 from bot.prescreen import cards, queries
 from bot.prescreen import views as modal
 from bot.prescreen.workflow import CallLogged, log_call, study_or_error
+from handlers import payloads
 from handlers.common import CommandRequest, Subcommand, open_view, submit_form, tell
 
 log = logging.getLogger("prescreen.handlers.prescreen")
@@ -62,43 +63,50 @@ SUBCOMMANDS = [
 
 # ----- listeners -----
 
+def _log_state(view: payloads.ViewRef) -> modal.ModalState:
+    meta = bk.parse(view.private_metadata, payloads.LogCallMeta, where=payloads.FROM_LOG,
+                    form=True)
+    return modal.ModalState(study=meta.s, mode=meta.m, ref=meta.r, channel=meta.c)
+
+
 def register(app: App, ctx: AppContext) -> None:
     @app.action(ids.STUDY_SELECT)
     @app.action(ids.MODE_SELECT)
     def rerender(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, action, _ = payloads.action(body)
+        view = payloads.view_of_action(body, payloads.FROM_LOG)
+        state = _log_state(view)
+        state.study = modal.selected_study(view.state.values) or state.study
+        if action.action_id == ids.MODE_SELECT:
+            mode = action.selected_option.value if action.selected_option else None
+            state.mode = mode if mode in ("new", "existing") else "new"
         ack()
-        view = body["view"]
-        state = modal.ModalState.decode(view.get("private_metadata"))
-        values = (view.get("state") or {}).get("values") or {}
-        state.study = modal.selected_study(values) or state.study
-        action = body["actions"][0]
-        if action["action_id"] == ids.MODE_SELECT:
-            state.mode = (action.get("selected_option") or {}).get("value") or "new"
-        setup = queries.log_modal_for_study(ctx, body["user"]["id"], state.study, state.ref)
+        setup = queries.log_modal_for_study(ctx, user_id, state.study, state.ref)
         new_view = modal.log_call_modal(setup.studies, state, setup.candidate)
         try:
-            client.views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
+            client.views_update(view_id=view.id, hash=view.hash, view=new_view)
         except SlackApiError as exc:
             # hash_conflict: a newer update already landed; that one wins
             log.info("views.update skipped: %s", exc.response.get("error"))
 
     @app.view(ids.LOG_CALL_VIEW)
-    def submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        user_id = body["user"]["id"]
-        values = (view.get("state") or {}).get("values") or {}
-        state = modal.ModalState.decode(view.get("private_metadata"))
+    def submit(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, view = payloads.submission(body, payloads.FROM_LOG)
+        state = _log_state(view)
+        values = view.state.values
         study_key = modal.selected_study(values) or state.study
+        present = {b.get("block_id") for b in view.blocks}
 
         def save() -> CallLogged:
             if not study_key:
                 raise DomainError("Pick a study.")
             with ctx.db.session() as session:
                 study = study_or_error(session, study_key, user_id)
-            return log_call(ctx, modal.parse_submission(view, user_id, study))
+            return log_call(ctx, modal.parse_submission(values, state, view.id, user_id, study))
 
         result = submit_form(
             ack, save, domain_block=ids.STUDY_BLOCK, failure_block=ids.OUTCOME_BLOCK,
-            field_blocks=lambda errors: modal.errors_to_blocks(errors, view),
+            field_blocks=lambda errors: modal.errors_to_blocks(errors, present),
             again="Your entries are still here; press Log call again.", what="log call")
         if result is None:
             return
@@ -107,29 +115,32 @@ def register(app: App, ctx: AppContext) -> None:
 
     @app.action(re.compile(f"^({ids.HOME_LOG_CALL}|{ids.CALLBACK_LOG})$"))
     def log_from_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, action, channel = payloads.action(body)
+        where = payloads.FROM_REMINDER if action.action_id == ids.CALLBACK_LOG else payloads.FROM_HOME
+        value = bk.parse(action.value, payloads.CandidateValue, where=where)
         ack()
-        value = bk.decode(body["actions"][0].get("value"))
-        user_id = body["user"]["id"]
         try:
-            setup = queries.log_modal_setup(ctx, user_id, value.get("ref"))
+            setup = queries.log_modal_setup(ctx, user_id, value.ref)
         except DomainError as exc:
-            tell(client, user_id, (body.get("channel") or {}).get("id"), exc.message, None)
+            tell(client, user_id, channel, exc.message, None)
             return
         state = modal.ModalState(study=setup.study_key, mode="existing",
                                  ref=setup.candidate.ref if setup.candidate else None,
-                                 channel=(body.get("channel") or {}).get("id"))
+                                 channel=channel)
         open_view(client, body.get("trigger_id"), modal.log_call_modal(setup.studies, state,
                                                                           setup.candidate))
 
     @app.action(ids.HOME_REFRESH)
     def refresh(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, _, _ = payloads.action(body)
         ack()
-        _publish_home(ctx, client, body["user"]["id"])
+        _publish_home(ctx, client, user_id)
 
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") == "home":
-            _publish_home(ctx, client, event["user"])
+        user = event.get("user")
+        if event.get("tab", "home") == "home" and isinstance(user, str):
+            _publish_home(ctx, client, user)
 
 
 def _publish_home(ctx: AppContext, client: WebClient, user_id: str) -> None:

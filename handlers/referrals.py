@@ -13,9 +13,10 @@ from slack_sdk import WebClient
 from bot import blocks as bk
 from bot import ids
 from bot.context import AppContext
-from bot.errors import DomainError, InvalidInput
+from bot.errors import BadPayload, DomainError, InvalidInput
 from bot.referrals import views as rv
 from bot.referrals import workflow
+from handlers import payloads
 from handlers.common import CommandRequest, Subcommand, open_view, tell
 
 log = logging.getLogger("prescreen.handlers.referrals")
@@ -32,8 +33,8 @@ def _referral(req: CommandRequest) -> None:
         try:
             visit = dt.date.fromisoformat(req.args[2])
         except ValueError:
-            raise InvalidInput(f"`{req.args[2]}` is not a date. Use YYYY-MM-DD, like 2026-12-03.") \
-                from None
+            raise InvalidInput(f"{bk.code(req.args[2])} is not a date. Use YYYY-MM-DD, like "
+                               "2026-12-03.") from None
     result = workflow.advance(req.ctx, actor=req.user_id, ref=ref, to_state=target, visit_date=visit)
     req.reply(f":white_check_mark: {result.message} The channel card is updated.")
 
@@ -64,11 +65,12 @@ def _ephemeral(respond: Respond, text: str) -> None:
 def register(app: App, ctx: AppContext) -> None:
     @app.action(ids.REFERRAL_APPROVE)
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        user_id, act, _ = payloads.action(body)
+        value = bk.parse(act.value, payloads.ReferralValue, where=payloads.FROM_CARD)
         ack()
-        value = bk.decode(body["actions"][0].get("value"))
         try:
-            result = workflow.decide(ctx, referral_id=int(value["id"]), actor=body["user"]["id"],
-                                     approve=True, expected_version=value.get("v"))
+            result = workflow.decide(ctx, referral_id=value.id, actor=user_id, approve=True,
+                                     expected_version=value.v)
         except DomainError as exc:
             _ephemeral(respond, f":warning: {exc.message}")
             return
@@ -77,72 +79,77 @@ def register(app: App, ctx: AppContext) -> None:
 
     @app.action(ids.REFERRAL_REJECT)
     def reject(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        user_id, act, channel = payloads.action(body)
+        value = bk.parse(act.value, payloads.ReferralValue, where=payloads.FROM_CARD)
         ack()
-        value = bk.decode(body["actions"][0].get("value"))
         try:
-            ref = workflow.check_can_decide(ctx, referral_id=int(value["id"]), actor=body["user"]["id"])
+            choice = workflow.check_can_decide(ctx, referral_id=value.id, actor=user_id)
         except DomainError as exc:
             _ephemeral(respond, f":warning: {exc.message}")
             return
-        view = rv.reject_modal(int(value["id"]), int(value.get("v") or 0), ref,
-                               (body.get("channel") or {}).get("id"))
+        view = rv.reject_modal(value.id, value.v or 0, choice.ref, channel, choice.reasons)
         open_view(client, body.get("trigger_id"), view, respond=respond)
 
     @app.view(ids.REJECT_VIEW)
-    def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        meta = bk.decode(view.get("private_metadata"))
-        values = (view.get("state") or {}).get("values") or {}
-        reason = bk.form_value(values, ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_SELECT)
-        note = bk.form_value(values, ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT)
-        user_id = body["user"]["id"]
+    def reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, view = payloads.submission(body, payloads.FROM_CARD)
+        meta = bk.parse(view.private_metadata, payloads.ReferralMeta, where=payloads.FROM_CARD,
+                        form=True)
+        values = view.state.values
+        reason = bk.form_value(values, ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_SELECT,
+                               where=payloads.FROM_CARD)
+        note = bk.form_value(values, ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT,
+                             where=payloads.FROM_CARD)
         try:
-            result = workflow.decide(ctx, referral_id=int(meta["id"]), actor=user_id, approve=False,
-                                     expected_version=meta.get("v") or None, reason=reason, note=note)
-        except InvalidInput as exc:
-            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: exc.message})
-            return
+            result = workflow.decide(ctx, referral_id=meta.id, actor=user_id, approve=False,
+                                     expected_version=meta.v or None, reason=reason, note=note)
         except DomainError as exc:
             ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: exc.message})
             return
         ack()
-        tell(client, user_id, meta.get("c"), f":x: {result.message}", None)
+        tell(client, user_id, meta.c, f":x: {result.message}", None)
 
     @app.view(ids.VISIT_VIEW)
-    def visit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        meta = bk.decode(view.get("private_metadata"))
-        values = (view.get("state") or {}).get("values") or {}
-        slot = bk.form_value(values, ids.VISIT_SLOT_BLOCK, ids.VISIT_SLOT_SELECT)
-        day = bk.form_value(values, ids.VISIT_DATE_BLOCK, ids.VISIT_DATE_INPUT)
-        user_id = body["user"]["id"]
+    def visit_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        user_id, view = payloads.submission(body, payloads.FROM_CARD)
+        meta = bk.parse(view.private_metadata, payloads.ReferralMeta, where=payloads.FROM_CARD,
+                        form=True)
+        values = view.state.values
+        slot = bk.form_value(values, ids.VISIT_SLOT_BLOCK, ids.VISIT_SLOT_SELECT,
+                             where=payloads.FROM_CARD)
+        day = bk.form_value(values, ids.VISIT_DATE_BLOCK, ids.VISIT_DATE_INPUT,
+                            where=payloads.FROM_CARD)
         try:
-            visit = workflow.visit_date_from(ctx, referral_id=int(meta["id"]), slot=slot, day=day)
-            result = workflow.advance(ctx, actor=user_id, referral_id=int(meta["id"]),
-                                      to_state="visit_scheduled", expected_version=meta.get("v"),
+            visit = workflow.visit_date_from(ctx, referral_id=meta.id, slot=slot, day=day)
+            result = workflow.advance(ctx, actor=user_id, referral_id=meta.id,
+                                      to_state="visit_scheduled", expected_version=meta.v,
                                       visit_date=visit)
         except DomainError as exc:
             ack(response_action="errors", errors={ids.VISIT_DATE_BLOCK: exc.message})
             return
         ack()
-        tell(client, user_id, meta.get("c"), f":calendar: {result.message}", None)
+        tell(client, user_id, meta.c, f":calendar: {result.message}", None)
 
     @app.action(re.compile(f"^{ids.REFERRAL_ADVANCE}:"))
     def advance(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        user_id, act, channel = payloads.action(body)
+        value = bk.parse(act.value, payloads.ReferralValue, where=payloads.FROM_CARD)
+        if value.to is None:
+            raise BadPayload(payloads.FROM_CARD, detail="to")
         ack()
-        value = bk.decode(body["actions"][0].get("value"))
-        if value.get("to") == "visit_scheduled":
+        if value.to == "visit_scheduled":
             try:
-                choice = workflow.visit_choices(ctx, referral_id=int(value["id"]),
-                                                actor=body["user"]["id"])
+                choice = workflow.visit_choices(ctx, referral_id=value.id, actor=user_id)
             except DomainError as exc:
                 _ephemeral(respond, f":warning: {exc.message}")
                 return
             view = rv.visit_modal(choice.referral_id, choice.version, choice.ref, choice.slots,
-                                  (body.get("channel") or {}).get("id"))
+                                  channel)
             open_view(client, body.get("trigger_id"), view, respond=respond)
             return
         try:
-            result = workflow.advance(ctx, actor=body["user"]["id"], referral_id=int(value["id"]),
-                                      to_state=str(value.get("to")), expected_version=value.get("v"))
+            result = workflow.advance(ctx, actor=user_id, referral_id=value.id,
+                                      to_state=value.to, expected_version=value.v)
         except DomainError as exc:
             _ephemeral(respond, f":warning: {exc.message}")
             return

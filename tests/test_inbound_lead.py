@@ -151,16 +151,44 @@ def test_a_slack_retry_of_the_same_submission_adds_one_lead(bot: Bot) -> None:
     assert len(candidates(bot)) == 1
 
 
-def test_a_do_not_call_phone_is_refused(bot: Bot) -> None:
+def test_a_do_not_call_phone_is_refused_without_naming_the_other_study(bot: Bot) -> None:
+    """Do-not-call holds across studies, but the answer names no other study and no reference
+    code: an ALZ coordinator must not learn who is a candidate in MDD. Each check is audited."""
     from sqlalchemy import update
 
-    first = bot.open_modal(SAM, "lead ALZ")
-    assert bot.slack.submit(SAM, first["id"], lead(**{ids.LEAD_SOURCE_SELECT: "other"})
-                            ).status_code == 200
-    bot.standin.wait_for(lambda s: s.ephemerals(SAM), message="ALZ lead added")
+    first = bot.open_modal(SAM, "lead MDD")
+    assert bot.slack.submit(SAM, first["id"], lead()).status_code == 200
+    bot.standin.wait_for(lambda s: s.ephemerals(SAM), message="MDD lead added")
     with bot.db.session() as s:
         s.execute(update(Candidate).values(do_not_call=True))
-    view = bot.open_modal(SAM, "lead MDD")
-    message = errors(bot.slack.submit(SAM, view["id"], lead()))[ids.LEAD_PHONE_BLOCK]
-    assert message.startswith("ALZ-0001 has this phone number and asked not to be called")
+
+    view = bot.open_modal(CASEY, "lead ALZ")  # Casey works on ALZ only
+    resp = bot.slack.submit(CASEY, view["id"], lead(**{ids.LEAD_SOURCE_SELECT: "other"}))
+    message = errors(resp)[ids.LEAD_PHONE_BLOCK]
+    assert message == "This number asked not to be called. It can't be added."
+    assert "MDD" not in resp.text and "0001" not in resp.text
+    assert [c.ref_code for c in candidates(bot)] == ["MDD-0001"]
+    with bot.db.session() as s:
+        checks = s.scalars(select(AuditEvent).where(AuditEvent.action == "lead.do_not_call_checked")
+                           .order_by(AuditEvent.id)).all()
+        trail = [(a.actor, a.entity, a.entity_id, a.after) for a in checks]
+        stored = " ".join(str((a.before, a.after, a.reason)) for a in checks)
+    assert trail == [(SAM, "study", "MDD", {"outcome": "clear"}),
+                     (CASEY, "study", "ALZ", {"outcome": "do_not_call"})]
+    assert not any(p in stored for p in PHI)
+
+
+def test_a_replayed_submission_is_answered_only_to_whoever_may_add_leads(bot: Bot) -> None:
+    """A form's id is not a key to someone else's result: the role is checked before a retry
+    is answered, so replaying a coordinator's submission tells an outsider nothing."""
+    from bot.errors import NotAllowed
+    from bot.leads.intake import InboundLead, add_lead
+
+    form = InboundLead(study_key="MDD", user_id=SAM, name=NAME, phone=PHONE, dob=None, state="IL",
+                       source="web-ads", consent=True, idempotency_key="lead:V0REPLAY")
+    assert add_lead(bot.ctx, form).ref == "MDD-0001"
+    for outsider in ("U0STRANGER", CASEY, PAT):  # no MDD role, and an ALZ coordinator
+        with pytest.raises(NotAllowed) as refused:
+            add_lead(bot.ctx, InboundLead(**{**form.__dict__, "user_id": outsider}))
+        assert "MDD-0001" not in refused.value.message
     assert len(candidates(bot)) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -399,3 +400,39 @@ def test_a_database_error_is_logged_without_the_screening_answers(
     assert "IntegrityError" in logged and "INSERT INTO prescreen_calls" in logged
     assert '"region": "SE"' not in logged and '"age": 67' not in logged
     assert count(bot, PrescreenCall) == 0
+
+
+def test_a_replayed_submission_answers_only_its_author(bot: Bot) -> None:
+    """Slack's retry of a submission gets the earlier result, but only after the role check:
+    someone else replaying a coordinator's form (same view id) learns nothing about it."""
+    view = bot.open_modal(CASEY)
+    assert submit(bot, CASEY, view, new_candidate()).status_code == 200
+    submitted = bot.standin.view(view["id"])
+    calls = count(bot, PrescreenCall)
+
+    for other, says in ((ROBIN, "not a member of ALZ"), (PAT, "Only coordinators or admins"),
+                        (SAM, "submitted by someone else")):
+        resp = bot.slack._interactive({
+            "type": "view_submission", "team": {"id": "T0TEST001"}, "user": {"id": other},
+            "api_app_id": "A0", "trigger_id": bot.standin.issue_trigger_id(other),
+            "view": submitted}, retry_num=1, retry_reason="http_timeout")
+        assert resp.status_code == 200
+        assert says in str(_errors(resp)), resp.text
+        assert "ALZ-0001" not in resp.text and "attempt" not in resp.text
+    time.sleep(0.3)
+    for other in (ROBIN, PAT, SAM):
+        assert not any("ALZ-0001" in t for t in bot.ephemeral_texts(other))
+    assert count(bot, PrescreenCall) == calls
+
+
+def test_status_shows_a_typed_name_as_typed_never_as_a_mention(bot: Bot) -> None:
+    """Names are typed by people: the status reply escapes them for Slack's formatting, so
+    `<!channel>` or `<@U…>` in a name is shown, never acted on."""
+    typed = "Ann <!channel> & <@U0LEAD001> <https://x.example|Smith>"
+    submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{ids.NAME_INPUT: typed,
+                                                               ids.OUTCOME_SELECT: "considering"}))
+    reply = bot.slack.slash_command(CASEY, text="status ALZ-0001").json()
+    shown = str(reply["blocks"])
+    assert ("Ann &lt;!channel&gt; &amp; &lt;@U0LEAD001&gt; &lt;https://x.example|Smith&gt;"
+            in shown)
+    assert "<!channel>" not in shown and "<@U0LEAD001>" not in shown and "<https" not in shown

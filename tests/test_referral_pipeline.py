@@ -133,6 +133,78 @@ def test_reject_with_a_reason(bot: Bot) -> None:
         assert bot.ctx.cipher.decrypt(ref.reason_note_enc) == "Ask for the MRI report"
 
 
+CRAFTED = ("<!channel> <!here> <!subteam^S0DEVS01|devs> <@U0COORD01> "
+           "<https://evil.example/login|Re-login here>")
+
+
+def _reject_modal(bot: Bot, msg: dict[str, Any]) -> dict[str, Any]:
+    value = next(el["value"] for b in msg["blocks"] if b.get("type") == "actions"
+                 for el in b["elements"] if el["action_id"] == ids.REFERRAL_REJECT)
+    bot.slack.click(LEE, ids.REFERRAL_REJECT, value, message=msg, channel_id=CHANNEL)
+    return bot.standin.wait_for(lambda s: s.open_view(LEE), message="reject modal")
+
+
+def test_reject_reasons_come_from_the_studys_list_and_free_text_stays_in_the_note(
+        bot: Bot, tmp_path: Path) -> None:
+    import yaml
+
+    from bot.studies.importer import import_studies
+    from tests.conftest import FIXTURES
+
+    data = yaml.safe_load((FIXTURES / "studies.yaml").read_text())
+    data["studies"][0]["reject_reasons"] = {"not_eligible": "Not eligible after review",
+                                            "site_full": "Site at capacity",
+                                            "other": "Other (see note)"}
+    (tmp_path / "studies.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    import_studies(bot.db, tmp_path / "studies.yaml", actor="test")
+
+    msg = pre_qualify(bot)
+    modal = _reject_modal(bot, msg)
+    reason_el = next(b["element"] for b in modal["blocks"]
+                     if b.get("block_id") == ids.REJECT_REASON_BLOCK)
+    assert [o["value"] for o in reason_el["options"]] == ["not_eligible", "site_full", "other"]
+
+    # a crafted payload: a "reason" that is not on the list (mentions, a link; or another
+    # study's default code) is refused next to the field, and nothing changes
+    for crafted in (CRAFTED, "needs_records"):
+        values = bot.slack.fill(modal["id"], {ids.REJECT_REASON_SELECT: "other"})
+        values[ids.REJECT_REASON_BLOCK][ids.REJECT_REASON_SELECT]["selected_option"] = {
+            "text": {"type": "plain_text", "text": "Other"}, "value": crafted}
+        resp = bot.slack.view_submission(LEE, modal["id"], values)
+        assert "Choose one of the ALZ reasons" in resp.json()["errors"][ids.REJECT_REASON_BLOCK]
+    with bot.db.session() as s:
+        assert s.scalars(select(Referral)).one().state == "pending_approval"
+
+    # the real choice, with free text in the note: the note is stored encrypted, never posted
+    resp = bot.slack.submit(LEE, modal["id"], {ids.REJECT_REASON_SELECT: "site_full",
+                                               ids.REJECT_TEXT_INPUT: "Ping " + CRAFTED})
+    assert resp.status_code == 200 and "errors" not in resp.text
+    bot.deliver()
+    assert "Rejected* by" in card_text(card(bot)) and "Site at capacity" in card_text(card(bot))
+    dm = bot.standin.messages(bot.standin.dm_channel(CASEY))
+    assert any("rejected by" in m["text"] and "Site at capacity" in m["text"] for m in dm)
+    posted = " ".join(str(m) for m in bot.standin.messages())
+    for bit in ("<!channel>", "<!here>", "<!subteam", "evil.example", "&lt;!", "Ping"):
+        assert bit not in posted, bit
+    with bot.db.session() as s:
+        ref = s.scalars(select(Referral)).one()
+        assert (ref.state, ref.reason) == ("rejected", "site_full")
+        assert bot.ctx.cipher.decrypt(ref.reason_note_enc) == "Ping " + CRAFTED
+
+
+def test_text_typed_into_a_command_is_repeated_as_text_never_as_a_mention(bot: Bot) -> None:
+    pre_qualify(bot)
+    for typed, says in ((f"referral ALZ-0001 visit_scheduled {CRAFTED.split()[0]}", "is not a date"),
+                        ("referrals ALZ <!here>", "is not a referral state"),
+                        ("referral <@U0COORD01> site_contacted", "No candidate"),
+                        ("<!subteam^S0DEVS01|devs>", "I don't know")):
+        reply = bot.slack.slash_command(LEE, text=typed).json()
+        shown = reply["text"] + str(reply.get("blocks") or "")
+        assert says in shown, shown
+        assert "<!" not in shown and "<@U0COORD01>" not in shown, shown
+        assert "&lt;" in shown
+
+
 def test_two_approvers_at_once_make_exactly_one_decision(bot: Bot) -> None:
     from storage.repositories import studies as study_repo
 

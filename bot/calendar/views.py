@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from bot.blocks import MAX_MESSAGE_BLOCKS, Block, context, divider, header, option, section
+from bot.blocks import MAX_MESSAGE_BLOCKS, Block, context, divider, escape, header, option, section
 from bot.calendar.workflow import (
     NO_MAILBOX,
     NOT_CONFIGURED,
@@ -33,20 +33,17 @@ def _span(start: dt.datetime, end: dt.datetime, tz: str) -> str:
     return f"{_t(start, tz)}–{_t(end, tz)}"
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def event_line(item: CalendarItem, tz: str) -> str:
     when = "All day" if item.all_day else _span(item.start, item.end, tz)
-    title = _escape(item.title)
+    title = escape(item.title)
     if item.private:
         title = f"_{title}_"
     line = f"*{when}*  {title}"
     if item.show_as in ("tentative", "oof"):
         line += f"  ({'tentative' if item.show_as == 'tentative' else 'out of office'})"
-    if item.join_url and not item.private:
-        line += f"  <{item.join_url}|Join Teams meeting>"
+    url = item.join_url or ""
+    if url.startswith("https://") and not any(ch in url for ch in "<>| \n") and not item.private:
+        line += f"  <{escape(url)}|Join Teams meeting>"
     return line
 
 
@@ -127,7 +124,7 @@ def site_slots_blocks(slots: SiteSlots) -> list[Block]:
     note = _status_note(slots.status, slots.synced_at, slots.timezone)
     if slots.status in (NO_MAILBOX, NOT_CONFIGURED, NOT_SYNCED):
         if slots.status == NO_MAILBOX:
-            note = f"{_escape(slots.site_name)} has no scheduling mailbox; agree a visit time with the site."
+            note = f"{escape(slots.site_name)} has no scheduling mailbox; agree a visit time with the site."
         return [context(note or "")]
     by_day: dict[dt.date, list[Interval]] = {}
     tz = zone(slots.timezone)
@@ -137,7 +134,7 @@ def site_slots_blocks(slots: SiteSlots) -> list[Block]:
         f"*{d:%a %b} {d.day}:* {slots_text(v, slots.timezone, limit=6)}" for d, v in sorted(by_day.items())
     ]
     text = "\n".join(lines) if lines else "No free time in the next working days."
-    blocks = [section(f"*{_escape(slots.site_name)} free slots* ({slots.timezone})\n{text}")]
+    blocks = [section(f"*{escape(slots.site_name)} free slots* ({slots.timezone})\n{text}")]
     if note:
         blocks.append(context(note))
     return blocks
@@ -146,4 +143,4 @@ def site_slots_blocks(slots: SiteSlots) -> list[Block]:
 def collision_warning(block: BusyBlock, tz: str) -> str:
     """Text for the callback modal when the time hits a busy block in Outlook."""
     when = "all day" if block.all_day else _span(block.start, block.end, tz)
-    return f":warning: This overlaps *{_escape(block.title)}* ({when}) in your Outlook calendar."
+    return f":warning: This overlaps *{escape(block.title)}* ({when}) in your Outlook calendar."

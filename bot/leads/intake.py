@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from bot import regions
 from bot.context import AppContext
 from bot.csv_cells import SafeWriter
-from bot.errors import DomainError
+from bot.errors import DomainError, NotAllowed
 from bot.prescreen.workflow import MAX_NAME, age_on, normalise_phone
 from storage import audit
 from storage.crypto import PHICipher
@@ -489,6 +489,7 @@ def lead_row(cipher: PHICipher, lead: Lead, *, source: str, now: dt.datetime, ph
 # ----- one inbound lead (the /prescreen lead modal) -----
 
 ADD_ROLES = ("coordinator", "admin")
+DO_NOT_CALL_TEXT = "This number asked not to be called. It can't be added."
 
 
 @dataclass
@@ -521,18 +522,26 @@ class LeadAdded:
 def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
     """Validate and store one inbound lead. Raises FormErrors keyed name/phone/dob/state/source/
     consent (nothing stored), or a DomainError. A duplicate names only the existing ref code."""
-    from bot.prescreen.workflow import FormErrors, require_role, study_or_error
+    from bot.prescreen.workflow import (
+        SOMEONE_ELSES_FORM,
+        FormErrors,
+        require_role,
+        study_or_error,
+    )
     from storage.repositories import requests as req_repo
 
     now = ctx.clock.now()
     with ctx.db.session() as session:
-        if inp.idempotency_key:
-            done = req_repo.result_of(session, inp.idempotency_key)
-            if done and done.get("ref"):
-                return LeadAdded(ref=done["ref"], study_key=inp.study_key, source=done["source"],
-                                 timezone=done["tz"], timezone_assumed=False, replay=True)
+        # who may add leads here is checked before anything is answered, replays included
         study = study_or_error(session, inp.study_key, inp.user_id)
         require_role(session, inp.user_id, study, ADD_ROLES, "add leads")
+        if inp.idempotency_key:
+            done = req_repo.result_of(session, inp.idempotency_key)
+            if done is not None:
+                if done.get("by") != inp.user_id or done.get("study") != study.key:
+                    raise NotAllowed(SOMEONE_ELSES_FORM)
+                return LeadAdded(ref=done["ref"], study_key=study.key, source=done["source"],
+                                 timezone=done["tz"], timezone_assumed=False, replay=True)
         errors: dict[str, str] = {}
         try:
             cfg = source_config(study, inp.source or "", allow_other=True)
@@ -555,17 +564,23 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
             cand_repo.lock_study(session, study.id)  # no duplicate slips in until we commit
             c = ctx.cipher
             found = cand_repo.phone_matches(session, study.id, c.indexes(lead.phone))
-            refused = cand_repo.do_not_call_phones(session, c.indexes(lead.phone))
+            # Do-not-call holds across studies, so the check looks at every study; the answer
+            # names none of them (no reference code, no study), and the check is audited.
+            refused = bool(cand_repo.do_not_call_phones(session, c.indexes(lead.phone)))
+            audit.record(session, actor=inp.user_id, action="lead.do_not_call_checked",
+                         entity="study", entity_id=study.key,
+                         after={"outcome": "do_not_call" if refused else "clear"})
             if refused:
-                ref = sorted(refused.values())[0]
-                errors["phone"] = (f"{ref} has this phone number and asked not to be called. "
-                                   "Do not add it as a lead.")
+                errors["phone"] = DO_NOT_CALL_TEXT
             elif found:
                 ref = min(found.values(), key=lambda m: m[1])[0]
                 errors["phone"] = (f"Already a candidate: {ref}. Use `/prescreen status {ref}` "
                                    "or log a call for it.")
         if errors:
-            raise FormErrors(errors)
+            # nothing but the audit of the do-not-call check has been written: keep that
+            refusal = FormErrors(errors)
+            session.commit()
+            raise refusal
         assert lead is not None
         c = ctx.cipher
         dedupe = c.index(study.key, lead.phone, lead.dob.isoformat()) if lead.dob else None
@@ -579,7 +594,8 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
                          "via": "inbound lead"})
         if inp.idempotency_key:
             req_repo.claim(session, inp.idempotency_key,
-                           {"ref": cand.ref_code, "source": cfg.slug, "tz": cand.timezone})
+                           {"ref": cand.ref_code, "source": cfg.slug, "tz": cand.timezone,
+                            "by": inp.user_id, "study": study.key})
         return LeadAdded(ref=cand.ref_code, study_key=study.key, source=cfg.slug,
                          timezone=cand.timezone, timezone_assumed=lead.timezone_assumed)
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot import blocks as bk
 from bot.callbacks import windows
 from bot.context import AppContext
 from bot.errors import NotAllowed, UnknownStudy
@@ -70,7 +71,7 @@ def _scope(session: Session, user_id: str, study_key: str | None) -> Scope:
         picked = {sid: s for sid, s in mine.items() if s.key == study_key.upper()}
         if not picked:
             keys = ", ".join(sorted(s.key for s in mine.values()))
-            raise UnknownStudy(f"You don't work on `{study_key}`. Your studies: {keys}.")
+            raise UnknownStudy(f"You don't work on {bk.code(study_key)}. Your studies: {keys}.")
         mine = picked
     return Scope(member, mine)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot import blocks as bk
 from bot import outbox
 from bot.context import AppContext
 from bot.errors import DomainError, NotAllowed, UnknownCandidate
@@ -27,14 +28,14 @@ def parse_mention(text: str) -> str:
     match = MENTION.match(text.strip())
     if match:
         return match.group(1)
-    raise DomainError(f"I can't tell who `{text}` is. Mention them: type @ and pick the person "
+    raise DomainError(f"I can't tell who {bk.code(text)} is. Mention them: type @ and pick the person "
                       "from the list, like `/prescreen assign MDD-0042 @sam`.")
 
 
 def _candidate(session, ref: str, actor: str, roles: tuple[str, ...], what: str) -> Candidate:  # type: ignore[no-untyped-def]
     cand = cand_repo.by_ref(session, ref, for_update=True)
     if cand is None:
-        raise UnknownCandidate(f"No candidate {ref.upper()}. Check the code; `/prescreen queue` "
+        raise UnknownCandidate(f"No candidate {bk.echo(ref.upper())}. Check the code; `/prescreen queue` "
                                "lists yours.")
     if study_repo.role_in(session, actor, cand.study_id) not in roles:
         raise NotAllowed(f"Only {cand.study.key} coordinators, approvers and admins can {what}.")
@@ -83,7 +84,7 @@ def set_reason(ctx: AppContext, *, actor: str, ref: str, text: str) -> str:
     try:
         code = reasons.parse(text)
     except ValueError:
-        raise DomainError(f"`{text}` is not a wait reason. Use one of {reasons.choices_text()}, "
+        raise DomainError(f"{bk.code(text)} is not a wait reason. Use one of {reasons.choices_text()}, "
                           "or `clear`.") from None
     with ctx.db.session() as session:
         cand = _candidate(session, ref, actor, REASON_ROLES, "set wait reasons")

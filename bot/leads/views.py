@@ -8,6 +8,7 @@ from typing import Any
 
 from bot import blocks as bk
 from bot import ids
+from bot.errors import BadPayload
 from bot.leads.intake import InboundLead, LeadAdded
 from bot.leads.queue import NextLead, NoLead, WorkItem, WorkQueue
 from bot.prescreen.views import _input, _static
@@ -116,22 +117,28 @@ LEAD_FIELD_BLOCKS = {
 }
 
 
-def parse_lead(view: dict[str, Any], user_id: str) -> InboundLead:
-    values = (view.get("state") or {}).get("values") or {}
-    meta = bk.decode(view.get("private_metadata"))
+def parse_lead(values: dict[str, Any], study_key: str | None, view_id: str | None,
+               user_id: str) -> InboundLead:
+    """The submitted add-lead form (`values` is view.state.values); a value of the wrong shape
+    raises BadPayload."""
     raw_dob = bk.form_value(values, ids.LEAD_DOB_BLOCK, ids.LEAD_DOB_INPUT)
+    try:
+        dob = dt.date.fromisoformat(raw_dob) if raw_dob else None
+    except ValueError:
+        raise BadPayload("`/prescreen lead`", form=True, block=ids.LEAD_DOB_BLOCK,
+                         detail="dob") from None
     return InboundLead(
         study_key=bk.form_value(values, ids.LEAD_STUDY_BLOCK, ids.LEAD_STUDY_SELECT)
-        or meta.get("s") or "",
+        or study_key or "",
         user_id=user_id,
         name=bk.form_value(values, ids.LEAD_NAME_BLOCK, ids.LEAD_NAME_INPUT) or "",
         phone=bk.form_value(values, ids.LEAD_PHONE_BLOCK, ids.LEAD_PHONE_INPUT) or "",
-        dob=dt.date.fromisoformat(raw_dob) if raw_dob else None,
+        dob=dob,
         state=bk.form_value(values, ids.LEAD_STATE_BLOCK, ids.LEAD_STATE_SELECT),
         source=bk.form_value(values, ids.LEAD_SOURCE_BLOCK, ids.LEAD_SOURCE_SELECT),
         consent="yes" in (bk.form_value(values, ids.LEAD_CONSENT_BLOCK,
                                         ids.LEAD_CONSENT_INPUT) or []),
-        idempotency_key=f"lead:{view['id']}" if view.get("id") else None,
+        idempotency_key=f"lead:{view_id}" if view_id else None,
     )
 
 

@@ -37,7 +37,7 @@ def status_blocks(s: CandidateStatus) -> list[bk.Block]:
         ("Time zone", s.timezone),
     ]))
     if s.name is not None:
-        out.append(bk.section(f":lock: {s.name} · {s.phone}"))
+        out.append(bk.section(f":lock: {bk.escape(s.name)} · {bk.escape(s.phone or '')}"))
         out.append(bk.context("Only you see this. Your view is recorded in the audit trail."))
     out.append(bk.actions([bk.button("Log a call", ids.HOME_LOG_CALL, {"ref": s.ref})]))
     return out

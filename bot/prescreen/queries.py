@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot import blocks as bk
 from bot.context import AppContext
 from bot.errors import NotAllowed, UnknownCandidate, UnknownStudy
 from bot.prescreen.outcomes import STATUS_LABELS, label
@@ -52,7 +53,7 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
         if cand is None:
             mine = [s.key for s, _ in study_repo.studies_for(session, user_id)]
             raise UnknownCandidate(
-                f"No candidate {ref.upper()}. Codes look like {mine[0] if mine else 'ALZ'}-0042; "
+                f"No candidate {bk.echo(ref.upper())}. Codes look like {mine[0] if mine else 'ALZ'}-0042; "
                 "try `/prescreen find` with a phone number."
             )
         role = study_repo.role_in(session, user_id, cand.study_id)
@@ -208,7 +209,7 @@ def log_modal_setup(ctx: AppContext, user_id: str, target: str | None) -> LogMod
         if target and is_ref(target):
             cand = cand_repo.by_ref(session, target)
             if cand is None:
-                raise UnknownCandidate(f"No candidate {target.upper()}. Check the code, or type "
+                raise UnknownCandidate(f"No candidate {bk.echo(target.upper())}. Check the code, or type "
                                        "`/prescreen` to log a new candidate.")
             if cand.study.key not in keys:
                 raise NotAllowed(f"{cand.ref_code} belongs to {cand.study.key}, where you can't "
@@ -217,7 +218,7 @@ def log_modal_setup(ctx: AppContext, user_id: str, target: str | None) -> LogMod
         if target:
             key = target.upper()
             if key not in keys:
-                raise UnknownStudy(f"You can't log calls for `{target}`. Your studies: "
+                raise UnknownStudy(f"You can't log calls for {bk.code(target)}. Your studies: "
                                    f"{', '.join(sorted(keys))}.")
             return LogModalSetup(mine, key, None)
         return LogModalSetup(mine, mine[0].key if len(mine) == 1 else None, None)

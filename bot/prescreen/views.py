@@ -26,12 +26,6 @@ class ModalState:
     def encode(self) -> str:
         return bk.encode({"s": self.study, "m": self.mode, "r": self.ref, "c": self.channel})
 
-    @classmethod
-    def decode(cls, raw: str | None) -> ModalState:
-        d = bk.decode(raw)
-        mode = d.get("m") if d.get("m") in ("new", "existing") else "new"
-        return cls(study=d.get("s"), mode=mode, ref=d.get("r"), channel=d.get("c"))
-
 
 def _input(block_id: str, label: str, element: bk.Block, *, optional: bool = False,
            hint: str | None = None, dispatch: bool = False) -> bk.Block:
@@ -191,9 +185,10 @@ def selected_study(values: dict[str, Any]) -> str | None:
     return bk.form_value(values, ids.STUDY_BLOCK, ids.STUDY_SELECT)
 
 
-def parse_submission(view: dict[str, Any], user_id: str, study: Study) -> CallInput:
-    state = ModalState.decode(view.get("private_metadata"))
-    values = (view.get("state") or {}).get("values") or {}
+def parse_submission(values: dict[str, Any], state: ModalState, view_id: str | None,
+                     user_id: str, study: Study) -> CallInput:
+    """The submitted form as the workflow's input. `values` is view.state.values; a value of
+    the wrong shape raises BadPayload (bk.form_value)."""
     existing = state.ref
     new = None
     if existing is None:
@@ -224,7 +219,7 @@ def parse_submission(view: dict[str, Any], user_id: str, study: Study) -> CallIn
         callback_date=_date(bk.form_value(values, ids.CB_DATE_BLOCK, ids.CB_DATE_INPUT)),
         callback_time=bk.form_value(values, ids.CB_TIME_BLOCK, ids.CB_TIME_INPUT),
         notes=bk.form_value(values, ids.NOTES_BLOCK, ids.NOTES_INPUT),
-        idempotency_key=f"view:{view.get('id')}" if view.get("id") else None,
+        idempotency_key=f"view:{view_id}" if view_id else None,
     )
 
 
@@ -236,9 +231,8 @@ FIELD_BLOCKS = {
 }
 
 
-def errors_to_blocks(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
+def errors_to_blocks(errors: dict[str, str], present: set[Any]) -> dict[str, str]:
     """Map workflow field names to the block ids present in this view."""
-    present = {b.get("block_id") for b in view.get("blocks") or []}
     out: dict[str, str] = {}
     for fieldname, msg in errors.items():
         if fieldname.startswith("answer:"):

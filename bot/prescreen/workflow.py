@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from sqlalchemy.orm import Session
 
+from bot import blocks as bk
 from bot import regions
 from bot.callbacks import cadence
 from bot.callbacks.service import cancel_open_callbacks, on_call_logged, schedule_callback
@@ -28,6 +29,7 @@ from storage.repositories import candidates as cand_repo
 from storage.repositories import studies as study_repo
 
 LOGGING_ROLES = ("coordinator", "admin")
+SOMEONE_ELSES_FORM = "That form was submitted by someone else. Open your own with `/prescreen`."
 MAX_NAME = 100
 MAX_NOTES = 2000
 
@@ -103,7 +105,7 @@ def study_or_error(session: Session, key: str, user_id: str) -> Study:
     if study is None or not study.active:
         mine = [s.key for s, _ in study_repo.studies_for(session, user_id)]
         hint = f"Your studies: {', '.join(mine)}." if mine else "You are not in any study yet."
-        raise UnknownStudy(f"There is no study `{key}`. {hint}")
+        raise UnknownStudy(f"There is no study {bk.code(key)}. {hint}")
     return study
 
 
@@ -180,12 +182,16 @@ def callback_warning(ctx: AppContext, coordinator: str, due_at: dt.datetime) -> 
 def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
     now = ctx.clock.now()
     with ctx.db.session() as session:
+        # who may log calls here is checked before anything is answered, replays included
+        study = study_or_error(session, inp.study_key, inp.coordinator)
+        require_role(session, inp.coordinator, study, LOGGING_ROLES, "log calls")
         if inp.idempotency_key:
             previous = cand_repo.call_by_key(session, inp.idempotency_key)
             if previous is not None:
+                if previous.study_id != study.id or previous.coordinator.slack_user_id != \
+                        inp.coordinator:
+                    raise NotAllowed(SOMEONE_ELSES_FORM)
                 return _replay(session, previous)
-        study = study_or_error(session, inp.study_key, inp.coordinator)
-        require_role(session, inp.coordinator, study, LOGGING_ROLES, "log calls")
         member = study_repo.get_member(session, inp.coordinator)
         assert member is not None
         errors: dict[str, str] = {}
@@ -196,7 +202,7 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
         if inp.existing_ref:
             candidate = cand_repo.by_ref(session, inp.existing_ref, for_update=True)
             if candidate is None or candidate.study_id != study.id:
-                errors["existing_ref"] = (f"No {study.key} candidate {inp.existing_ref.upper()}. "
+                errors["existing_ref"] = (f"No {study.key} candidate {inp.existing_ref.upper()[:20]}. "
                                           f"Check the code, or log a new candidate.")
         elif inp.new is not None:
             new_fields = _validate_new(ctx, inp.new, today_local, errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot import blocks as bk
 from bot.errors import IllegalTransition
 
 OPEN_STATES = ("pending_approval", "approved", "sent_to_site", "site_contacted", "visit_scheduled",
@@ -60,7 +61,7 @@ def check(ref: str, current: str, target: str) -> None:
     """Raise IllegalTransition (listing the allowed next states) unless current → target is allowed."""
     if target not in TRANSITIONS:
         raise IllegalTransition(
-            f"`{target}` is not a referral state. States: {', '.join(ALL_STATES)}."
+            f"{bk.code(target)} is not a referral state. States: {', '.join(ALL_STATES)}."
         )
     allowed = TRANSITIONS.get(current, ())
     if target not in allowed:

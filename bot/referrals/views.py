@@ -10,16 +10,6 @@ from bot import blocks as bk
 from bot import ids
 from bot.referrals import states
 
-REJECT_REASONS: list[tuple[str, str]] = [
-    ("criteria_not_met", "Does not meet inclusion/exclusion criteria"),
-    ("needs_records", "Needs medical records first"),
-    ("site_capacity", "Site has no capacity"),
-    ("travel", "Too far from the site"),
-    ("duplicate", "Duplicate referral"),
-    ("other", "Other"),
-]
-REASON_LABELS = dict(REJECT_REASONS)
-
 # Buttons offered on the card for the next step of an open referral.
 NEXT_BUTTONS: dict[str, list[tuple[str, str]]] = {
     "approved": [("sent_to_site", "Sent to site")],
@@ -45,7 +35,7 @@ class CardData:
     version: int
     decided_by: str | None = None
     decided_at: dt.datetime | None = None
-    reason: str | None = None
+    reason: str | None = None  # the label of the study's reason (reasons.reason_label)
     visit_date: dt.date | None = None
     last_actor: str | None = None
     last_at: dt.datetime | None = None
@@ -64,7 +54,7 @@ def status_line(d: CardData) -> str:
         when = _clock(d.decided_at, d.study_tz)
         line = f"{emoji} *{states.label(d.state).capitalize()}* by <@{d.decided_by}> · {when}"
         if d.state == "rejected" and d.reason:
-            line += f" · {REASON_LABELS.get(d.reason, d.reason)}"
+            line += f" · {bk.escape(d.reason)}"
         return line
     line = f"{emoji} *{states.label(d.state).capitalize()}*"
     if d.state == "visit_scheduled" and d.visit_date:
@@ -109,16 +99,19 @@ def card_text(d: CardData) -> str:
 
 def transition_text(ref: str, from_state: str | None, to_state: str, actor: str,
                     reason: str | None = None, visit_date: dt.date | None = None) -> str:
+    """A thread reply; `reason` is the label of the study's reject reason."""
     arrow = f"{states.label(from_state)} → " if from_state else ""
     text = f"{states.EMOJI.get(to_state, '')} {ref}: {arrow}*{states.label(to_state)}* by <@{actor}>"
     if reason:
-        text += f" · {REASON_LABELS.get(reason, reason)}"
+        text += f" · {bk.escape(reason)}"
     if visit_date:
         text += f" · visit {visit_date.isoformat()}"
     return text
 
 
-def reject_modal(referral_id: int, version: int, ref: str, channel: str | None) -> bk.Block:
+def reject_modal(referral_id: int, version: int, ref: str, channel: str | None,
+                 reasons: dict[str, str]) -> bk.Block:
+    """Reasons come from the study's list; the note is free text, stored encrypted only."""
     return {
         "type": "modal",
         "callback_id": ids.REJECT_VIEW,
@@ -127,11 +120,13 @@ def reject_modal(referral_id: int, version: int, ref: str, channel: str | None) 
         "close": bk.plain("Cancel", 24),
         "private_metadata": bk.encode({"id": referral_id, "v": version, "c": channel}),
         "blocks": [
-            bk.section(f"Reject *{ref}*? The coordinator is told, and the card shows the reason."),
+            bk.section(f"Reject *{ref}*? The coordinator is told, and the card shows the reason "
+                       "(the note is not shown there)."),
             {"type": "input", "block_id": ids.REJECT_REASON_BLOCK, "label": bk.plain("Reason"),
              "element": {"type": "static_select", "action_id": ids.REJECT_REASON_SELECT,
                          "placeholder": bk.plain("Choose a reason"),
-                         "options": [bk.option(text, value) for value, text in REJECT_REASONS]}},
+                         "options": [bk.option(text, value)
+                                     for value, text in list(reasons.items())[:100]]}},
             {"type": "input", "block_id": ids.REJECT_TEXT_BLOCK, "optional": True,
              "label": bk.plain("Note for the coordinator"),
              "hint": bk.plain("Stored encrypted; not posted to the channel. No patient names."),

@@ -13,11 +13,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import blocks as bk
 from bot import outbox
 from bot.context import AppContext
 from bot.errors import AlreadyDecided, InvalidInput, NotAllowed, UnknownCandidate
 from bot.referrals import states
 from bot.referrals import views as rv
+from bot.referrals.reasons import reason_label, reject_reasons
 from storage import audit
 from storage.models import Candidate, Member, PrescreenCall, Referral, ReferralEvent, Site, Study
 from storage.repositories import candidates as cand_repo
@@ -57,7 +59,8 @@ def card_data(session: Session, referral: Referral) -> rv.CardData:
         site=f"{referral.site.key} · {referral.site.name}" if referral.site else None,
         passed=passed, coordinator=coordinator.slack_user_id if coordinator else None,
         attempts=cand.attempts, state=referral.state, version=referral.version,
-        decided_by=referral.decided_by, decided_at=referral.decided_at, reason=referral.reason,
+        decided_by=referral.decided_by, decided_at=referral.decided_at,
+        reason=reason_label(study, referral.reason),
         visit_date=referral.visit_date, last_actor=last.actor if last else None,
         last_at=last.at if last else None,
     )
@@ -68,11 +71,11 @@ def _announce(ctx: AppContext, session: Session, referral: Referral, event: Refe
     study = referral.candidate.study
     data = card_data(session, referral)
     key = _card_key(referral.id)
+    reason = reason_label(study, referral.reason) if event.to_state == "rejected" else None
     outbox.post(ctx, session, key=f"referral:{referral.id}:event:{event.id}", kind="referral_event",
                 channel=study.channel_id, study_key=study.key, thread_of=key,
                 text=rv.transition_text(data.ref, event.from_state, event.to_state, event.actor,
-                                        referral.reason if event.to_state == "rejected" else None,
-                                        referral.visit_date if event.to_state == "visit_scheduled"
+                                        reason, referral.visit_date if event.to_state == "visit_scheduled"
                                         else None))
     outbox.update(ctx, session, key=f"{key}:v{referral.version}", of=key, kind="referral_card",
                   channel=study.channel_id, study_key=study.key, text=rv.card_text(data),
@@ -194,6 +197,10 @@ def decide(ctx: AppContext, *, referral_id: int, actor: str, approve: bool,
             raise _already(referral)
         if not approve and not reason:
             raise InvalidInput("Choose a reason for the rejection.", field="reason")
+        study = referral.candidate.study
+        if not approve and reason not in reject_reasons(study):
+            raise InvalidInput(f"Choose one of the {study.key} reasons in the list; add anything "
+                               "else in the note.", field="reason")
         from_state = referral.state
         target = "approved" if approve else "rejected"
         _apply(ctx, session, referral, target, actor, now, reason=reason,
@@ -203,7 +210,7 @@ def decide(ctx: AppContext, *, referral_id: int, actor: str, approve: bool,
         data = card_data(session, referral)
         if data.coordinator:
             verb = "approved" if approve else "rejected"
-            extra = f" · {rv.REASON_LABELS.get(reason or '', reason)}" if reason else ""
+            extra = f" · {bk.escape(data.reason)}" if data.reason and not approve else ""
             outbox.post(ctx, session, key=f"referral:{referral.id}:dm:{target}", kind="decision_dm",
                         channel=data.coordinator, study_key=data.study_key,
                         text=f"{states.EMOJI[target]} {data.ref} was {verb} by <@{actor}>{extra}.")
@@ -222,7 +229,8 @@ def advance(ctx: AppContext, *, actor: str, to_state: str, referral_id: int | No
         if referral_id is None:
             cand = cand_repo.by_ref(session, ref or "")
             if cand is None:
-                raise UnknownCandidate(f"No candidate {(ref or '').upper()}. Codes look like ALZ-0042.")
+                raise UnknownCandidate(f"No candidate {bk.echo((ref or '').upper())}. Codes look like "
+                                      "ALZ-0042.")
             latest = cand_repo.latest_referral(session, cand.id)
             if latest is None:
                 raise UnknownCandidate(f"{cand.ref_code} has no referral yet: log a pre-qualified "
@@ -267,7 +275,8 @@ def list_referrals(ctx: AppContext, *, actor: str, study_key: str, state: str | 
     from bot.prescreen.workflow import study_or_error
 
     if state and state not in states.ALL_STATES:
-        raise InvalidInput(f"`{state}` is not a referral state. States: {', '.join(states.ALL_STATES)}.")
+        raise InvalidInput(f"{bk.code(state)} is not a referral state. "
+                           f"States: {', '.join(states.ALL_STATES)}.")
     with ctx.db.session() as session:
         study = study_or_error(session, study_key, actor)
         if study_repo.role_in(session, actor, study.id) is None:
@@ -277,14 +286,21 @@ def list_referrals(ctx: AppContext, *, actor: str, study_key: str, state: str | 
         return ReferralList(study.key, repo.counts_by_state(session, study.id), rows, state)
 
 
-def check_can_decide(ctx: AppContext, *, referral_id: int, actor: str) -> str:
-    """Before opening the reject modal: may this user decide, and is it still undecided?"""
+@dataclass
+class RejectChoice:
+    ref: str
+    reasons: dict[str, str]  # the study's reject reasons, code → label
+
+
+def check_can_decide(ctx: AppContext, *, referral_id: int, actor: str) -> RejectChoice:
+    """Before opening the reject modal: may this user decide, is it still undecided, and the
+    study's list of reasons."""
     with ctx.db.session() as session:
         referral = _load(session, referral_id, for_update=False)
         _require(session, actor, referral, DECIDE_ROLES, "approve or reject referrals")
         if referral.state != "pending_approval":
             raise _already(referral)
-        return referral.candidate.ref_code
+        return RejectChoice(referral.candidate.ref_code, reject_reasons(referral.candidate.study))
 
 
 @dataclass

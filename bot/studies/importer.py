@@ -213,6 +213,7 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
     errors.extend(_validate_weekly_update(label, s.get("weekly_update")))
     errors.extend(_validate_slas(label, s.get("slas")))
     errors.extend(_validate_lead_sources(label, s.get("lead_sources")))
+    errors.extend(_validate_reject_reasons(label, s.get("reject_reasons")))
     if "assignment" in s and s["assignment"] not in ASSIGNMENT_STRATEGIES:
         errors.append(f"{label}: assignment: must be one of {', '.join(ASSIGNMENT_STRATEGIES)}")
     sites = s.get("sites", [])
@@ -402,6 +403,27 @@ def _validate_lead_sources(label: str, sources: Any) -> list[str]:
     return errors
 
 
+REASON_CODE = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+def _validate_reject_reasons(label: str, reasons: Any) -> list[str]:
+    """reject_reasons: {site_capacity: Site at capacity, other: Other (see note)}"""
+    if reasons is None:
+        return []
+    if not isinstance(reasons, dict) or not reasons or len(reasons) > 100:
+        return [f"{label}: reject_reasons: a mapping of 1 to 100 reason codes to labels, like "
+                "{site_capacity: Site at capacity}"]
+    errors: list[str] = []
+    for code, text in reasons.items():
+        where = f"{label}: reject_reasons.{code}"
+        if not isinstance(code, str) or not REASON_CODE.match(code):
+            errors.append(f"{where}: the code must be lowercase letters, digits and _ (at most "
+                          "40), like site_capacity")
+        if not isinstance(text, str) or not text.strip() or len(text) > 75 or "<" in text:
+            errors.append(f"{where}: the label must be text of 1 to 75 characters, without <")
+    return errors
+
+
 def _validate_rule(where: str, kind: str, q: dict[str, Any]) -> list[str]:
     errors: list[str] = []
     options = q.get("options")
@@ -534,7 +556,7 @@ def _study_fields(s: dict[str, Any]) -> dict[str, Any]:
     tz = s["timezone"]
     window = s.get("calling_window") or {}
     options = {k: s[k] for k in ("cadence", "weekly_update", "sla", "slas", "assignment",
-                                 "lead_sources") if k in s}
+                                 "lead_sources", "reject_reasons") if k in s}
     if isinstance(options.get("slas"), dict) and "business_hours" in options["slas"]:
         options["slas"] = {**options["slas"],
                            "business_hours": str(options["slas"]["business_hours"]).replace(" ", "")}
