@@ -15,6 +15,8 @@ from storage.audit import guard_append_only
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # A database error names the statement, never its values (screening answers, ciphertext).
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:" and not path.startswith("file:"):
