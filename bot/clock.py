@@ -17,10 +17,14 @@ class SystemClock:
 
 
 class OffsetClock:
-    """System time plus an adjustable offset (the sandbox's clock control)."""
+    """System time plus an adjustable offset (the sandbox's clock control). With `start`, it
+    reads `start` now and runs on from there at the system clock's pace."""
 
-    def __init__(self) -> None:
-        self._offset = dt.timedelta(0)
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        if start is not None and start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        self._initial = dt.timedelta(0) if start is None else start - dt.datetime.now(dt.UTC)
+        self._offset = self._initial
         self._lock = threading.Lock()
 
     def now(self) -> dt.datetime:
@@ -34,4 +38,4 @@ class OffsetClock:
 
     def reset(self) -> None:
         with self._lock:
-            self._offset = dt.timedelta(0)
+            self._offset = self._initial

@@ -3,9 +3,12 @@ Slack stand-in, and the app served over HTTP so tests talk to it exactly as Slac
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+import time_machine
 from sqlalchemy import create_engine, text
 
 from bot.config import Settings
@@ -41,6 +45,76 @@ USERS = {
     "U0ADMIN01": ("alex", "alex@example.org", "America/New_York"),
 }
 CHANNELS = {"C0ALZ0001": "alz-prescreen", "C0MDD0001": "mdd-prescreen", "C0BOSSITE": "site-bos"}
+
+
+# ----- the session's wall clock -------------------------------------------------------------
+# `pytest --now 2026-12-06T23:30:00-07:00` (or PRESCREEN_TEST_NOW=…) runs the whole session as
+# if the wall clock read that instant, time flowing on from there, so CI can check that no test
+# depends on the real date or hour. Tests that need a fixed business time still set their own
+# clock (time-machine or the app's injectable clock), which nests inside this one.
+
+NOW_ENV = "PRESCREEN_TEST_NOW"
+_SESSION_TRAVEL = pytest.StashKey[time_machine.travel]()
+
+
+def parse_instant(text: str) -> dt.datetime:
+    """An ISO 8601 instant with its UTC offset ("Z" or "-07:00"); a naive one is refused."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise pytest.UsageError(f"{NOW_ENV}/--now: {text!r} is not an ISO 8601 date-time") from exc
+    if when.tzinfo is None:
+        raise pytest.UsageError(f"{NOW_ENV}/--now: {text!r} needs a UTC offset, e.g. Z or -07:00")
+    return when
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--now", default=os.environ.get(NOW_ENV) or None, metavar="INSTANT",
+                     help=f"run the session as if the wall clock read INSTANT (ISO 8601 with "
+                          f"offset); default ${NOW_ENV}, else the real clock")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    value = config.getoption("now", default=None)
+    if value:
+        traveller = time_machine.travel(parse_instant(value), tick=True)
+        traveller.start()
+        config.stash[_SESSION_TRAVEL] = traveller
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    traveller = config.stash.get(_SESSION_TRAVEL, None)
+    if traveller is not None:
+        traveller.stop()
+        del config.stash[_SESSION_TRAVEL]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    value = config.getoption("now", default=None)
+    real = "" if value else " (real)"
+    return f"wall clock at start: {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}{real}, TZ={time.tzname[0]}"
+
+
+_CHILD_BOOT = """\
+import datetime, sys, time_machine
+at, mode, target = sys.argv[1:4]
+time_machine.travel(datetime.datetime.fromtimestamp(float(at), datetime.UTC), tick=True).start()
+sys.argv = [target if mode == "-m" else "-c", *sys.argv[4:]]
+if mode == "-m":
+    import runpy
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    exec(compile(target, "<string>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def python_argv(mode: str, target: str, *args: str) -> list[str]:
+    """`python -m module args…` or `python -c code args…` for a child process that reads the
+    same wall clock as this test (the session's --now, or a test's own time travel)."""
+    assert mode in ("-m", "-c")
+    if not time_machine.escape_hatch.is_travelling():
+        return [sys.executable, mode, target, *args]
+    return [sys.executable, "-c", _CHILD_BOOT, repr(time.time()), mode, target, *args]
 
 
 def _pg_admin_url() -> str | None:

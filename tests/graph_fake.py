@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import time_machine
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -56,7 +57,9 @@ def _cert(
     ca: bool,
     san: bool = False,
 ) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
+    # OpenSSL checks validity against the operating system's clock, never a test's time travel
+    hatch = time_machine.escape_hatch
+    now = hatch.datetime.datetime.now(dt.UTC) if hatch.is_travelling() else dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))

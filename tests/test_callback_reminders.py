@@ -348,16 +348,15 @@ def seed_due_reminders(bot: Bot, n: int) -> None:
 
 def test_two_worker_processes_deliver_500_reminders_exactly_once(bot: Bot, tmp_path: Any) -> None:
     import subprocess
-    import sys
     import time
 
-    from tests.conftest import ENCRYPTION_KEY
+    from tests.conftest import ENCRYPTION_KEY, python_argv
 
     seed_due_reminders(bot, 500)
     url = bot.ctx.settings.database_url
     start = time.time() + 2.0
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, bot.standin.url, ENCRYPTION_KEY,
-                               str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = python_argv("-c", WORKER, url, bot.standin.url, ENCRYPTION_KEY, str(start))
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]

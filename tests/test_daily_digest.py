@@ -24,7 +24,7 @@ from bot import ids
 from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
 from bot.digests import daily, runs
 from storage.models import DigestRun, OutboxMessage
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot, python_argv
 from tests.test_log_prescreen_call import CASEY, LEE, PHI_STRINGS, SAM
 
 CHANNEL = "C0ALZ0001"
@@ -379,27 +379,22 @@ def test_preview_prints_the_next_digest_and_send_queues_it_again_on_purpose(
 
 
 def test_two_worker_processes_send_the_due_digest_once(bot: Bot, tmp_path: Path) -> None:
-    """Two `prescreen-bot jobs run digests` processes at once, on the same database."""
+    """Two `prescreen-bot jobs run digests` processes at once, on the same database, five
+    minutes after the ALZ digest was due (the processes share the test's clock)."""
     import os
     import subprocess
-    import sys
-    from zoneinfo import ZoneInfo
 
-    from storage.models import Study
-
-    due = dt.datetime.now(ZoneInfo("America/New_York")) - dt.timedelta(minutes=5)
-    with bot.db.session() as s:
-        s.scalars(select(Study).where(Study.key == "ALZ")).one().digest_time = f"{due:%H:%M}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
     env.update(DATABASE_URL=bot.ctx.settings.database_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=bot.standin.url,
                PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY)
-    procs = [subprocess.Popen([sys.executable, "-m", "bot.cli", "jobs", "run", "digests"],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    with time_machine.travel(MONDAY_0830_NY + dt.timedelta(minutes=5), tick=True):
+        procs = [subprocess.Popen(python_argv("-m", "bot.cli", "jobs", "run", "digests"),
+                                  env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        outputs = [p.communicate(timeout=180)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    period = (due.date() - dt.timedelta(days=1)).isoformat()
+    period = "2026-11-22"  # Sunday, reported on Monday morning
     assert sum(f"daily:ALZ {period}" in out for out in outputs) == 1, outputs
     with bot.db.session() as s:
         [run] = s.scalars(select(DigestRun).where(DigestRun.scope == "daily:ALZ",
@@ -407,7 +402,8 @@ def test_two_worker_processes_send_the_due_digest_once(bot: Bot, tmp_path: Path)
         assert (run.status, run.late) == ("sent", False)
         assert len(s.scalars(select(OutboxMessage).where(
             OutboxMessage.kind == daily.KIND, OutboxMessage.study_key == "ALZ")).all()) == 1
-    bot.deliver()
+    with time_machine.travel(MONDAY_0830_NY + dt.timedelta(minutes=6), tick=True):
+        bot.deliver()
     assert len(digests(bot)) == 1
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from bot import ids
@@ -27,6 +29,14 @@ ROBIN = "U0STRANGER"  # not a member of anything
 NAME, PHONE, E164, DOB = "Margaret Quillfeather", "(617) 555-0142", "+16175550142", dt.date(1958, 4, 12)
 PHI_STRINGS = [NAME, "Quillfeather", PHONE, E164, "617-555-0142", "6175550142", DOB.isoformat(),
                "04/12/1958"]
+WORKDAY = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)  # a Tuesday, 10:00 in New York
+
+
+@pytest.fixture(autouse=True)
+def workday() -> Iterator[None]:
+    """These calls are made on a Tuesday morning, whatever the real date and hour."""
+    with time_machine.travel(WORKDAY, tick=True):
+        yield
 
 
 def new_candidate(**overrides: Any) -> dict[str, Any]:
@@ -202,7 +212,7 @@ def test_known_candidate_second_attempt_and_slack_retry_stores_one_call(bot: Bot
 
 
 def test_callback_requested_is_stored_in_the_candidates_time_zone(bot: Bot) -> None:
-    day = (bot.ctx.clock.now() + dt.timedelta(days=3)).date()
+    day = dt.date(2026, 11, 27)
     resp = submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{
         ids.REGION_INPUT: "IL", ids.OUTCOME_SELECT: "callback_requested",
         ids.CB_DATE_INPUT: day, ids.CB_TIME_INPUT: "16:00"}))
@@ -225,7 +235,7 @@ def test_do_not_call_flags_the_candidate_everywhere(bot: Bot) -> None:
     view = bot.open_modal(CASEY, text="log ALZ-0001")
     assert any("Do not call" in (b.get("text") or {}).get("text", "") for b in view["blocks"])
     resp = submit(bot, CASEY, view, {ids.OUTCOME_SELECT: "callback_requested",
-                                     ids.CB_DATE_INPUT: dt.date.today() + dt.timedelta(days=2),
+                                     ids.CB_DATE_INPUT: dt.date(2026, 11, 26),
                                      ids.CB_TIME_INPUT: "11:00"})
     assert "do-not-call" in _errors(resp)[ids.OUTCOME_BLOCK]
     status = bot.slack.slash_command(CASEY, text="status ALZ-0001").json()
@@ -309,7 +319,7 @@ def test_every_outcome_can_be_logged(bot: Bot, outcome: str) -> None:
 
     extra: dict[str, Any] = {ids.OUTCOME_SELECT: outcome}
     if outcome == "callback_requested":
-        extra |= {ids.REGION_INPUT: "NY", ids.CB_DATE_INPUT: dt.date.today() + dt.timedelta(days=4),
+        extra |= {ids.REGION_INPUT: "NY", ids.CB_DATE_INPUT: dt.date(2026, 11, 28),
                   ids.CB_TIME_INPUT: "12:00"}
     resp = submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**extra))
     assert resp.status_code == 200 and "errors" not in resp.text, resp.text

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import requests
 from bot import cli
 from bot.scheduler import job_specs
 from integrations.slack_standin import SlackSender, SlackStandin
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, python_argv
 
 
 def _free_port() -> int:
@@ -44,7 +43,7 @@ def proc_env(database_url: str, standin: SlackStandin, tmp_path: Path) -> dict[s
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bot.cli", *args]
+    return python_argv("-m", "bot.cli", *args)  # sharing the test session's clock
 
 
 def test_serve_answers_healthz_and_signed_commands(proc_env: dict[str, str], standin: SlackStandin,
@@ -59,8 +58,8 @@ def test_serve_answers_healthz_and_signed_commands(proc_env: dict[str, str], sta
             try:
                 if requests.get(base + "/healthz", timeout=5).status_code == 200:
                     break
-            except (requests.ConnectionError, requests.Timeout):  # still starting
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or slow to answer on a busy machine
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "serve did not come up in 30 s"
             time.sleep(0.2)

@@ -7,6 +7,7 @@ real app. A screenshot of each step is kept (SANDBOX_ARTIFACTS, default tests/ar
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ import requests
 from sqlalchemy import func, select
 
 from bot import ids
+from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.runtime import Runtime, build_runtime
 from bot.sandbox.seed import DEMO, DEMO_LEADS, DEMO_NAMES
@@ -40,6 +42,12 @@ WAIT_MS = 15_000
 SANDBOX_UNSET = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL",
                  "PRESCREEN_ENCRYPTION_KEYS", "HOST", "MS_TENANT_ID", "MS_CLIENT_ID",
                  "MS_CLIENT_SECRET", "MS_CLIENT_CERT_PATH")
+# The sandbox's clock starts here whatever the real date and hour: a Monday, 07:30 in New York,
+# before the "your day" DMs (08:00 local), the day's digests (ALZ 08:30 New York, MDD 09:00
+# Chicago) and the weekly updates (Monday 09:00), more than 12 hours after the previous ones, so
+# none is caught up at start and "a day later" brings exactly one daily digest per study and the
+# weekly chart.
+START = dt.datetime(2026, 11, 23, 12, 30, tzinfo=dt.UTC)
 
 
 def artifacts_dir() -> Path:
@@ -93,7 +101,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
     settings = _sandbox_settings(tmp_path, port)
     assert settings.sandbox
     url = f"http://127.0.0.1:{port}"
-    rt = build_runtime(settings, app_url=url)
+    rt = build_runtime(settings, app_url=url, clock=OffsetClock(start=START))
     server = make_server("127.0.0.1", port, rt.web, server_class=_ThreadingWSGIServer,
                          handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -220,7 +228,7 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     page.select_option("#user-switcher", CASEY)
     page.locator("#dm-list .nav-item").click()
     expect(page.locator("#pane-title")).to_have_text("prescreen-bot")
-    reminder = page.locator(".msg", has_text=reminder_ref).last
+    reminder = page.locator(".msg", has_text=reminder_ref).filter(has_text="Callback due").last
     expect(reminder).to_contain_text("Callback due")
     expect(reminder).not_to_contain_text("Late reminder")  # time passed in steps, as in real life
     expect(reminder.get_by_role("button", name="Snooze 15 min")).to_be_visible()

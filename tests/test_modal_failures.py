@@ -1,0 +1,119 @@
+"""Story: the database fails in the middle of saving a form (the connection drops after the
+candidate row was written, before the call or the audit event). The coordinator sees "Not saved
+… ref …" under the form, which stays open with their entries; the log has the same ref with the
+traceback and no patient identity; nothing of the half-done work is stored. Pressing the button
+again once the database is back saves it once."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from bot import ids
+from storage.db import Database
+from storage.models import AuditEvent, Callback, Candidate, OutboxMessage, PrescreenCall, Referral
+from tests.conftest import Bot
+from tests.test_inbound_lead import PHI as LEAD_PHI
+from tests.test_inbound_lead import SAM, lead
+from tests.test_log_prescreen_call import CASEY, PHI_STRINGS, new_candidate
+
+STORED = (Candidate, PrescreenCall, Referral, Callback, AuditEvent, OutboxMessage)
+NOTES = "Prefers mornings; daughter helps"  # the note new_candidate() fills in
+
+
+@contextmanager
+def connection_drops_on(db: Database, statement_start: str) -> Iterator[list[str]]:
+    """The database connection dies just before the first statement that starts with
+    `statement_start` reaches the server: the driver raises its own error, as when a database
+    restarts or a network link drops mid-transaction. Yields the statements it broke."""
+    broken: list[str] = []
+
+    def drop(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if not broken and statement.lstrip().upper().startswith(statement_start.upper()):
+            broken.append(statement)
+            conn.connection.dbapi_connection.close()
+
+    event.listen(db.engine, "before_cursor_execute", drop)
+    try:
+        yield broken
+    finally:
+        event.remove(db.engine, "before_cursor_execute", drop)
+
+
+def counts(bot: Bot) -> dict[str, int]:
+    with bot.db.session() as s:
+        return {m.__tablename__: s.scalar(select(func.count()).select_from(m)) or 0 for m in STORED}
+
+
+def not_saved(resp: Any, block: str) -> str:
+    body = resp.json()
+    assert body["response_action"] == "errors", body
+    message: str = body["errors"][block]
+    match = re.fullmatch(r"Not saved: something went wrong \(ref ([0-9a-f]{6})\)\. .+", message)
+    assert match, message
+    return match.group(1)
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> str:
+    handler = logging.StreamHandler()  # the text a log file would get: message and traceback
+    return "\n".join(handler.format(r) for r in caplog.records)
+
+
+def test_a_call_the_database_drops_is_not_saved_and_says_so_with_a_ref(
+        bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    view = bot.open_modal(CASEY)
+    before = counts(bot)
+    with caplog.at_level(logging.INFO), connection_drops_on(bot.db, "INSERT INTO prescreen_calls") as broken:
+        resp = bot.slack.submit(CASEY, view["id"], new_candidate())
+
+    assert broken, "the fault was injected"
+    ref = not_saved(resp, ids.OUTCOME_BLOCK)
+    assert "press Log call again" in resp.json()["errors"][ids.OUTCOME_BLOCK]
+    assert bot.standin.view(view["id"]) is not None, "the form stays open with the entries"
+    assert counts(bot) == before, "the candidate written before the fault was rolled back"
+    [record] = [r for r in caplog.records if ref in r.getMessage()]
+    assert record.levelno == logging.ERROR and record.exc_info, "the ref leads to a traceback"
+    text = logged(caplog)
+    for phi in [*PHI_STRINGS, NOTES]:
+        assert phi not in text, f"{phi!r} reached the log"
+    assert "INSERT INTO prescreen_calls" in text, "the log says which statement failed"
+    assert '"age": 67' not in text and "gAAAA" not in text, "but not its values (answers, ciphertext)"
+    assert not bot.standin.ephemerals(CASEY) and not bot.standin.messages("C0ALZ0001")
+
+    # the database is back: the same form, submitted again, is saved once
+    again = bot.slack.submit(CASEY, view["id"], new_candidate())
+    assert again.status_code == 200 and "errors" not in again.text, again.text
+    after = counts(bot)
+    assert (after["candidates"], after["prescreen_calls"], after["referrals"]) == (1, 1, 1)
+    summary = bot.standin.wait_for(lambda s: s.ephemerals(CASEY), message="the summary")[-1]
+    assert summary["text"].startswith("ALZ-0001 · attempt 1")
+
+
+def test_a_lead_the_database_drops_is_not_saved_and_says_so_with_a_ref(
+        bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    view = bot.open_modal(SAM, "lead MDD", channel_id="C0MDD0001")
+    before = counts(bot)
+    with caplog.at_level(logging.INFO), connection_drops_on(bot.db, "INSERT INTO audit_events") as broken:
+        resp = bot.slack.submit(SAM, view["id"], lead())
+
+    assert broken, "the fault was injected"
+    ref = not_saved(resp, ids.LEAD_PHONE_BLOCK)
+    assert counts(bot) == before
+    [record] = [r for r in caplog.records if ref in r.getMessage()]
+    assert record.levelno == logging.ERROR and record.exc_info
+    text = logged(caplog)
+    for phi in LEAD_PHI:
+        assert phi not in text, f"{phi!r} reached the log"
+    assert not bot.standin.ephemerals(SAM)
+
+    again = bot.slack.submit(SAM, view["id"], lead())
+    assert again.status_code == 200 and "errors" not in again.text, again.text
+    assert counts(bot)["candidates"] == 1
+    confirmation = bot.standin.wait_for(lambda s: s.ephemerals(SAM), message="the confirmation")[-1]
+    assert "MDD-0001 added" in confirmation["text"]
