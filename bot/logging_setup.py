@@ -4,9 +4,44 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from types import TracebackType
 
 # Libraries that log whole request/response bodies at DEBUG; bodies may hold PHI.
 BODY_LOGGERS = ("slack_bolt", "slack_sdk", "urllib3", "msal", "sqlalchemy.engine")
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+class QuietFormatter(logging.Formatter):
+    """Tracebacks keep their frames and exception types but drop exception messages, which can
+    quote request data or patient identity (a driver's error text can quote a row's values); a
+    database error keeps its SQL statement, which has placeholders, not values."""
+
+    def formatException(self, ei: ExcInfo) -> str:
+        exc = ei[1]
+        return exception_summary(exc) if exc is not None else ""
+
+
+def exception_summary(exc: BaseException) -> str:
+    """An exception and its causes: types, frames, and a database error's SQL; no messages."""
+    from sqlalchemy.exc import StatementError  # the one library whose messages we keep
+
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = f"{type(current).__module__}.{type(current).__qualname__}"
+        head = kind
+        if isinstance(current, StatementError):  # the statement, never the driver's text
+            head += f" ({type(current.orig).__name__}) [SQL: {current.statement}]"
+        frames = traceback.extract_tb(current.__traceback__)
+        parts.append("\n".join([head, *(f'  File "{f.filename}", line {f.lineno}, in {f.name}'
+                                          for f in frames)]))
+        current = current.__cause__ or current.__context__
+    return "\nwhich came from\n".join(parts)
 
 
 def setup_logging(level: str) -> None:
@@ -14,7 +49,7 @@ def setup_logging(level: str) -> None:
     if not any(getattr(h, "_prescreen", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+            QuietFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
         )
         handler._prescreen = True  # type: ignore[attr-defined]
         root.addHandler(handler)

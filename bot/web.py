@@ -12,7 +12,6 @@ import hmac
 import json
 import logging
 import re
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -23,6 +22,7 @@ from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
 from bot.clock import Clock, SystemClock
+from bot.logging_setup import exception_summary
 from storage.db import Database
 
 log = logging.getLogger("prescreen.web")
@@ -171,11 +171,16 @@ class SlackWebApp:
         content_type, text = slack_body(req.headers.get("content-type", ""), req.body)
         headers = {k: [v] for k, v in req.headers.items()}
         headers["content-type"] = [content_type]  # the canonical media type Bolt compares with
-        bolt_req = BoltRequest(
-            body=text,
-            query={k: v for k, v in req.query.items()},
-            headers=headers,
-        )
+        try:
+            bolt_req = BoltRequest(
+                body=text,
+                query={k: v for k, v in req.query.items()},
+                headers=headers,
+            )
+        except (TypeError, AttributeError, KeyError, ValueError):
+            # Bolt reads the envelope (user, team, channel…) while building the request; a field
+            # of the wrong type is a payload Slack never sends.
+            raise Refused(400, "malformed payload") from None
         bolt_resp = self.bolt.dispatch(bolt_req)
         headers_out = [(k, v) for k, vs in bolt_resp.headers.items() for v in vs
                        if k.lower() != "content-length"]
@@ -288,12 +293,3 @@ def _json_object(text: str) -> None:
         raise Refused(400, "malformed JSON") from None
     if not isinstance(value, dict):
         raise Refused(400, "malformed JSON")
-
-
-def exception_summary(exc: BaseException) -> str:
-    """An exception for the log: its type and the frames it passed through, without its message
-    (which can quote request data or database parameters) and without local variables."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    lines = [f"{type(exc).__module__}.{type(exc).__qualname__}"]
-    lines += [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in frames]
-    return "\n".join(lines)

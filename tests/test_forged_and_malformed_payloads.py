@@ -180,6 +180,8 @@ CASES: list[Case] = [
     ("a click with no user", lambda b: click(b, MISSING, ids.REFERRAL_APPROVE, '{"id":1}'), "400"),
     ("a user that is not an object id",
      lambda b: click(b, {"id": ["U0LEAD001"]}, ids.REFERRAL_APPROVE, '{"id":1}'), "400"),
+    ("a user that is a number, not an object",
+     lambda b: {**click(b, LEE, ids.REFERRAL_APPROVE, '{"id":1}'), "user": 5}, "400"),
     ("a click with no actions",
      lambda b: {**click(b, LEE, ids.REFERRAL_APPROVE, '{"id":1}'), "actions": []}, "400"),
     ("an action that is not an object",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from bot import ids
+from bot.logging_setup import QuietFormatter
 from storage.db import Database
 from storage.models import AuditEvent, Callback, Candidate, OutboxMessage, PrescreenCall, Referral
 from tests.conftest import Bot
@@ -61,8 +63,9 @@ def not_saved(resp: Any, block: str) -> str:
 
 
 def logged(caplog: pytest.LogCaptureFixture) -> str:
-    handler = logging.StreamHandler()  # the text a log file would get: message and traceback
-    return "\n".join(handler.format(r) for r in caplog.records)
+    """The text a log file would get: the app's own format, message and traceback."""
+    formatter = QuietFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    return "\n".join(formatter.format(r) for r in caplog.records)
 
 
 def test_a_call_the_database_drops_is_not_saved_and_says_so_with_a_ref(
@@ -117,3 +120,26 @@ def test_a_lead_the_database_drops_is_not_saved_and_says_so_with_a_ref(
     assert counts(bot)["candidates"] == 1
     confirmation = bot.standin.wait_for(lambda s: s.ephemerals(SAM), message="the confirmation")[-1]
     assert "MDD-0001 added" in confirmation["text"]
+
+
+def test_a_traceback_in_the_log_never_carries_an_exception_message() -> None:
+    """Whatever our code or a library puts in an exception's message (here a name and a phone
+    number, as a careless error text would), the log keeps the type and the frames only; a
+    database error keeps its SQL, whose values the engines hide."""
+    from sqlalchemy.exc import IntegrityError
+
+    def fails() -> None:
+        try:
+            raise ValueError("Ada Lovelace +16175550100")
+        except ValueError as exc:
+            raise IntegrityError("INSERT INTO candidates (name_enc) VALUES (?)", None, exc) from exc
+
+    try:
+        fails()
+    except IntegrityError:
+        record = logging.LogRecord("prescreen.test", logging.ERROR, __file__, 1, "failed ref=abc123",
+                                   None, sys.exc_info())
+    text = QuietFormatter("%(levelname)s %(message)s").format(record)
+    assert "failed ref=abc123" in text and "in fails" in text
+    assert "builtins.ValueError" in text and "INSERT INTO candidates" in text
+    assert "Ada" not in text and "6175550100" not in text
