@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
@@ -79,11 +82,65 @@ def create_app(ctx: AppContext, *, signing_secret: str | None = None) -> App:
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt.App"),
     )
-    _install_error_handler(app)
+    on_error = _install_error_handler(app)
     payloads.register(app)  # damaged envelopes are refused first, before any other middleware
     _install_event_dedupe(app, ctx)
-    register_all(app, ctx)
+    register_all(_AfterAckGuard(app, on_error), ctx)  # type: ignore[arg-type]
     return app
+
+
+ErrorHandler = Callable[..., None]
+
+
+class _AfterAckGuard:
+    """The app as the feature modules see it while they register listeners. Each listener is
+    wrapped so that an error it raises *after* acknowledging goes to the one error handler (the
+    user gets the usual ephemeral answer) instead of back to Bolt, whose thread runner would
+    replace the acknowledgement it already has with nothing and answer Slack 404 after 3 s."""
+
+    def __init__(self, app: App, on_error: ErrorHandler) -> None:
+        self._app = app
+        self._on_error = on_error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
+
+    def action(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self._guarded(self._app.action(*args, **kwargs))
+
+    def view(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self._guarded(self._app.view(*args, **kwargs))
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        return self._guarded(self._app.command(*args, **kwargs))
+
+    def _guarded(self, register: Callable[[Callable[..., Any]], Any]
+                 ) -> Callable[[Callable[..., Any]], Any]:
+        def apply(listener: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(listener)  # Bolt reads the listener's own argument names
+            def guarded(**kwargs: Any) -> Any:
+                try:
+                    return listener(**kwargs)
+                except Exception as error:
+                    ack = kwargs.get("ack")
+                    if ack is None or ack.response is None:
+                        raise  # not acknowledged yet: Bolt's error path answers in the response
+                    body = kwargs.get("body") or {}
+                    self._on_error(error=error, body=body, response=None,
+                                   respond=kwargs.get("respond") or _respond_for(body),
+                                   client=kwargs.get("client") or self._app.client, ack=ack)
+                    return None
+
+            register(guarded)
+            return listener  # stacked decorators each wrap the listener itself
+
+        return apply
+
+
+def _respond_for(body: dict[str, Any]) -> Respond | None:
+    urls = body.get("response_urls") or []
+    url = body.get("response_url") or (urls[0].get("response_url") if urls else None)
+    return Respond(response_url=url) if isinstance(url, str) else None
 
 
 def _install_event_dedupe(app: App, ctx: AppContext) -> None:
@@ -102,7 +159,7 @@ def _install_event_dedupe(app: App, ctx: AppContext) -> None:
         return next()
 
 
-def _install_error_handler(app: App) -> None:
+def _install_error_handler(app: App) -> ErrorHandler:
     @app.error
     def on_error(
         error: Exception, body: dict[str, Any], respond: Any, response: BoltResponse | None,
@@ -135,6 +192,8 @@ def _install_error_handler(app: App) -> None:
                 respond(text=text, response_type="ephemeral", replace_original=False)
             except Exception:  # the user message is best effort; the log has the ref
                 log.warning("could not deliver the error message")
+
+    return on_error
 
 
 KINDS = ("block_actions", "view_submission", "view_closed", "event_callback", "shortcut")

@@ -423,3 +423,21 @@ def test_fuzzed_slash_commands(scene: Bot, caplog: pytest.LogCaptureFixture) -> 
             assert resp.status_code == 200, (text, resp.text)
     settle(bot)
     assert errors_logged(caplog) == []
+
+
+def test_a_refusal_after_the_click_was_acknowledged_is_still_answered_at_once(
+        scene: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    """A listener that acknowledges first and is refused afterwards (a stranger switching the
+    study inside a log-call form they should not have): Slack still gets its 200 at once (a
+    click inside a modal has no response_url, so the refusal is only logged, quietly)."""
+    bot, before = scene, row_counts(scene)
+    for _ in range(5):  # the refusal races Bolt's wait for the acknowledgement: try it a few times
+        view = form(ids.LOG_CALL_VIEW, "{}")
+        payload = click(bot, ROBIN, ids.STUDY_SELECT, view=view)
+        payload["actions"][0] |= {"type": "static_select", "selected_option": None}
+        resp, took = send(bot, payload)
+        assert resp.status_code == 200 and took < FAST, (resp.status_code, took)
+    settle(bot)
+    assert [r for r in caplog.records if r.getMessage() == "domain error NotAllowed"]
+    assert row_counts(bot) == before
+    assert errors_logged(caplog) == []
