@@ -126,6 +126,23 @@ def is_postgres() -> bool:
     return _pg_admin_url() is not None
 
 
+@pytest.fixture
+def empty_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database, not migrated: a SQLite file, or a new PostgreSQL database."""
+    admin = _pg_admin_url()
+    if admin is None:
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"prescreen_empty_{uuid.uuid4().hex[:8]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def db_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database: a SQLite file to copy, or a fresh PostgreSQL database."""

@@ -230,22 +230,6 @@ def test_events_of_a_failed_unit_of_work_or_savepoint_are_not_written(db: Databa
     assert [(e.seq, e.action) for e in events] == [(1, "kept"), (2, "released")]
 
 
-@pytest.fixture
-def empty_url(tmp_path: Path) -> Iterator[str]:
-    admin = _pg_admin_url()
-    if admin is None:
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    name = f"prescreen_audit_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
-
-
 def test_events_written_before_the_upgrade_are_chained_by_the_migration(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0002")
     t0 = dt.datetime(2026, 3, 8, 6, 59, 59, 123456)  # naive UTC, as stored

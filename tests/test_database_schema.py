@@ -4,35 +4,17 @@ and gets exactly the schema the code expects; the audit trail cannot be rewritte
 from __future__ import annotations
 
 import io
-import uuid
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import DatabaseError
 
 from bot import cli
 from storage import audit, migrate
 from storage.db import Database
 from storage.models import AuditEvent, Base
-from tests.conftest import _pg_admin_url
-
-
-@pytest.fixture
-def empty_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
-    admin = _pg_admin_url()
-    if admin is None:
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"prescreen_empty_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
 
 
 def test_migrate_command_upgrades_an_empty_database_to_head(
