@@ -144,24 +144,24 @@ def schema(url: str) -> dict[str, Any]:
 
 
 def differences(got: Any, want: Any, path: str = "") -> list[str]:
-    """Where two schema snapshots differ, one line each (path: upgraded vs fresh)."""
+    """Where two schema snapshots differ, one line each (path: migrated vs fresh)."""
     if isinstance(got, dict) and isinstance(want, dict):
         out: list[str] = []
         for key in sorted(set(got) | set(want), key=str):
             sub = f"{path}.{key}" if path else str(key)
             if key not in want:
-                out.append(f"{sub}: only in the upgraded database")
+                out.append(f"{sub}: only in the migrated database")
             elif key not in got:
-                out.append(f"{sub}: missing from the upgraded database")
+                out.append(f"{sub}: missing from the migrated database")
             else:
                 out += differences(got[key], want[key], sub)
         return out
-    return [] if got == want else [f"{path}: upgraded {got!r}, fresh {want!r}"]
+    return [] if got == want else [f"{path}: migrated {got!r}, fresh {want!r}"]
 
 
 def assert_same_schema(url: str, fresh_url: str) -> None:
     diff = differences(schema(url), schema(fresh_url))
-    assert not diff, "upgraded schema differs from a fresh install:\n  " + "\n  ".join(diff)
+    assert not diff, "schema differs from a fresh database at the same revision:\n  " + "\n  ".join(diff)
 
 
 def assert_models_match(url: str) -> None:
@@ -468,7 +468,7 @@ def test_released_migrations_are_the_start_of_the_chain() -> None:
     """Only the newest migrations may be unreleased: a released one never follows an unreleased
     one, so every database that ran the released files can still reach head."""
     script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
-    chain = [s for s in reversed(list(script.walk_revisions()))]  # 0001 first
+    chain = list(reversed(list(script.walk_revisions())))  # 0001 first
     files = [Path(s.path).name for s in chain]
     listed = set(released())
     assert listed <= set(files)
