@@ -24,6 +24,11 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Step the schema back to `revision` (each migration's downgrade; 0001's drops every table)."""
+    command.downgrade(alembic_config(url), revision)
+
+
 def head_revision(url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
