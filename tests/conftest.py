@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -127,20 +127,36 @@ def is_postgres() -> bool:
 
 
 @pytest.fixture
-def empty_url(tmp_path: Path) -> Iterator[str]:
-    """An empty database, not migrated: a SQLite file, or a new PostgreSQL database."""
+def new_database(tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes empty databases (SQLite files, or PostgreSQL databases when DATABASE_URL says so)."""
     admin = _pg_admin_url()
-    if admin is None:
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"prescreen_empty_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    made: list[str] = []
+
+    def make() -> str:
+        if admin is None:
+            made.append(f"db{len(made)}.db")
+            return f"sqlite:///{tmp_path / made[-1]}"
+        name = f"prescreen_mig_{uuid.uuid4().hex[:8]}"
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        made.append(name)
+        return admin.rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
+    if admin is not None and made:
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            for name in made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture
+def empty_url(new_database: Callable[[], str]) -> str:
+    """An empty database, not migrated."""
+    return new_database()
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,7 @@ import datetime as dt
 import hashlib
 import io
 import re
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from storage import audit, migrate
 from storage.crypto import PHICipher
 from storage.db import Database, make_engine
 from storage.models import Base
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, _pg_admin_url
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET
 
 VERSIONS = migrate.MIGRATIONS / "versions"
 RELEASED = migrate.MIGRATIONS / "released.txt"
@@ -45,33 +44,6 @@ PATIENTS = (("María Gómez-Núñez", "+16175550101", "1948-03-09"),
 
 
 # ----- databases -----------------------------------------------------------------------------
-
-@pytest.fixture
-def new_database(tmp_path: Path) -> Iterator[Callable[[], str]]:
-    """Makes empty databases (SQLite files, or PostgreSQL databases when DATABASE_URL says so)."""
-    admin = _pg_admin_url()
-    made: list[str] = []
-
-    def make() -> str:
-        if admin is None:
-            made.append(f"db{len(made)}.db")
-            return f"sqlite:///{tmp_path / made[-1]}"
-        name = f"prescreen_mig_{uuid.uuid4().hex[:8]}"
-        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        engine.dispose()
-        made.append(name)
-        return admin.rsplit("/", 1)[0] + f"/{name}"
-
-    yield make
-    if admin is not None and made:
-        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            for name in made:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
 
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], None]:
