@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DatabaseError
 
-from bot import cli
+from app import cli
 from storage import audit, migrate
 from storage.db import Database
 from storage.models import AuditEvent, Base

@@ -17,7 +17,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from bot import cli, kpis
+from app import cli, kpis
 from storage.db import Database
 from storage.models import AuditEvent
 from tests.conftest import ENCRYPTION_KEY
