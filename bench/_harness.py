@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from cryptography.fernet import Fernet
 
-from integrations.slack_standin import SlackSender, SlackStandin
+from sandbox.slack_standin import SlackSender, SlackStandin
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -141,7 +141,7 @@ def bench_database(url: str, studies_yaml: str) -> Database:
 
 def bench_context(url: str, db: Database, key: str | None = None, clock: Any = None) -> AppContext:
     """An app context whose Slack calls would go nowhere (benchmarks measure the database)."""
-    from bot.app import create_context
+    from app.factory import create_context
     from bot.config import Settings
 
     settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
@@ -173,7 +173,7 @@ def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) ->
     env.update(DATABASE_URL=url, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET,
                SLACK_API_URL=standin.url, PRESCREEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
                LOG_LEVEL="WARNING", WEB_CONCURRENCY=str(web_concurrency), **(extra_env or {}))
-    cli = [sys.executable, "-m", "bot.cli"]
+    cli = [sys.executable, "-m", "app.cli"]
     (tmp / "studies.yaml").write_text(STUDY_YAML)
     subprocess.run([*cli, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
     subprocess.run([*cli, "studies", "import", str(tmp / "studies.yaml")], env=env, cwd=tmp,

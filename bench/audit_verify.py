@@ -29,7 +29,7 @@ def fill(db: Database, events: int, batch: int) -> float:
 
 
 def verify_cli(url: str) -> tuple[float, str]:
-    from bot import cli
+    from app import cli
 
     os.environ.update(DATABASE_URL=url, SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET="s" * 32,
                       PRESCREEN_ENCRYPTION_KEYS="cHJlc2NyZWVuLWJvdC10ZXN0LWtleS0wMDAwMDAwMDA=")

@@ -18,9 +18,9 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
+from app.web import MAX_BODY, SlackWebApp
 from bench._harness import table
-from bot.web import MAX_BODY, SlackWebApp
-from integrations.slack_standin.sender import sign
+from sandbox.slack_standin.sender import sign
 from storage.db import Database
 
 SECRET = "bench-signing-secret"

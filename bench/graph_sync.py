@@ -23,8 +23,8 @@ from sqlalchemy import delete
 
 from integrations.graph.auth import StaticTokenCredential
 from integrations.graph.client import GraphClient
-from integrations.graph.standin import SANDBOX_TOKEN, GraphStandin
 from integrations.graph.sync import SyncReport, sync_mailboxes
+from sandbox.graph_standin import SANDBOX_TOKEN, GraphStandin
 from storage.db import Database
 from storage.models import Base, CalendarEvent, GraphSyncState
 

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 
 from bench._harness import db_label, fresh_database, table
 from integrations.slack_outbox import OutboxDispatcher
-from integrations.slack_standin import SlackStandin
+from sandbox.slack_standin import SlackStandin
 from storage import migrate
 from storage.db import Database
 from storage.models import Base

@@ -21,10 +21,10 @@ import pytest
 import time_machine
 from sqlalchemy import create_engine, text
 
+from app.runtime import Runtime, build_runtime
 from bot.config import Settings
-from bot.runtime import Runtime, build_runtime
 from bot.studies.importer import import_studies
-from integrations.slack_standin import SlackSender, SlackStandin
+from sandbox.slack_standin import SlackSender, SlackStandin
 from storage import migrate
 from storage.db import Database
 from storage.models import Base

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from integrations.graph.auth import MsalCredential
 from integrations.graph.client import GraphClient
-from integrations.graph.standin import GraphStandin
+from sandbox.graph_standin import GraphStandin
 
 TENANT = "contoso-test"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"

@@ -23,7 +23,8 @@ import time_machine
 import yaml
 from sqlalchemy import func, select
 
-from bot import cli, ids
+from app import cli
+from bot import ids
 from storage.models import AuditEvent, Member, Membership
 from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, FIXTURES, SIGNING_SECRET, Bot
 from tests.test_callback_reminders import DUE, START, at, callback, log_callback, reminders, tick

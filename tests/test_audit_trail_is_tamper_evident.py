@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
-from bot import cli
+from app import cli
 from bot.audit_trail.roles import check_running_role
 from bot.config import Settings
 from storage import audit, migrate

@@ -11,11 +11,11 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from app.scheduler import run_job
 from bot import ids
-from bot.scheduler import run_job
 from integrations.graph.auth import StaticTokenCredential
 from integrations.graph.client import GraphClient
-from integrations.graph.standin import SANDBOX_TOKEN, GraphStandin, seed_demo
+from sandbox.graph_standin import SANDBOX_TOKEN, GraphStandin, seed_demo
 from storage.models import Referral
 from storage.repositories import studies as study_repo
 from tests.conftest import Bot

@@ -18,9 +18,9 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from app.scheduler import run_job
 from bot import blocks as bk
 from bot import ids
-from bot.scheduler import run_job
 from storage.models import AuditEvent, Callback, Candidate
 from tests.conftest import Bot
 from tests.test_log_prescreen_call import CASEY, PAT, PHI_STRINGS, SAM, new_candidate
@@ -305,7 +305,7 @@ def test_reminder_buttons_carry_small_typed_values(bot: Bot, clock: Any) -> None
 
 WORKER = """
 import sys, time
-from bot.app import create_context
+from app.factory import create_context
 from bot.callbacks.jobs import send_due_reminders
 from bot.config import Settings
 

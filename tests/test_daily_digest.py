@@ -163,7 +163,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, bot: Bot, tmp_path: Path) -> None:
 
 
 def run_cli(*argv: str) -> tuple[int, str]:
-    from bot import cli
+    from app import cli
 
     out = io.StringIO()
     return cli.main(list(argv), out=out), out.getvalue()
@@ -213,7 +213,7 @@ def digests(bot: Bot) -> list[dict[str, Any]]:
 
 
 def tick(bot: Bot) -> str:
-    from bot.scheduler import run_job
+    from app.scheduler import run_job
 
     summary = run_job(bot.ctx, "digests")
     bot.deliver()
@@ -292,7 +292,7 @@ def test_a_digest_more_than_twelve_hours_late_is_skipped_and_logged(
 
 
 def test_two_workers_ticking_together_post_one_digest(bot: Bot) -> None:
-    from bot.scheduler import run_job
+    from app.scheduler import run_job
 
     # 08:31 in Chicago: MDD's digest is due, ALZ's (08:30 New York) is an hour late
     with time_machine.travel(dt.datetime(2026, 11, 23, 14, 31, tzinfo=dt.UTC), tick=False):
@@ -389,7 +389,7 @@ def test_two_worker_processes_send_the_due_digest_once(bot: Bot, tmp_path: Path)
                SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=bot.standin.url,
                PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY)
     with time_machine.travel(MONDAY_0830_NY + dt.timedelta(minutes=5), tick=True):
-        procs = [subprocess.Popen(python_argv("-m", "bot.cli", "jobs", "run", "digests"),
+        procs = [subprocess.Popen(python_argv("-m", "app.cli", "jobs", "run", "digests"),
                                   env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True) for _ in range(2)]
         outputs = [p.communicate(timeout=180)[0] for p in procs]

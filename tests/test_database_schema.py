@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DatabaseError
 
-from bot import cli
+from app import cli
 from storage import audit, migrate
 from storage.db import Database
 from storage.models import AuditEvent, Base

@@ -17,7 +17,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from bot import cli, kpis
+from app import cli
+from bot import kpis
 from storage.db import Database
 from storage.models import AuditEvent
 from tests.conftest import ENCRYPTION_KEY

@@ -22,7 +22,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from bot import cli
+from app import cli
 from storage import audit
 from storage.crypto import PHICipher
 from storage.db import Database

@@ -26,8 +26,8 @@ from graph_fake import (
 from slack_sdk import WebClient
 from sqlalchemy import select
 
+from app.cli.graph import add_cli, graph_check
 from bot.calendar import views
-from bot.calendar.cli import add_cli, graph_check
 from bot.calendar.jobs import graph_sync_job
 from bot.calendar.workflow import OK, callback_collision, my_calendar, site_free_slots
 from bot.config import Settings
@@ -41,7 +41,7 @@ from integrations.graph import (
     Interval,
     free_slots,
 )
-from integrations.graph.standin import GraphStandin
+from sandbox.graph_standin import GraphStandin
 from storage.crypto import PHICipher
 from storage.db import Database
 from storage.models import Base, CalendarEvent, GraphSyncState, Member, Site, Study
@@ -571,7 +571,7 @@ def test_at_most_four_concurrent_requests_per_mailbox(env: Env) -> None:
 
 
 def test_sandbox_shows_demo_calendars_without_a_tenant(env: Env) -> None:
-    from bot.calendar.sandbox import start_sandbox_graph
+    from sandbox.graph import start_sandbox_graph
 
     seed_people(env.db)
     ctx = env.ctx(None)

@@ -8,9 +8,9 @@ import io
 import pytest
 import requests
 
-from bot import cli
+from app import cli
+from app.runtime import build_runtime
 from bot.config import SettingsError, load_settings
-from bot.runtime import build_runtime
 from storage.db import Database
 from tests.conftest import Bot, serve_wsgi
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import ids
-from integrations.slack_standin.sender import state_value
+from sandbox.slack_standin.sender import state_value
 from storage.models import AuditEvent, Candidate
 from tests.conftest import Bot
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from bot import cli
+from app import cli
 from bot.prescreen import queries
 from storage.crypto import PHICipher, PHICipherError
 from storage.models import Candidate, PrescreenCall

@@ -15,8 +15,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from app.scheduler import run_job
 from bot.leads.assignment import assign_pending
-from bot.scheduler import run_job
 from storage.models import AuditEvent, CalendarEvent, Candidate, Member
 from tests.conftest import Bot
 from tests.leads_factory import bulk_leads, import_yaml, make_lead, member_id

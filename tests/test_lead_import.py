@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot import cli
-from bot.app import create_context
+from app import cli
+from app.factory import create_context
 from bot.config import Settings
 from bot.context import AppContext
 from bot.leads.intake import ImportResult, LeadFileError, import_leads

@@ -16,7 +16,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from bot import ids
-from integrations.slack_standin.sender import state_value
+from sandbox.slack_standin.sender import state_value
 from storage.models import AuditEvent, Callback, Candidate, PrescreenCall, Referral
 from tests.conftest import Bot
 

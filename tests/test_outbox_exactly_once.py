@@ -111,7 +111,7 @@ def worker_env(bot: Bot, tmp_path: Path) -> dict[str, str]:
 def start_worker(bot: Bot, tmp_path: Path) -> subprocess.Popen[str]:
     """`prescreen-bot jobs run outbox` in its own process: what a worker does every few seconds."""
     return subprocess.Popen(
-        [sys.executable, "-c", "from bot.cli import main; raise SystemExit(main())",
+        [sys.executable, "-c", "from app.cli import main; raise SystemExit(main())",
          "jobs", "run", "outbox"],
         cwd=tmp_path, env=worker_env(bot, tmp_path), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot import cli
-from bot.scheduler import job_specs
-from integrations.slack_standin import SlackSender, SlackStandin
+from app import cli
+from app.scheduler import job_specs
+from sandbox.slack_standin import SlackSender, SlackStandin
 from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, python_argv
 
 
@@ -43,7 +43,7 @@ def proc_env(database_url: str, standin: SlackStandin, tmp_path: Path) -> dict[s
 
 
 def _cli(*args: str) -> list[str]:
-    return python_argv("-m", "bot.cli", *args)  # sharing the test session's clock
+    return python_argv("-m", "app.cli", *args)  # sharing the test session's clock
 
 
 def test_serve_answers_healthz_and_signed_commands(proc_env: dict[str, str], standin: SlackStandin,

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.scheduler import run_job
 from bot import ids
 from bot.referrals import workflow
-from bot.scheduler import run_job
 from storage.models import AuditEvent, OutboxMessage, Referral, ReferralEvent
 from tests.conftest import Bot
 from tests.test_log_prescreen_call import CASEY, LEE, NAME, PAT, PHI_STRINGS, SAM, new_candidate
@@ -273,7 +273,7 @@ def test_illegal_transition_lists_the_allowed_next_states(bot: Bot) -> None:
 def test_study_without_approval_step_goes_straight_to_the_site(bot: Bot) -> None:
     view = bot.open_modal(SAM, channel_id="C0MDD0001")
     select_el = view["blocks"][0]["element"]
-    from integrations.slack_standin.sender import state_value
+    from sandbox.slack_standin.sender import state_value
 
     action = {"type": "static_select", "action_id": ids.STUDY_SELECT, "block_id": ids.STUDY_BLOCK,
               "selected_option": state_value(select_el, "MDD")["selected_option"], "action_ts": "1"}
@@ -377,7 +377,7 @@ def test_admin_lists_and_retries_a_failed_message(bot: Bot, monkeypatch: pytest.
                                                   tmp_path: Path) -> None:
     import io
 
-    from bot import cli
+    from app import cli
 
     bot.standin.fail_next("chat.postMessage", error="not_in_channel", times=1)
     pre_qualify_without_delivery = bot.open_modal(CASEY)

@@ -22,11 +22,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from app.runtime import Runtime, build_runtime
 from bot import ids
 from bot.clock import OffsetClock
 from bot.config import Settings
-from bot.runtime import Runtime, build_runtime
-from bot.sandbox.seed import DEMO, DEMO_LEADS, DEMO_NAMES
+from sandbox.seed import DEMO, DEMO_LEADS, DEMO_NAMES
 from tests.conftest import _QuietHandler, _ThreadingWSGIServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -93,7 +93,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
     """`prescreen-bot run` without Slack tokens, in-process: web app, stand-in and worker."""
     from wsgiref.simple_server import make_server
 
-    from bot.scheduler import run_worker
+    from app.scheduler import run_worker
 
     for var in SANDBOX_UNSET:
         monkeypatch.delenv(var, raising=False)
@@ -317,7 +317,7 @@ def test_console_refuses_what_slack_would_not_send(sandbox: RunningSandbox) -> N
 
 
 def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.cli import main
+    from app.cli import main
     from storage.db import Database
     from storage.models import Callback, Candidate, Member, Referral
 

@@ -29,9 +29,9 @@ import requests
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot import cli
+from app import cli
+from app.runtime import Runtime, build_runtime
 from bot.config import Settings, load_settings
-from bot.runtime import Runtime, build_runtime
 from bot.studies.importer import import_studies
 from storage import audit, migrate
 from storage.db import Database
@@ -92,7 +92,7 @@ def snapshot(url: str) -> Snapshot:
 def prescreen_bot(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
     """Run the CLI as an operator would; a process still running after REFUSE_WITHIN seconds has
     started (the sandbox, here) and fails the test."""
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=env, cwd=cwd,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -187,7 +187,7 @@ def test_with_nothing_set_the_sandbox_starts_on_its_own_database_and_key(tmp_pat
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "run", "--port", str(port)],
                             env=nothing_set(), cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:

@@ -23,12 +23,12 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from app.runtime import add_routes
+from app.web import MAX_BODY, WebRequest, WebResponse
 from bot import ids
-from bot.runtime import add_routes
 from bot.studies.importer import import_studies
-from bot.web import MAX_BODY, WebRequest, WebResponse
-from integrations.slack_standin import SlackSender, SlackStandin
-from integrations.slack_standin.sender import sign
+from sandbox.slack_standin import SlackSender, SlackStandin
+from sandbox.slack_standin.sender import sign
 from storage.models import Base, PrescreenCall
 from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, Bot
 
@@ -396,7 +396,7 @@ def test_under_gunicorn_a_chunked_body_is_read_only_up_to_the_limit(
                PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY, LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
                WEB_CONCURRENCY="1")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

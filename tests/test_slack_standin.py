@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from integrations.slack_standin import SlackSender, SlackStandin, state_value
+from sandbox.slack_standin import SlackSender, SlackStandin, state_value
 
 TOKEN = "xoxb-standin-test"
 SECRET = "standin-signing-secret"

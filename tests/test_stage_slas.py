@@ -15,9 +15,9 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from app.scheduler import run_job
 from bot.leads import sla
 from bot.leads.business_time import SlaConfig, add_business_days, add_workday_hours
-from bot.scheduler import run_job
 from bot.studies.importer import validate
 from storage.models import Candidate, Referral, ReferralEvent, Site, SlaNotice
 from tests.conftest import Bot

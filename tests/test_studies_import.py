@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from bot import cli
+from app import cli
 from storage.db import Database
 from storage.models import AuditEvent, Member, Membership, Question, Site, Study
 from tests.conftest import FIXTURES

@@ -14,8 +14,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from app.scheduler import run_job
 from bot import ids
-from bot.scheduler import run_job
 from storage.models import Candidate, DigestRun
 from tests.conftest import Bot
 from tests.test_callback_reminders import log_callback
@@ -146,7 +146,7 @@ def test_the_day_is_the_local_day_on_dst_changes(bot: Bot) -> None:
 def test_with_outlook_connected_the_dm_lists_todays_meetings(bot: Bot) -> None:
     from integrations.graph.auth import StaticTokenCredential
     from integrations.graph.client import GraphClient
-    from integrations.graph.standin import SANDBOX_TOKEN, GraphStandin, seed_demo
+    from sandbox.graph_standin import SANDBOX_TOKEN, GraphStandin, seed_demo
     from storage.repositories import studies as study_repo
 
     eight = TUE_8_NY

@@ -11,8 +11,8 @@ import logging
 from bot.context import AppContext
 from integrations.graph.auth import StaticTokenCredential
 from integrations.graph.client import GraphClient
-from integrations.graph.standin import SANDBOX_TOKEN, GraphStandin, seed_demo
 from integrations.graph.sync import sync_mailboxes
+from sandbox.graph_standin import SANDBOX_TOKEN, GraphStandin, seed_demo
 from storage.repositories import calendar as repo
 
 log = logging.getLogger("prescreen.sandbox")

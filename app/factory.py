@@ -26,8 +26,10 @@ from handlers.common import (
     refuse,
     unexpected_text,
 )
+from integrations.graph import client_from_settings
 from storage.crypto import PHICipher
 from storage.db import Database
+from storage.repositories import requests as processed
 
 log = logging.getLogger("prescreen.app")
 
@@ -52,8 +54,6 @@ def create_context(
     token = bot_token or settings.slack_bot_token
     if not token:
         raise ValueError("a bot token is required (the sandbox provides one)")
-    from integrations.graph import client_from_settings
-
     return AppContext(
         settings=settings,
         db=db or Database(settings.database_url),
@@ -145,8 +145,6 @@ def _respond_for(body: dict[str, Any]) -> Respond | None:
 
 def _install_event_dedupe(app: App, ctx: AppContext) -> None:
     """Slack re-delivers an event it thinks we missed (X-Slack-Retry-Num); handle each event id once."""
-    from storage.repositories import requests as processed
-
     @app.middleware
     def once_per_event(body: dict[str, Any], next: Any, ack: Any = None) -> Any:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None

@@ -4,55 +4,25 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from bot.app import create_app, create_context
+from app.factory import create_app, create_context
+from app.runtime import Runtime, sandbox_key
+from app.web import SlackWebApp
 from bot.clock import OffsetClock
 from bot.config import Settings
 from bot.studies.importer import import_studies
-from bot.web import SlackWebApp
-from integrations.slack_standin import SlackSender, SlackStandin
+from sandbox.console import console_routes, static_routes
+from sandbox.graph import start_sandbox_graph
+from sandbox.seed import has_candidates, seed_demo
+from sandbox.slack_standin import SlackSender, SlackStandin
+from sandbox.state import SANDBOX_TEAM, SANDBOX_TOKEN, Sandbox, demo_file
 from storage.db import Database
 
 log = logging.getLogger("prescreen.sandbox")
-
-SANDBOX_TOKEN = "xoxb-sandbox-local"
-SANDBOX_TEAM = "T0SANDBOX"
-
-
-@dataclass
-class Sandbox:
-    standin: SlackStandin
-    sender: SlackSender
-    clock: OffsetClock
-    demo: dict[str, Any]
-    ctx: Any = None  # the app's AppContext, for running jobs after the clock moves
-    port: int = 3000  # the console's port: the only one its pages answer on
-
-    @property
-    def members(self) -> list[dict[str, Any]]:
-        return list(self.demo.get("members") or [])
-
-    @property
-    def channels(self) -> list[dict[str, str]]:
-        out = []
-        for s in self.demo.get("studies") or []:
-            out.append({"id": s["channel"], "name": s["key"].lower() + "-prescreen"})
-            for site in s.get("sites") or []:
-                if site.get("channel"):
-                    out.append({"id": site["channel"], "name": f"site-{site['key'].lower()}"})
-        return out
-
-
-def demo_file() -> Path:
-    return Path(str(resources.files("bot.sandbox").joinpath("demo.yaml")))
-
 
 def seed_standin(standin: SlackStandin, demo: dict[str, Any]) -> None:
     members = demo.get("members") or []
@@ -68,9 +38,7 @@ def seed_standin(standin: SlackStandin, demo: dict[str, Any]) -> None:
 
 
 def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
-                  app_url: str | None = None) -> Any:
-    from bot.runtime import Runtime, sandbox_key
-
+                  app_url: str | None = None) -> Runtime:
     settings.check_sandbox()
     # The stand-in keeps the sandbox's time, so message times follow the console's clock.
     standin = SlackStandin(bot_token=SANDBOX_TOKEN, team_id=SANDBOX_TEAM,
@@ -91,23 +59,17 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     sandbox = Sandbox(standin=standin, sender=sender, clock=clock, demo=demo,
                       port=urlsplit(url).port or settings.port)
     ctx.extras["sandbox"] = sandbox
-    from bot.sandbox.seed import has_candidates, seed_demo
-
     if not has_candidates(ctx):
         log.info("sandbox: seeded %d demo candidates", seed_demo(ctx))
     else:
         log.info("sandbox: using the existing data (messages sent before this start are not shown); "
                  "`prescreen-bot sandbox reset` restores the full demo")
 
-    from bot.sandbox.console import console_routes, static_routes
-
     sandbox.ctx = ctx
     web = SlackWebApp(bolt, db, routes=console_routes(sandbox),
                       prefix_routes=static_routes(sandbox.port), signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
-    from bot.calendar.sandbox import start_sandbox_graph
-
     graph = start_sandbox_graph(ctx)
     if graph is not None:
         rt.closers.append(graph.stop)

@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.cli.common import cli_context, cli_keys, open_db
 from bot.config import Settings
+from bot.leads.intake import LeadFileError, Problem, import_leads, write_report
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 SHOWN = 50
@@ -35,11 +39,6 @@ def add_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_leads_import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from bot.cli import cli_context, cli_keys, open_db
-    from bot.leads.intake import LeadFileError, Problem, import_leads, write_report
-
     keys = cli_keys(settings)
     if not keys:
         print("prescreen-bot: PRESCREEN_ENCRYPTION_KEYS is not set", file=sys.stderr)

@@ -7,7 +7,10 @@ import argparse
 import sys
 from typing import TextIO
 
+from app.cli.common import open_db
 from bot.config import Settings
+from bot.members.service import UnknownMember, deactivate, list_members, reactivate
+from bot.operator import operator_actor
 
 EXIT_OK, EXIT_INVALID = 0, 2
 SHOWN = 10
@@ -37,9 +40,6 @@ def _refs(refs: list[str]) -> str:
 
 
 def cmd_members_list(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.cli import open_db
-    from bot.members.service import list_members
-
     with open_db(settings) as db:
         rows = list_members(db)
     if not rows:
@@ -52,10 +52,6 @@ def cmd_members_list(args: argparse.Namespace, settings: Settings, out: TextIO) 
 
 
 def cmd_members_deactivate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.cli import open_db
-    from bot.members.service import UnknownMember, deactivate
-    from bot.operator import operator_actor
-
     with open_db(settings) as db:
         try:
             result = deactivate(db, args.slack_id, actor=operator_actor(), reason=args.reason)
@@ -76,10 +72,6 @@ def cmd_members_deactivate(args: argparse.Namespace, settings: Settings, out: Te
 
 
 def cmd_members_reactivate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.cli import open_db
-    from bot.members.service import UnknownMember, reactivate
-    from bot.operator import operator_actor
-
     with open_db(settings) as db:
         try:
             changed = reactivate(db, args.slack_id, actor=operator_actor(), reason=args.reason)

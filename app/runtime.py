@@ -6,15 +6,16 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from slack_bolt import App
 
-from bot.app import create_app, create_context
+from app.factory import create_app, create_context
+from app.web import Route, SlackWebApp
 from bot.clock import Clock, OffsetClock
 from bot.config import Settings
 from bot.context import AppContext
-from bot.web import Route, SlackWebApp
 from storage import migrate
 from storage.crypto import PHICipher
 from storage.db import Database
@@ -29,7 +30,7 @@ class Runtime:
     bolt: App
     web: SlackWebApp
     signing_secret: str
-    sandbox: Any = None  # bot.sandbox.Sandbox in sandbox mode
+    sandbox: Any = None  # sandbox.runtime.Sandbox in sandbox mode
     closers: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
@@ -67,9 +68,9 @@ def build_runtime(
     if migrate_db:
         migrate.upgrade(settings.database_url)
     if settings.sandbox:
-        from bot.sandbox.runtime import start_sandbox
-
-        return start_sandbox(settings, db=db, clock=clock or OffsetClock(), app_url=app_url)
+        runtime: Runtime = sandbox_package().start_sandbox(settings, db=db, clock=clock or OffsetClock(),
+                                                           app_url=app_url)
+        return runtime
     ctx = create_context(settings, db=db, clock=clock)
     secret = settings.slack_signing_secret or secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
@@ -77,6 +78,14 @@ def build_runtime(
     rt = Runtime(settings, ctx, bolt, web, secret)
     rt.closers.append(db.dispose)
     return rt
+
+
+def sandbox_package() -> ModuleType:
+    """The sandbox package (Slack and Graph stand-ins, console, demo data), for sandbox mode only.
+    The sandbox depends on the app, never the reverse: this is the app's one way in."""
+    import sandbox  # the one sandbox seam: loaded lazily, so production never loads the stand-ins
+
+    return sandbox
 
 
 def add_routes(rt: Runtime, routes: dict[tuple[str, str], Route]) -> None:

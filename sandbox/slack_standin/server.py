@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from integrations.slack_standin.blocks import (
+from sandbox.slack_standin.blocks import (
     MESSAGE_BLOCK_LIMIT,
     SURFACE_BLOCK_LIMIT,
     block_elements,

@@ -3,6 +3,7 @@ is due and not yet done, so a worker that was down catches up once and never sen
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import threading
@@ -14,8 +15,14 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.calendar.jobs import graph_sync_job
+from bot.callbacks.jobs import cadence_job, callbacks_job
 from bot.context import AppContext
+from bot.digests.jobs import digests_job
 from bot.housekeeping import purge_processed_requests
+from bot.leads.assignment import assignment_job
+from bot.leads.sla import slas_job
+from bot.outbox import outbox_job
 
 log = logging.getLogger("prescreen.scheduler")
 
@@ -32,13 +39,6 @@ class JobSpec:
 
 def job_specs() -> list[JobSpec]:
     """Every named job, in the order `prescreen-bot jobs list` shows them."""
-    from bot.calendar.jobs import graph_sync_job
-    from bot.callbacks.jobs import cadence_job, callbacks_job
-    from bot.digests.jobs import digests_job
-    from bot.leads.assignment import assignment_job
-    from bot.leads.sla import slas_job
-    from bot.outbox import outbox_job
-
     return [
         JobSpec("callbacks", "send due callback reminders (DM) and escalate overdue callbacks", 30,
                 callbacks_job),
@@ -106,8 +106,6 @@ def build_scheduler(ctx: AppContext, specs: list[JobSpec] | None = None) -> Back
 
 
 def _soon() -> Any:
-    import datetime as dt
-
     return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
 
 

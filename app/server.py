@@ -8,8 +8,9 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from app.runtime import Runtime, build_runtime
+from app.scheduler import run_worker
 from bot.config import Settings
-from bot.runtime import Runtime, build_runtime
 
 log = logging.getLogger("prescreen.server")
 
@@ -45,6 +46,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         rt = build_runtime(self.settings, migrate_db=False)
         self.runtime = rt
         if self.settings.socket_mode:
+            # Loaded only in Socket Mode (saves start-up time and memory for HTTP deployments).
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             handler = SocketModeHandler(rt.bolt, self.settings.slack_app_token)
@@ -52,8 +54,6 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             rt.closers.append(handler.close)
             log.info("connected to Slack over Socket Mode")
         if self.with_worker:
-            from bot.scheduler import run_worker
-
             t = threading.Thread(target=run_worker, args=(rt.ctx, self._stop),
                                  name="scheduler", daemon=True)
             t.start()

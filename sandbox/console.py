@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 
 import requests
 
+from app.scheduler import job_specs
+from app.web import Route, WebRequest, WebResponse
 from bot.config import is_loopback_host
-from bot.sandbox.runtime import Sandbox
-from bot.web import Route, WebRequest, WebResponse
-from integrations.slack_standin.blocks import block_elements
-from integrations.slack_standin.sender import state_value
+from bot.outbox import deliver
+from sandbox.slack_standin.blocks import block_elements
+from sandbox.slack_standin.sender import state_value
+from sandbox.state import Sandbox
 
 log = logging.getLogger("prescreen.sandbox")
 
@@ -82,7 +84,7 @@ def _static(req: WebRequest) -> WebResponse:
     suffix = name[name.rindex("."):]
     if suffix not in STATIC_TYPES:
         return WebResponse.text("not found", 404)
-    path = resources.files("bot.sandbox").joinpath("static", name)
+    path = resources.files("sandbox").joinpath("static", name)
     if not path.is_file():
         return WebResponse.text("not found", 404)
     body = path.read_bytes()
@@ -304,8 +306,6 @@ def run_due_jobs(sandbox: Sandbox, minutes: int = 0) -> dict[str, str]:
     :data:`CLOCK_STEPS`, at least a minute each), running every time-driven job at each step as
     the worker would, then deliver what they queued. Reminders, escalations and digests show up
     at once, and a reminder due within the jump is sent on time, not "late"."""
-    from bot.scheduler import job_specs
-
     ctx = sandbox.ctx
     results: dict[str, str] = {}
     specs = [j for j in job_specs() if j.name not in CLOCK_SKIPS | {"outbox"}]
@@ -330,8 +330,6 @@ def run_due_jobs(sandbox: Sandbox, minutes: int = 0) -> dict[str, str]:
 def _deliver(ctx: Any) -> str:
     """Deliver what is due for a moment (the outbox paces each channel as Slack asks); the
     worker's own outbox ticks send the rest, so the person at the console is not kept waiting."""
-    from bot.outbox import deliver
-
     try:
         stats = deliver(ctx, max_seconds=DELIVER_SECONDS)
     except Exception as exc:

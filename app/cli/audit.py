@@ -8,7 +8,11 @@ import re
 import sys
 from typing import TextIO
 
+from sqlalchemy import text
+
+from app.cli.common import open_db, require_schema
 from bot.config import Settings
+from storage import audit, db_roles
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 HEX = re.compile(r"^[0-9a-fA-F]{12,64}$")
@@ -40,14 +44,11 @@ def _fail(message: str, code: int) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.cli import _require_schema, open_db
-    from storage import audit
-
     bad = [a for a in args.anchor if not HEX.match(a)]
     if bad:
         return _fail(f"--anchor {bad[0]} is not a hash prefix (12 to 64 hex characters)",
                      EXIT_INVALID)
-    if problem := _require_schema(settings):
+    if problem := require_schema(settings):
         return _fail(problem, EXIT_FAIL)
     with open_db(settings, upgrade=False) as db, db.engine.connect() as conn:
         verdict, missing = audit.verify(audit.chain_rows(conn), args.anchor)
@@ -75,11 +76,6 @@ def _at(t: object) -> str:
 
 
 def cmd_grant_app_role(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from sqlalchemy import text
-
-    from bot.cli import open_db
-    from storage import db_roles
-
     if not db_roles.ROLE_NAME.match(args.role):
         return _fail(f"{args.role!r} is not a plain role name (letters, digits, _)", EXIT_INVALID)
     if not settings.is_postgres:

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from integrations.slack_standin.blocks import block_elements
-from integrations.slack_standin.server import SlackStandin
+from sandbox.slack_standin.blocks import block_elements
+from sandbox.slack_standin.server import SlackStandin
 
 ACK_BUDGET_S = 3.0
 SLACK_USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"

@@ -8,7 +8,12 @@ import re
 import sys
 from typing import Any, TextIO
 
+from app.cli.common import cli_context, open_db
 from bot.config import Settings
+from bot.digests import daily, runs, weekly
+from storage import audit
+from storage.repositories import digests as repo
+from storage.repositories import studies as study_repo
 
 EXIT_OK, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
 KINDS = ("daily", "weekly")
@@ -67,9 +72,6 @@ def blocks_as_text(blocks: list[dict[str, Any]]) -> str:
 
 def _prepare(args: argparse.Namespace, settings: Settings, db: Any) -> tuple[Any, Any, Any] | str:
     """(ctx, study, day) or the one-line reason the input is invalid."""
-    from bot.digests import daily
-    from storage.repositories import studies as study_repo
-
     try:
         day = _parse_day(args.period)
     except ValueError:
@@ -82,24 +84,18 @@ def _prepare(args: argparse.Namespace, settings: Settings, db: Any) -> tuple[Any
         known = sorted(study_repo.study_keys(session))
     if study is None:
         return f"no study {args.study!r}; studies: {', '.join(known) or 'none imported yet'}"
-    from bot.cli import cli_context
-
     ctx = cli_context(settings, db)
     if day is None:
         now = ctx.clock.now()
         if args.kind == "daily":
             day = daily.next_period(study, now)
         else:
-            from bot.digests import weekly
-
             run = weekly.due_run(study, now)
             day = weekly.week_of(run.day + dt.timedelta(days=7))[0]
     return ctx, study, day
 
 
 def _build(ctx: Any, study: Any, kind: str, day: dt.date) -> tuple[str, list[Any]]:
-    from bot.digests import daily, weekly
-
     if kind == "daily":
         return daily.scope_for(study.key), daily.build(ctx, study, day)
     return (weekly.scope_for(study.key),
@@ -107,14 +103,10 @@ def _build(ctx: Any, study: Any, kind: str, day: dt.date) -> tuple[str, list[Any
 
 
 def _period_of(kind: str, day: dt.date) -> str:
-    from bot.digests import weekly
-
     return day.isoformat() if kind == "daily" else weekly.period_key(day, day + dt.timedelta(days=6))
 
 
 def cmd_digest_preview(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.cli import open_db
-
     with open_db(settings) as db:
         prepared = _prepare(args, settings, db)
         if isinstance(prepared, str):
@@ -132,11 +124,6 @@ def cmd_digest_preview(args: argparse.Namespace, settings: Settings, out: TextIO
 
 
 def cmd_digest_send(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from bot.cli import open_db
-    from bot.digests import runs
-    from storage import audit
-    from storage.repositories import digests as repo
-
     with open_db(settings) as db:
         prepared = _prepare(args, settings, db)
         if isinstance(prepared, str):

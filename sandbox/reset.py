@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.app import create_context
+from app.factory import create_context
+from app.runtime import sandbox_key
 from bot.config import SANDBOX_DB_FILE, Settings, SettingsError
-from bot.runtime import sandbox_key
-from bot.sandbox.runtime import SANDBOX_TOKEN, demo_file
-from bot.sandbox.seed import seed_demo
 from bot.studies.importer import import_studies
+from sandbox.seed import seed_demo
+from sandbox.state import SANDBOX_TOKEN, demo_file
 from storage import migrate
 from storage.db import Database
 
