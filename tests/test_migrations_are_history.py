@@ -25,7 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DatabaseError
 
-from bot import cli
+from app import cli
 from storage import audit, migrate
 from storage.crypto import PHICipher
 from storage.db import Database, make_engine
