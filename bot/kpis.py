@@ -13,8 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import blocks as bk
+from bot.access import Action, refusal_text, require_somewhere
 from bot.context import AppContext
-from bot.errors import DomainError, UnknownStudy
+from bot.errors import DomainError, NotAllowed, UnknownStudy
 from bot.prescreen.outcomes import OUTCOMES
 from bot.referrals import states
 from storage.repositories import kpis as repo
@@ -348,18 +349,16 @@ class StatsRequest:
 def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> StatsRequest:
     """Check the arguments against the caller's studies (fast; no KPI queries yet)."""
     with ctx.db.session() as s:
+        roles = {study.key: role for study, role in studies_for(s, user_id)}
         mine = {study.key: (study.timezone, [site.key for site in study.sites])
-                for study, _role in studies_for(s, user_id)}
+                for study in require_somewhere(s, user_id, Action.VIEW_STATS)}
         all_keys = {k.upper() for k in study_keys(s)}
-    if not mine:
-        raise DomainError("You are not a member of any study, so there are no stats to show. "
-                          "Ask your admin to add you.")
     rest = list(args)
     keys = sorted(mine)
     if rest and rest[0].upper() in all_keys:
         key = rest.pop(0).upper()
         if key not in mine:
-            raise DomainError(f"You are not a member of {key}. Your studies: {', '.join(keys)}.")
+            raise NotAllowed(refusal_text(key, roles.get(key), Action.VIEW_STATS))
         keys = [key]
     site: str | None = None
     if len(keys) == 1 and rest and rest[-1].upper() in mine[keys[0]][1]:
