@@ -241,7 +241,7 @@ def test_prune_dry_run_lists_exactly_what_prune_then_removes(
     assert after[PAT] == {} and not is_active(bot.db, PAT)
     assert after[SAM] == {"MDD": "coordinator"}
     assert after[CASEY] == before[CASEY] and after[LEE] == before[LEE]
-    assert "You are not a member of any study" in slash(bot, PAT, "stats ALZ")
+    assert "You are not a member of ALZ. Ask your admin to add you." in slash(bot, PAT, "stats ALZ")
 
     [event] = audit_events(bot, "member.deactivated")
     assert event.entity_id == PAT and "studies.yaml" in (event.reason or "")

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot import blocks as bk
-from bot.access import Action, nowhere_text, require_somewhere
+from bot.access import Action, nowhere_text, require_role, require_somewhere
 from bot.callbacks import windows
 from bot.context import AppContext
 from bot.errors import NotAllowed, UnknownStudy
@@ -60,6 +60,10 @@ class Scope:
 
 
 def _scope(session: Session, user_id: str, study_key: str | None) -> Scope:
+    if study_key:
+        named = study_repo.get_study(session, study_key)
+        if named is not None and named.active:
+            require_role(session, user_id, named, Action.WORK_QUEUE)
     member = study_repo.get_member(session, user_id)
     if member is None:
         raise NotAllowed(nowhere_text([], Action.WORK_QUEUE))

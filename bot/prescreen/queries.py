@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import blocks as bk
-from bot.access import Action, allows, refusal_text, require_somewhere, studies_where
+from bot.access import Action, allows, refusal_text, require_role, require_somewhere, studies_where
 from bot.context import AppContext
 from bot.errors import NotAllowed, UnknownCandidate, UnknownStudy
 from bot.phones import normalise_phone
@@ -193,26 +193,23 @@ class LogModalSetup:
 def log_modal_setup(ctx: AppContext, user_id: str, target: str | None) -> LogModalSetup:
     """Which studies the modal offers, and the study/candidate to preselect."""
     with ctx.db.session() as session:
+        target = (target or "").strip()
+        named = study_repo.get_study(session, target) if target and not is_ref(target) else None
+        if named is not None and named.active:
+            require_role(session, user_id, named, Action.LOG_CALL)
         mine = require_somewhere(session, user_id, Action.LOG_CALL)
         keys = {s.key for s in mine}
-        target = (target or "").strip()
         if target and is_ref(target):
             cand = cand_repo.by_ref(session, target)
             if cand is None:
                 raise UnknownCandidate(f"No candidate {bk.echo(target.upper())}. Check the code, or type "
                                        "`/prescreen` to log a new candidate.")
-            if cand.study.key not in keys:
-                role = study_repo.role_in(session, user_id, cand.study_id)
-                raise NotAllowed(refusal_text(cand.study.key, role, Action.LOG_CALL))
+            require_role(session, user_id, cand.study, Action.LOG_CALL)
             return LogModalSetup(mine, cand.study.key, brief(cand))
         if target:
             key = target.upper()
-            named = study_repo.get_study(session, key) if key not in keys else None
-            if named is not None and named.active:
-                role = study_repo.role_in(session, user_id, named.id)
-                raise NotAllowed(refusal_text(named.key, role, Action.LOG_CALL))
             if key not in keys:
-                raise UnknownStudy(f"You can't log calls for {bk.code(target)}. Your studies: "
+                raise UnknownStudy(f"There is no study {bk.code(target)}. Your studies: "
                                    f"{', '.join(sorted(keys))}.")
             return LogModalSetup(mine, key, None)
         return LogModalSetup(mine, mine[0].key if len(mine) == 1 else None, None)
