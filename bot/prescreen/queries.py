@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from bot import blocks as bk
 from bot.access import Action, allows, refusal_text, require_role, require_somewhere, studies_where
 from bot.context import AppContext
-from bot.errors import NotAllowed, UnknownCandidate, UnknownStudy
+from bot.errors import InvalidInput, NotAllowed, UnknownCandidate, UnknownStudy
 from bot.phones import normalise_phone
 from bot.prescreen.outcomes import STATUS_LABELS, label
 from bot.referrals import states as ref_states
@@ -91,7 +91,7 @@ class FoundCandidate:
 def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCandidate]:
     query = query.strip()
     if len(query) < 3:
-        raise NotAllowed("Give a phone number or a full name, like `/prescreen find 617 555 0123`.")
+        raise InvalidInput("Give a phone number or a full name, like `/prescreen find 617 555 0123`.")
     with ctx.db.session() as session:
         studies = [s.id for s in require_somewhere(session, user_id, Action.FIND_CANDIDATE)]
         by = "name"
@@ -102,7 +102,7 @@ def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCand
             try:
                 phone_index = ctx.cipher.indexes(normalise_phone(query))
             except ValueError as exc:
-                raise NotAllowed(str(exc)) from None
+                raise InvalidInput(str(exc)) from None
         else:
             name_index = ctx.cipher.indexes(query)
         rows = cand_repo.search(session, studies, phone_index=phone_index, name_index=name_index)
