@@ -11,10 +11,6 @@ class DomainError(Exception):
         self.message = message
 
 
-class NotAMember(DomainError):
-    pass
-
-
 class NotAllowed(DomainError):
     pass
 

@@ -13,12 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import blocks as bk
+from bot.access import Action, require_role, require_somewhere
 from bot.context import AppContext
 from bot.errors import DomainError, UnknownStudy
 from bot.prescreen.outcomes import OUTCOMES
 from bot.referrals import states
 from storage.repositories import kpis as repo
-from storage.repositories.studies import get_study, studies_for, study_keys
+from storage.repositories.studies import get_study, study_keys
 
 REACHED = tuple(code for code, o in OUTCOMES.items() if o.reached)
 FUNNEL_STEPS: tuple[tuple[str, str], ...] = (
@@ -347,19 +348,20 @@ class StatsRequest:
 
 def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> StatsRequest:
     """Check the arguments against the caller's studies (fast; no KPI queries yet)."""
-    with ctx.db.session() as s:
-        mine = {study.key: (study.timezone, [site.key for site in study.sites])
-                for study, _role in studies_for(s, user_id)}
-        all_keys = {k.upper() for k in study_keys(s)}
-    if not mine:
-        raise DomainError("You are not a member of any study, so there are no stats to show. "
-                          "Ask your admin to add you.")
     rest = list(args)
+    with ctx.db.session() as s:
+        all_keys = {k.upper() for k in study_keys(s)}
+        named = get_study(s, rest[0]) if rest and rest[0].upper() in all_keys else None
+        if named is not None and named.active:
+            require_role(s, user_id, named, Action.VIEW_STATS)
+        mine = {study.key: (study.timezone, [site.key for site in study.sites])
+                for study in require_somewhere(s, user_id, Action.VIEW_STATS)}
     keys = sorted(mine)
     if rest and rest[0].upper() in all_keys:
         key = rest.pop(0).upper()
-        if key not in mine:
-            raise DomainError(f"You are not a member of {key}. Your studies: {', '.join(keys)}.")
+        if key not in mine:  # a study that is no longer active
+            raise UnknownStudy(f"{bk.code(key)} is not an active study. Your studies: "
+                               f"{', '.join(keys)}.")
         keys = [key]
     site: str | None = None
     if len(keys) == 1 and rest and rest[-1].upper() in mine[keys[0]][1]:

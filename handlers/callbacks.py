@@ -15,9 +15,9 @@ from bot import ids
 from bot.callbacks import service
 from bot.callbacks import views as cv
 from bot.context import AppContext
-from bot.errors import BadPayload, DomainError, InvalidInput
+from bot.errors import BadPayload, DomainError
 from handlers import payloads
-from handlers.common import CommandRequest, Subcommand, open_view, tell
+from handlers.common import CommandRequest, Subcommand, by_field, open_view, submit_form, tell
 
 
 def _callbacks(req: CommandRequest) -> None:
@@ -54,6 +54,9 @@ def _reschedule_view(info: service.CallbackInfo, channel: str | None) -> dict[st
 def _handoff_view(info: service.CallbackInfo, channel: str | None) -> dict[str, Any]:
     return cv.handoff_modal(info.callback_id, info.ref, info.study_key, info.coordinators, channel)
 
+
+# the reschedule form's fields (InvalidInput.field of bot.callbacks.service) and their blocks
+RESCHEDULE_BLOCKS = {"day": ids.RS_DATE_BLOCK, "time": ids.RS_TIME_BLOCK}
 
 # buttons that act at once, and buttons that open a modal first
 ACTIONS: dict[str, Callable[..., service.ActionResult]] = {
@@ -103,18 +106,14 @@ def register(app: App, ctx: AppContext) -> None:
                             where=payloads.FROM_REMINDER)
         hhmm = bk.form_value(values, ids.RS_TIME_BLOCK, ids.RS_TIME_INPUT,
                              where=payloads.FROM_REMINDER)
-        try:
-            result = service.reschedule(ctx, callback_id=meta.cb, actor=user_id,
-                                        day=_day(day), hhmm=hhmm)
-        except InvalidInput as exc:
-            block = ids.RS_DATE_BLOCK if exc.message.startswith("Pick the day") else ids.RS_TIME_BLOCK
-            ack(response_action="errors", errors={block: exc.message})
-            return
-        except DomainError as exc:
-            ack(response_action="errors", errors={ids.RS_TIME_BLOCK: exc.message})
-            return
-        ack()
-        tell(client, user_id, meta.c, result.message, None)
+        result = submit_form(
+            ack, lambda: service.reschedule(ctx, callback_id=meta.cb, actor=user_id,
+                                            day=_day(day), hhmm=hhmm),
+            field_blocks=by_field(RESCHEDULE_BLOCKS, ids.RS_TIME_BLOCK),
+            domain_block=ids.RS_TIME_BLOCK, failure_block=ids.RS_TIME_BLOCK,
+            again="Press Reschedule again.", what="rescheduling a callback")
+        if result is not None:
+            tell(client, user_id, meta.c, result.message, None)
 
     @app.view(ids.HANDOFF_VIEW)
     def handoff_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -123,13 +122,14 @@ def register(app: App, ctx: AppContext) -> None:
                         where=payloads.FROM_REMINDER, form=True)
         to_user = bk.form_value(view.state.values, ids.HANDOFF_BLOCK, ids.HANDOFF_SELECT,
                                 where=payloads.FROM_REMINDER)
-        try:
-            result = service.hand_off(ctx, callback_id=meta.cb, actor=user_id, to_user=to_user)
-        except DomainError as exc:
-            ack(response_action="errors", errors={ids.HANDOFF_BLOCK: exc.message})
-            return
-        ack()
-        tell(client, user_id, meta.c, result.message, None)
+        result = submit_form(
+            ack, lambda: service.hand_off(ctx, callback_id=meta.cb, actor=user_id,
+                                          to_user=to_user),
+            field_blocks=by_field({}, ids.HANDOFF_BLOCK), domain_block=ids.HANDOFF_BLOCK,
+            failure_block=ids.HANDOFF_BLOCK, again="Press Hand off again.",
+            what="handing off a callback")
+        if result is not None:
+            tell(client, user_id, meta.c, result.message, None)
 
 
 def _day(raw: str | None) -> dt.date | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -14,7 +14,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.context import AppContext
-from bot.errors import BadPayload, DomainError
+from bot.errors import BadPayload, DomainError, InvalidInput
+from bot.forms import FormErrors
 
 log = logging.getLogger("prescreen.handlers")
 
@@ -59,21 +60,33 @@ def unexpected_text(ref: str) -> str:
     )
 
 
+def by_field(blocks: Mapping[str, str], default: str) -> Callable[[dict[str, str]], dict[str, str]]:
+    """Field name → block id through `blocks`; a field the form has no block for goes under
+    `default`. The usual `field_blocks` for `submit_form`."""
+    def to_blocks(errors: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, message in errors.items():
+            block = blocks.get(name, default)
+            out[block] = f"{out[block]} {message}" if block in out else message
+        return out
+    return to_blocks
+
+
 def submit_form(ack: Ack, submit: Callable[[], T], *,
                 field_blocks: Callable[[dict[str, str]], dict[str, str]], domain_block: str,
                 failure_block: str, again: str, what: str) -> T | None:
-    """Run a modal submission and ack it: inline errors for bad fields (FormErrors), for a
-    rule the workflow refused (DomainError, under `domain_block`) and for anything unexpected
-    (a ref to quote, under `failure_block`, the form kept open). None unless it succeeded."""
-    from bot.prescreen.workflow import FormErrors
-
+    """Run a modal submission and ack it. The one error path of every form: errors that name a
+    field (FormErrors' keys, InvalidInput.field) go under that field's block through
+    `field_blocks`; any other rule the use case refused (DomainError, a damaged form
+    included) under `domain_block`; anything unexpected gets a ref to quote, under
+    `failure_block`, the form kept open. Never by the message text. None unless it succeeded."""
     try:
         result = submit()
     except FormErrors as exc:
         ack(response_action="errors", errors=field_blocks(exc.errors))
         return None
     except DomainError as exc:
-        ack(response_action="errors", errors={domain_block: exc.message})
+        ack(response_action="errors", errors=_error_blocks(exc, field_blocks, domain_block))
         return None
     except Exception:
         ref = error_ref()
@@ -83,6 +96,13 @@ def submit_form(ack: Ack, submit: Callable[[], T], *,
         return None
     ack()
     return result
+
+
+def _error_blocks(exc: DomainError, field_blocks: Callable[[dict[str, str]], dict[str, str]],
+                  domain_block: str) -> dict[str, str]:
+    if isinstance(exc, InvalidInput) and exc.field:
+        return field_blocks({exc.field: exc.message})
+    return {domain_block: exc.message}
 
 
 def refuse(error: BadPayload, body: dict[str, Any], response: Any, respond: Any,

@@ -13,38 +13,19 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks as bk
 from bot import ids
 from bot.context import AppContext
-from bot.errors import DomainError
 from bot.leads import intake
 from bot.leads import views as lv
 from handlers import payloads
-from handlers.common import CommandRequest, Subcommand, open_view, submit_form, tell
+from handlers.common import CommandRequest, Subcommand, by_field, open_view, submit_form, tell
 
 log = logging.getLogger("prescreen.handlers.leads")
 
 
-def _studies(ctx: AppContext, user_id: str) -> list[Any]:
-    from storage.repositories import studies as study_repo
-
-    with ctx.db.session() as session:
-        return [s for s, role in study_repo.studies_for(session, user_id)
-                if role in intake.ADD_ROLES]
-
-
 def _lead(req: CommandRequest) -> None:
-    studies = _studies(req.ctx, req.user_id)
-    if not studies:
-        req.reply("Only coordinators and admins of a study can add leads. "
-                  "Ask a study admin to add you.")
-        return
-    wanted = req.args[0].upper() if req.args else None
-    if wanted and wanted not in {s.key for s in studies}:
-        req.reply(f"You can add leads to {', '.join(s.key for s in studies)}, not "
-                  f"{bk.code(wanted)}.")
-        return
-    key = wanted or (studies[0].key if len(studies) == 1 else None)
-    req.ack()
-    open_view(req.client, req.trigger_id, lv.lead_modal(studies, key, req.channel_id),
-              respond=req.respond)
+    form = intake.lead_form(req.ctx, req.user_id, req.args[0] if req.args else None)
+    req.ack()  # a refusal above goes to the error handler, like every command's
+    open_view(req.client, req.trigger_id, lv.lead_modal(form.studies, form.study_key,
+                                                        req.channel_id), respond=req.respond)
 
 
 SUBCOMMANDS = [
@@ -62,7 +43,7 @@ def register(app: App, ctx: AppContext) -> None:
                         form=True)
         key = action.selected_option.value if action.selected_option else None
         ack()
-        new_view = lv.lead_modal(_studies(ctx, user_id), key, meta.c)
+        new_view = lv.lead_modal(intake.lead_form(ctx, user_id, None).studies, key, meta.c)
         try:
             client.views_update(view_id=view.id, hash=view.hash, view=new_view)
         except SlackApiError as exc:
@@ -75,15 +56,10 @@ def register(app: App, ctx: AppContext) -> None:
                         form=True)
         form = lv.parse_lead(view.state.values, meta.s, view.id, user_id)
 
-        def add() -> Any:
-            if not form.study_key:
-                raise DomainError("Pick a study.")
-            return intake.add_lead(ctx, form)
-
         added = submit_form(
-            ack, add, domain_block=ids.LEAD_STUDY_BLOCK, failure_block=ids.LEAD_PHONE_BLOCK,
-            field_blocks=lambda errors: {lv.LEAD_FIELD_BLOCKS.get(k, ids.LEAD_PHONE_BLOCK): v
-                                         for k, v in errors.items()},
+            ack, lambda: intake.add_lead(ctx, form), domain_block=ids.LEAD_STUDY_BLOCK,
+            failure_block=ids.LEAD_PHONE_BLOCK,
+            field_blocks=by_field(lv.LEAD_FIELD_BLOCKS, ids.LEAD_PHONE_BLOCK),
             again="Press Add lead again.", what="adding a lead")
         if added is None:
             return

@@ -16,7 +16,7 @@ from bot.context import AppContext
 from bot.errors import DomainError
 from bot.prescreen import cards, queries
 from bot.prescreen import views as modal
-from bot.prescreen.workflow import CallLogged, log_call, study_or_error
+from bot.prescreen.workflow import CallLogged, log_call_from_form
 from handlers import payloads
 from handlers.common import CommandRequest, Subcommand, open_view, submit_form, tell
 
@@ -98,11 +98,9 @@ def register(app: App, ctx: AppContext) -> None:
         present = {b.get("block_id") for b in view.blocks}
 
         def save() -> CallLogged:
-            if not study_key:
-                raise DomainError("Pick a study.")
-            with ctx.db.session() as session:
-                study = study_or_error(session, study_key, user_id)
-            return log_call(ctx, modal.parse_submission(values, state, view.id, user_id, study))
+            return log_call_from_form(
+                ctx, user_id, study_key,
+                lambda study: modal.parse_submission(values, state, view.id, user_id, study))
 
         result = submit_form(
             ack, save, domain_block=ids.STUDY_BLOCK, failure_block=ids.OUTCOME_BLOCK,

@@ -17,7 +17,7 @@ from bot.errors import BadPayload, DomainError, InvalidInput
 from bot.referrals import views as rv
 from bot.referrals import workflow
 from handlers import payloads
-from handlers.common import CommandRequest, Subcommand, open_view, tell
+from handlers.common import CommandRequest, Subcommand, by_field, open_view, submit_form, tell
 
 log = logging.getLogger("prescreen.handlers.referrals")
 
@@ -62,6 +62,10 @@ def _ephemeral(respond: Respond, text: str) -> None:
     respond(text=text, response_type="ephemeral", replace_original=False)
 
 
+# the reject form's fields (InvalidInput.field of bot.referrals.workflow) and their blocks
+REJECT_BLOCKS = {"reason": ids.REJECT_REASON_BLOCK, "note": ids.REJECT_TEXT_BLOCK}
+
+
 def register(app: App, ctx: AppContext) -> None:
     @app.action(ids.REFERRAL_APPROVE)
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -100,14 +104,15 @@ def register(app: App, ctx: AppContext) -> None:
                                where=payloads.FROM_CARD)
         note = bk.form_value(values, ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT,
                              where=payloads.FROM_CARD)
-        try:
-            result = workflow.decide(ctx, referral_id=meta.id, actor=user_id, approve=False,
-                                     expected_version=meta.v or None, reason=reason, note=note)
-        except DomainError as exc:
-            ack(response_action="errors", errors={ids.REJECT_REASON_BLOCK: exc.message})
-            return
-        ack()
-        tell(client, user_id, meta.c, f":x: {result.message}", None)
+        result = submit_form(
+            ack, lambda: workflow.decide(ctx, referral_id=meta.id, actor=user_id, approve=False,
+                                         expected_version=meta.v or None, reason=reason,
+                                         note=note),
+            field_blocks=by_field(REJECT_BLOCKS, ids.REJECT_REASON_BLOCK),
+            domain_block=ids.REJECT_REASON_BLOCK, failure_block=ids.REJECT_REASON_BLOCK,
+            again="Press Reject again.", what="rejecting a referral")
+        if result is not None:
+            tell(client, user_id, meta.c, f":x: {result.message}", None)
 
     @app.view(ids.VISIT_VIEW)
     def visit_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -119,16 +124,21 @@ def register(app: App, ctx: AppContext) -> None:
                              where=payloads.FROM_CARD)
         day = bk.form_value(values, ids.VISIT_DATE_BLOCK, ids.VISIT_DATE_INPUT,
                             where=payloads.FROM_CARD)
-        try:
+        def schedule() -> workflow.TransitionResult:
             visit = workflow.visit_date_from(ctx, referral_id=meta.id, slot=slot, day=day)
-            result = workflow.advance(ctx, actor=user_id, referral_id=meta.id,
-                                      to_state="visit_scheduled", expected_version=meta.v,
-                                      visit_date=visit)
-        except DomainError as exc:
-            ack(response_action="errors", errors={ids.VISIT_DATE_BLOCK: exc.message})
-            return
-        ack()
-        tell(client, user_id, meta.c, f":calendar: {result.message}", None)
+            return workflow.advance(ctx, actor=user_id, referral_id=meta.id,
+                                    to_state="visit_scheduled", expected_version=meta.v,
+                                    visit_date=visit)
+
+        # a slot error goes under the slot list only when the form has one (a slot was picked)
+        visit_blocks = {"date": ids.VISIT_DATE_BLOCK,
+                        **({"slot": ids.VISIT_SLOT_BLOCK} if slot else {})}
+        result = submit_form(
+            ack, schedule, field_blocks=by_field(visit_blocks, ids.VISIT_DATE_BLOCK),
+            domain_block=ids.VISIT_DATE_BLOCK, failure_block=ids.VISIT_DATE_BLOCK,
+            again="Press Save again.", what="scheduling a visit")
+        if result is not None:
+            tell(client, user_id, meta.c, f":calendar: {result.message}", None)
 
     @app.action(re.compile(f"^{ids.REFERRAL_ADVANCE}:"))
     def advance(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:

@@ -31,7 +31,8 @@ from tests.test_callback_reminders import DUE, START, at, callback, log_callback
 from tests.test_log_prescreen_call import CASEY, LEE, PAT, SAM
 from tests.test_referral_pipeline import CHANNEL, pre_qualify
 
-NOT_A_COORDINATOR = "you are not a coordinator in any study"
+NOT_A_COORDINATOR = ("Only coordinators or admins of a study can log calls; you are not a member "
+                     "of any study yet.")
 
 
 @pytest.fixture
@@ -176,7 +177,7 @@ def test_a_deactivated_approver_cannot_approve(bot: Bot, admin_shell: None) -> N
 
     bot.slack.click(LEE, ids.REFERRAL_APPROVE, value, message=card, channel_id=CHANNEL)
     refusal = bot.standin.wait_for(lambda s: s.responses, message="refusal")[-1]["payload"]
-    assert "Only approvers of ALZ" in refusal["text"]
+    assert "You are not a member of ALZ" in refusal["text"]
     from storage.models import Referral
 
     with bot.db.session() as s:
@@ -241,7 +242,7 @@ def test_prune_dry_run_lists_exactly_what_prune_then_removes(
     assert after[PAT] == {} and not is_active(bot.db, PAT)
     assert after[SAM] == {"MDD": "coordinator"}
     assert after[CASEY] == before[CASEY] and after[LEE] == before[LEE]
-    assert "You are not a member of any study" in slash(bot, PAT, "stats ALZ")
+    assert "You are not a member of ALZ. Ask your admin to add you." in slash(bot, PAT, "stats ALZ")
 
     [event] = audit_events(bot, "member.deactivated")
     assert event.entity_id == PAT and "studies.yaml" in (event.reason or "")

@@ -134,9 +134,9 @@ def test_a_known_phone_names_only_the_existing_ref(bot: Bot, caplog: pytest.LogC
 
 def test_who_may_add_leads(bot: Bot) -> None:
     resp = bot.slack.slash_command(PAT, text="lead ALZ")
-    assert "Only coordinators and admins" in resp.json()["text"]
+    assert "Only coordinators or admins of ALZ can add leads; you are a stakeholder." in resp.json()["text"]
     resp = bot.slack.slash_command(CASEY, text="lead MDD")
-    assert "You can add leads to ALZ, not `MDD`" in resp.json()["text"]
+    assert "You are not a member of MDD. Ask your admin to add you." in resp.json()["text"]
     with bot.db.session() as s:
         assert s.scalar(select(func.count(Candidate.id))) == 0
 

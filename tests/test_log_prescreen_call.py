@@ -249,7 +249,7 @@ def test_people_outside_the_study_are_refused(bot: Bot) -> None:
         assert "coordinator" in body["text"]
         assert bot.standin.open_view(user) is None
     body = bot.slack.slash_command(CASEY, text="log MDD").json()
-    assert "Your studies: ALZ" in body["text"]
+    assert "You are not a member of MDD. Ask your admin to add you." in body["text"]
     body = bot.slack.slash_command(CASEY, text="log ALZ-9999").json()
     assert "No candidate ALZ-9999" in body["text"]
 

@@ -143,3 +143,57 @@ def test_a_traceback_in_the_log_never_carries_an_exception_message() -> None:
     assert "failed ref=abc123" in text and "in fails" in text
     assert "builtins.ValueError" in text and "INSERT INTO candidates" in text
     assert "Ada" not in text and "6175550100" not in text
+
+
+@pytest.fixture
+def clock(bot: Bot) -> Iterator[Any]:
+    import time_machine
+
+    from tests.test_callback_reminders import START
+
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.mark.parametrize("form", ["reschedule", "hand off"])
+def test_a_callback_form_the_database_drops_is_not_saved_and_says_so_under_the_form(
+        bot: Bot, clock: Any, form: str) -> None:
+    """The reminder's forms take the same path as every form: "Not saved … ref" inline."""
+    import datetime as dt
+
+    from tests.test_callback_reminders import DUE, at, callback, click, log_callback, reminders, tick
+
+    log_callback(bot)
+    at(clock, DUE - dt.timedelta(minutes=10))
+    tick(bot)
+    button, block = ((ids.CALLBACK_RESCHEDULE, ids.RS_TIME_BLOCK) if form == "reschedule"
+                     else (ids.CALLBACK_HANDOFF, ids.HANDOFF_BLOCK))
+    click(bot, CASEY, button, reminders(bot)[0])
+    view = bot.standin.wait_for(lambda s: s.open_view(CASEY))
+    values = ({ids.RS_DATE_INPUT: dt.date(2026, 11, 25), ids.RS_TIME_INPUT: "10:00"}
+              if form == "reschedule" else {ids.HANDOFF_SELECT: SAM})
+    before = callback(bot)
+    with connection_drops_on(bot.db, "UPDATE callbacks") as broken:
+        resp = bot.slack.submit(CASEY, view["id"], values)
+    assert broken, "the fault was injected"
+    not_saved(resp, block)
+    after = callback(bot)
+    assert (after.due_at, after.owner_id, after.version) == (before.due_at, before.owner_id,
+                                                             before.version)
+
+
+def test_a_form_error_goes_under_the_field_it_names(bot: Bot, clock: Any) -> None:
+    """By the error's field, never its wording: a time that has passed goes under the time."""
+    import datetime as dt
+
+    from tests.test_callback_reminders import DUE, at, click, log_callback, reminders, tick
+
+    log_callback(bot)
+    at(clock, DUE - dt.timedelta(minutes=10))
+    tick(bot)
+    click(bot, CASEY, ids.CALLBACK_RESCHEDULE, reminders(bot)[0])
+    view = bot.standin.wait_for(lambda s: s.open_view(CASEY))
+    past = bot.slack.submit(CASEY, view["id"], {ids.RS_DATE_INPUT: dt.date(2026, 11, 1),
+                                                ids.RS_TIME_INPUT: "10:00"}).json()
+    assert list(past["errors"]) == [ids.RS_TIME_BLOCK] and "has passed" in past["errors"][
+        ids.RS_TIME_BLOCK]

@@ -73,7 +73,7 @@ def test_without_a_study_every_study_of_the_caller_is_shown(data: Bot) -> None:
 
 def test_a_study_the_caller_is_not_a_member_of_is_refused(data: Bot) -> None:
     body = stats(data, CASEY, "MDD 7d")
-    assert body["text"] == ":warning: You are not a member of MDD. Your studies: ALZ."
+    assert body["text"] == ":warning: You are not a member of MDD. Ask your admin to add you."
     assert "blocks" not in body or not body["blocks"]
     assert "not a member of any study" in stats(data, STRANGER, "")["text"]
 

@@ -62,7 +62,9 @@ def test_full_journey_from_pre_qualified_to_site(bot: Bot) -> None:
     resp = bot.slack.click(SAM, ids.REFERRAL_APPROVE, approve_value, message=msg, channel_id=CHANNEL)
     assert resp.status_code == 200
     refusal = bot.standin.wait_for(lambda s: s.responses, message="refusal")[-1]["payload"]
-    assert refusal["response_type"] == "ephemeral" and "Only approvers of ALZ" in refusal["text"]
+    assert refusal["response_type"] == "ephemeral"
+    assert ("Only approvers or admins of ALZ can approve or reject referrals; you are a "
+            "coordinator.") in refusal["text"]
     with bot.db.session() as s:
         assert s.scalars(select(Referral)).one().state == "pending_approval"
 
@@ -263,7 +265,8 @@ def test_illegal_transition_lists_the_allowed_next_states(bot: Bot) -> None:
     body = bot.slack.slash_command(CASEY, text="referral ALZ-0001 enrolled").json()
     assert "pending approval" in body["text"] and "approved, rejected, withdrawn, lost" in body["text"]
     body = bot.slack.slash_command(CASEY, text="referral ALZ-0001 approved").json()
-    assert "Only approvers of ALZ" in body["text"]
+    assert ("Only approvers or admins of ALZ can approve or reject referrals; you are a "
+            "coordinator.") in body["text"]
     body = bot.slack.slash_command(CASEY, text="referral ALZ-0001 partying").json()
     assert "not a referral state" in body["text"]
     with bot.db.session() as s:

@@ -198,7 +198,8 @@ def test_reason_command_sets_the_reason_shown_in_the_queue(bot: Bot, clock: Any)
                                    "`needs_review`, `likely_not_a_fit`")
     assert command(bot, SAM, f"reason {ref} likely not a fit")["text"] == \
         f"{ref} waits: likely not a fit."
-    assert command(bot, PAT, f"reason {ref} no_response")["text"].startswith(":warning: Only MDD")
+    assert command(bot, PAT, f"reason {ref} no_response")["text"] == \
+        ":warning: You are not a member of MDD. Ask your admin to add you."
     assert command(bot, SAM, f"reason {ref} clear")["text"].startswith(f"{ref}: reason cleared")
     with bot.db.session() as s:
         events = s.scalars(select(AuditEvent).where(AuditEvent.action == "lead.wait_reason")

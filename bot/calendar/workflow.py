@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from bot.access import Action, nowhere_text
 from bot.context import AppContext
-from bot.errors import NotAMember
+from bot.errors import NotAllowed
 from integrations.graph.slots import business_days_window, free_slots, local_day
 from integrations.graph.types import Interval, WorkingHours, zone
 from storage.models import CalendarEvent, GraphSyncState, Member, Site
@@ -100,7 +101,7 @@ def my_calendar(
     with ctx.db.session() as session:
         member = get_member(session, slack_user_id)
         if member is None or not member.active:
-            raise NotAMember("You're not set up in prescreen-bot yet; ask an admin to add you.")
+            raise NotAllowed(nowhere_text([], Action.VIEW_CALENDAR))
         tz = member.timezone
         day_start, day_end = local_day(now, tz)
         day = now.astimezone(dt.UTC).astimezone(zone(tz)).date()

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.access import POLICY, Action, may, nowhere_text, require_role
 from bot.callbacks import windows
 from bot.context import AppContext
 from bot.errors import DomainError, InvalidInput, NotAllowed
@@ -19,7 +20,6 @@ from storage.repositories import callbacks as repo
 from storage.repositories import studies as study_repo
 
 OPEN = repo.OPEN
-ACTING_ROLES = ("coordinator", "admin")
 SNOOZE = dt.timedelta(minutes=15)
 
 
@@ -118,17 +118,9 @@ def _cas(session: Session, cb: Callback, **values: object) -> None:
 
 
 def _authorize(session: Session, cb: Callback, actor: str) -> None:
-    """Re-read the actor's role now: owning the callback is not enough once the role is gone."""
-    from bot.prescreen.workflow import require_role  # that module imports this one
-
-    study = cb.candidate.study
-    if cb.owner.slack_user_id == actor:
-        require_role(session, actor, study, ACTING_ROLES, "change this callback")
-        return
-    if study_repo.role_in(session, actor, study.id) in ACTING_ROLES:
-        return
-    raise NotAllowed(f"Only <@{cb.owner.slack_user_id}> or a {study.key} coordinator can change "
-                     f"this callback.")
+    """Re-read the actor's role now: owning the callback is not enough once the role is gone,
+    and any member the policy allows may act on a colleague's callback."""
+    require_role(session, actor, cb.candidate.study, Action.CHANGE_CALLBACK)
 
 
 def _local(at: dt.datetime, tz_name: str) -> str:
@@ -203,7 +195,7 @@ def callback_info(ctx: AppContext, *, callback_id: int, actor: str) -> CallbackI
             raise DomainError(_state_text(cb, cb.owner.timezone, ctx.clock.now()))
         study = cb.candidate.study
         others: dict[str, str] = {}
-        for role in ACTING_ROLES:
+        for role in POLICY[Action.CHANGE_CALLBACK]:
             for m in study_repo.members_with_role(session, study.id, role):
                 if m.active and m.id != cb.owner_id:
                     others.setdefault(m.slack_user_id, m.display_name or m.slack_user_id)
@@ -216,9 +208,9 @@ def reschedule(ctx: AppContext, *, callback_id: int, actor: str, day: dt.date | 
                hhmm: str | None) -> ActionResult:
     """Move the callback to a new candidate-local time. InvalidInput names what to fix."""
     if day is None:
-        raise InvalidInput("Pick the day.")
+        raise InvalidInput("Pick the day.", field="day")
     if not hhmm:
-        raise InvalidInput("Pick the time.")
+        raise InvalidInput("Pick the time.", field="time")
     now = ctx.clock.now()
     with ctx.db.session() as session:
         cb = _locked(session, callback_id)
@@ -230,12 +222,13 @@ def reschedule(ctx: AppContext, *, callback_id: int, actor: str, day: dt.date | 
         local = dt.datetime.combine(day, dt.time(hour, minute))
         due = local_to_utc(local, cand.timezone)
         if due <= now:
-            raise InvalidInput("That time has passed for the candidate. Pick a later time.")
+            raise InvalidInput("That time has passed for the candidate. Pick a later time.",
+                               field="time")
         calls = repo.call_times_since(session, cand.id, due - dt.timedelta(hours=24))
         problem = windows.window_problem(ctx, study=study, candidate=cand, tz_name=cand.timezone,
                                          due_at=due, calls_at=calls)
         if problem:
-            raise InvalidInput(problem)
+            raise InvalidInput(problem, field="time")
         before = {"status": cb.status, "due_at": cb.due_at.isoformat()}
         remind_at = max(due - remind_lead(ctx), now)
         if cb.status == "missed":
@@ -267,7 +260,7 @@ def hand_off(ctx: AppContext, *, callback_id: int, actor: str, to_user: str | No
     from bot.callbacks.views import handoff_dm
 
     if not to_user:
-        raise InvalidInput("Pick who takes the callback.")
+        raise InvalidInput("Pick who takes the callback.", field="to")
     now = ctx.clock.now()
     with ctx.db.session() as session:
         cb = _locked(session, callback_id)
@@ -276,10 +269,11 @@ def hand_off(ctx: AppContext, *, callback_id: int, actor: str, to_user: str | No
         if cb.status not in OPEN:
             raise DomainError(_state_text(cb, cb.owner.timezone, now))
         target = study_repo.get_member(session, to_user)
-        if target is None or study_repo.role_in(session, to_user, study.id) not in ACTING_ROLES:
-            raise InvalidInput(f"<@{to_user}> is not a {study.key} coordinator. Pick someone else.")
+        if target is None or not may(session, to_user, study, Action.CHANGE_CALLBACK):
+            raise InvalidInput(f"<@{to_user}> is not a {study.key} coordinator. Pick someone else.",
+                               field="to")
         if target.id == cb.owner_id:
-            raise InvalidInput("They already own this callback. Pick someone else.")
+            raise InvalidInput("They already own this callback. Pick someone else.", field="to")
         previous = cb.owner.slack_user_id
         remind_at = max(cb.due_at - remind_lead(ctx), now)
         _cas(session, cb, owner_id=target.id, remind_at=remind_at, reminded_at=None,
@@ -313,7 +307,7 @@ def upcoming(ctx: AppContext, user_id: str, limit: int = 20) -> tuple[str, list[
     with ctx.db.session() as session:
         member = study_repo.get_member(session, user_id)
         if member is None:
-            raise NotAllowed("You are not a member of any study yet. Ask your admin to add you.")
+            raise NotAllowed(nowhere_text([], Action.CHANGE_CALLBACK))
         since = now - dt.timedelta(hours=12)
         rows = repo.upcoming_for_owner(session, member.id, since=since, limit=limit)
         total = repo.count_upcoming_for_owner(session, member.id, since=since)

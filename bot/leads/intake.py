@@ -29,10 +29,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot import regions
+from bot.access import Action, require_role, require_somewhere
+from bot.candidate_fields import MAX_NAME, age_on
 from bot.context import AppContext
 from bot.csv_cells import SafeWriter
 from bot.errors import DomainError, NotAllowed
-from bot.prescreen.workflow import MAX_NAME, age_on, normalise_phone
+from bot.forms import SOMEONE_ELSES_FORM, FormErrors
+from bot.phones import normalise_phone
+from bot.studies.lookup import study_or_error
 from storage import audit
 from storage.crypto import PHICipher
 from storage.models import Study
@@ -488,7 +492,6 @@ def lead_row(cipher: PHICipher, lead: Lead, *, source: str, now: dt.datetime, ph
 
 # ----- one inbound lead (the /prescreen lead modal) -----
 
-ADD_ROLES = ("coordinator", "admin")
 DO_NOT_CALL_TEXT = "This number asked not to be called. It can't be added."
 
 
@@ -519,22 +522,39 @@ class LeadAdded:
         return f"{self.ref} added · needs first call"
 
 
+@dataclass
+class LeadForm:
+    """What the add-lead form offers: the studies the user may add leads to, and the one to
+    preselect (None: the user picks)."""
+
+    studies: list[Study]
+    study_key: str | None
+
+
+def lead_form(ctx: AppContext, user_id: str, wanted: str | None) -> LeadForm:
+    """`/prescreen lead [STUDY]`: a named study must exist and allow the user to add leads;
+    without one, some study must. NotAllowed/UnknownStudy otherwise."""
+    with ctx.db.session() as session:
+        if wanted:
+            require_role(session, user_id, study_or_error(session, wanted, user_id),
+                         Action.ADD_LEAD)
+        studies = require_somewhere(session, user_id, Action.ADD_LEAD)
+    key = wanted.upper() if wanted else (studies[0].key if len(studies) == 1 else None)
+    return LeadForm(studies, key)
+
+
 def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
     """Validate and store one inbound lead. Raises FormErrors keyed name/phone/dob/state/source/
     consent (nothing stored), or a DomainError. A duplicate names only the existing ref code."""
-    from bot.prescreen.workflow import (
-        SOMEONE_ELSES_FORM,
-        FormErrors,
-        require_role,
-        study_or_error,
-    )
     from storage.repositories import requests as req_repo
 
+    if not inp.study_key:
+        raise DomainError("Pick a study.")
     now = ctx.clock.now()
     with ctx.db.session() as session:
         # who may add leads here is checked before anything is answered, replays included
         study = study_or_error(session, inp.study_key, inp.user_id)
-        require_role(session, inp.user_id, study, ADD_ROLES, "add leads")
+        require_role(session, inp.user_id, study, Action.ADD_LEAD)
         if inp.idempotency_key:
             done = req_repo.result_of(session, inp.idempotency_key)
             if done is not None:

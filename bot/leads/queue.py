@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot import blocks as bk
+from bot.access import Action, nowhere_text, require_role, require_somewhere
 from bot.callbacks import windows
 from bot.context import AppContext
 from bot.errors import NotAllowed, UnknownStudy
@@ -24,7 +25,6 @@ from storage.repositories import queue as repo
 from storage.repositories import studies as study_repo
 
 DUE_SOON = dt.timedelta(minutes=5)
-WORKING_ROLES = ("coordinator", "admin")
 
 
 def _special_regions() -> list[str]:
@@ -60,13 +60,14 @@ class Scope:
 
 
 def _scope(session: Session, user_id: str, study_key: str | None) -> Scope:
+    if study_key:
+        named = study_repo.get_study(session, study_key)
+        if named is not None and named.active:
+            require_role(session, user_id, named, Action.WORK_QUEUE)
     member = study_repo.get_member(session, user_id)
     if member is None:
-        raise NotAllowed("You are not a member of any study yet. Ask your admin to add you.")
-    mine = {s.id: s for s, role in study_repo.studies_for(session, user_id) if role in WORKING_ROLES}
-    if not mine:
-        raise NotAllowed("Only study coordinators have a work queue, and you are not a "
-                         "coordinator in any study.")
+        raise NotAllowed(nowhere_text([], Action.WORK_QUEUE))
+    mine = {s.id: s for s in require_somewhere(session, user_id, Action.WORK_QUEUE)}
     if study_key:
         picked = {sid: s for sid, s in mine.items() if s.key == study_key.upper()}
         if not picked:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from bot import blocks as bk
 from bot import outbox
+from bot.access import Action, may, require_role
 from bot.context import AppContext
-from bot.errors import DomainError, NotAllowed, UnknownCandidate
+from bot.errors import DomainError, UnknownCandidate
 from bot.leads import reasons
 from storage import audit
 from storage.models import Candidate
@@ -17,9 +20,6 @@ from storage.repositories import callbacks as cb_repo
 from storage.repositories import candidates as cand_repo
 from storage.repositories import studies as study_repo
 
-ASSIGNING_ROLES = ("coordinator", "admin", "approver")
-OWNER_ROLES = ("coordinator",)
-REASON_ROLES = ("coordinator", "admin", "approver")
 # Slack escapes mentions in slash commands (manifest: should_escape) as <@U123|name> or <@U123>
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 
@@ -32,13 +32,12 @@ def parse_mention(text: str) -> str:
                       "from the list, like `/prescreen assign MDD-0042 @sam`.")
 
 
-def _candidate(session, ref: str, actor: str, roles: tuple[str, ...], what: str) -> Candidate:  # type: ignore[no-untyped-def]
+def _candidate(session: Session, ref: str, actor: str, action: Action) -> Candidate:
     cand = cand_repo.by_ref(session, ref, for_update=True)
     if cand is None:
         raise UnknownCandidate(f"No candidate {bk.echo(ref.upper())}. Check the code; `/prescreen queue` "
                                "lists yours.")
-    if study_repo.role_in(session, actor, cand.study_id) not in roles:
-        raise NotAllowed(f"Only {cand.study.key} coordinators, approvers and admins can {what}.")
+    require_role(session, actor, cand.study, action)
     return cand
 
 
@@ -51,10 +50,10 @@ def assign(ctx: AppContext, *, actor: str, ref: str, target: str) -> Assigned:
     user_id = parse_mention(target)
     now = ctx.clock.now()
     with ctx.db.session() as session:
-        cand = _candidate(session, ref, actor, ASSIGNING_ROLES, "assign leads")
+        cand = _candidate(session, ref, actor, Action.ASSIGN_LEAD)
         study = cand.study
         member = study_repo.get_member(session, user_id)
-        if member is None or study_repo.role_in(session, user_id, study.id) not in OWNER_ROLES:
+        if member is None or not may(session, user_id, study, Action.OWN_LEAD):
             raise DomainError(f"<@{user_id}> is not a {study.key} coordinator. Pick a coordinator "
                               f"of {study.key}.")
         if cand.owner_id == member.id:
@@ -87,7 +86,7 @@ def set_reason(ctx: AppContext, *, actor: str, ref: str, text: str) -> str:
         raise DomainError(f"{bk.code(text)} is not a wait reason. Use one of {reasons.choices_text()}, "
                           "or `clear`.") from None
     with ctx.db.session() as session:
-        cand = _candidate(session, ref, actor, REASON_ROLES, "set wait reasons")
+        cand = _candidate(session, ref, actor, Action.SET_WAIT_REASON)
         before = cand.wait_reason
         cand.wait_reason = code
         audit.record(session, actor=actor, action="lead.wait_reason", entity="candidate",

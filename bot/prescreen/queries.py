@@ -10,10 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import blocks as bk
+from bot.access import Action, allows, refusal_text, require_role, require_somewhere, studies_where
 from bot.context import AppContext
-from bot.errors import NotAllowed, UnknownCandidate, UnknownStudy
+from bot.errors import InvalidInput, NotAllowed, UnknownCandidate, UnknownStudy
+from bot.phones import normalise_phone
 from bot.prescreen.outcomes import STATUS_LABELS, label
-from bot.prescreen.workflow import normalise_phone
 from bot.referrals import states as ref_states
 from storage import audit
 from storage.models import Candidate, Study
@@ -21,7 +22,6 @@ from storage.repositories import candidates as cand_repo
 from storage.repositories import referrals as ref_repo
 from storage.repositories import studies as study_repo
 
-PHI_ROLES = ("coordinator", "approver", "admin")
 REF_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9]{1,9}-\d{4,}$")
 
 
@@ -57,9 +57,8 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
                 "try `/prescreen find` with a phone number."
             )
         role = study_repo.role_in(session, user_id, cand.study_id)
-        if role is None:
-            raise NotAllowed(f"{cand.ref_code} belongs to {cand.study.key}, and you are not a "
-                             f"member of {cand.study.key}. Ask a {cand.study.key} admin.")
+        if not allows(role, Action.VIEW_CANDIDATE):
+            raise NotAllowed(refusal_text(cand.study.key, role, Action.VIEW_CANDIDATE))
         member = study_repo.get_member(session, user_id)
         nxt = cand_repo.next_callback(session, cand.id)
         ref_row = cand_repo.latest_referral(session, cand.id)
@@ -70,7 +69,7 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
             timezone=cand.timezone, referral_state=ref_row.state if ref_row else None,
             do_not_call=cand.do_not_call, viewer_tz=member.timezone if member else "UTC",
         )
-        if role in PHI_ROLES:
+        if allows(role, Action.VIEW_PHI):
             out.name = ctx.cipher.decrypt(cand.name_enc)
             out.phone = ctx.cipher.decrypt(cand.phone_enc)
             audit.record(session, actor=user_id, action="phi.viewed", entity="candidate",
@@ -92,12 +91,9 @@ class FoundCandidate:
 def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCandidate]:
     query = query.strip()
     if len(query) < 3:
-        raise NotAllowed("Give a phone number or a full name, like `/prescreen find 617 555 0123`.")
+        raise InvalidInput("Give a phone number or a full name, like `/prescreen find 617 555 0123`.")
     with ctx.db.session() as session:
-        studies = [s.id for s, role in study_repo.studies_for(session, user_id) if role in PHI_ROLES]
-        if not studies:
-            raise NotAllowed("Only coordinators, approvers and admins of a study can search "
-                             "candidates.")
+        studies = [s.id for s in require_somewhere(session, user_id, Action.FIND_CANDIDATE)]
         by = "name"
         phone_index = name_index = None
         digits = sum(ch.isdigit() for ch in query)
@@ -106,7 +102,7 @@ def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCand
             try:
                 phone_index = ctx.cipher.indexes(normalise_phone(query))
             except ValueError as exc:
-                raise NotAllowed(str(exc)) from None
+                raise InvalidInput(str(exc)) from None
         else:
             name_index = ctx.cipher.indexes(query)
         rows = cand_repo.search(session, studies, phone_index=phone_index, name_index=name_index)
@@ -140,18 +136,17 @@ def my_queue(ctx: AppContext, user_id: str) -> Queue:
         member = study_repo.get_member(session, user_id)
         if member is None:
             return Queue(timezone="UTC", is_member=False)
-        roles = study_repo.studies_for(session, user_id)
         tz = ZoneInfo(member.timezone)
         q = Queue(timezone=member.timezone)
         local_today = now.astimezone(tz).date()
         start = dt.datetime.combine(local_today, dt.time(0), tz).astimezone(dt.UTC)
         end = dt.datetime.combine(local_today + dt.timedelta(days=1), dt.time(0), tz).astimezone(dt.UTC)
-        coord_studies = [s.id for s, r in roles if r in ("coordinator", "admin")]
+        working = {s.id: s for s in studies_where(session, user_id, Action.WORK_QUEUE)}
+        coord_studies = list(working)
         if coord_studies:
             from bot.leads.queue import work_for
 
-            q.work = work_for(session, member, {s.id: s for s, r in roles if s.id in coord_studies},
-                              now, limit=11)
+            q.work = work_for(session, member, working, now, limit=11)
         since = min(start, now - dt.timedelta(hours=12))
         for cb in cand_repo.callbacks_between(session, member.id, since, end):
             overdue = " · overdue" if cb.due_at < now else ""
@@ -162,7 +157,7 @@ def my_queue(ctx: AppContext, user_id: str) -> Queue:
             q.needs_attempt.append(QueueItem(
                 c.ref_code, c.study.key,
                 f"{c.attempts}/{c.study.max_attempts} attempts · last: {label(c.last_outcome).lower()}"))
-        approver_studies = [s.id for s, r in roles if r in ("approver", "admin")]
+        approver_studies = [s.id for s in studies_where(session, user_id, Action.DECIDE_REFERRAL)]
         for r in ref_repo.pending(session, approver_studies, limit=20):
             waited = now - r.created_at
             hours = int(waited.total_seconds() // 3600)
@@ -197,28 +192,24 @@ class LogModalSetup:
 
 def log_modal_setup(ctx: AppContext, user_id: str, target: str | None) -> LogModalSetup:
     """Which studies the modal offers, and the study/candidate to preselect."""
-    from bot.prescreen.workflow import LOGGING_ROLES
-
     with ctx.db.session() as session:
-        mine = [s for s, role in study_repo.studies_for(session, user_id) if role in LOGGING_ROLES]
-        if not mine:
-            raise NotAllowed("Only study coordinators can log calls, and you are not a coordinator "
-                             "in any study. Ask your admin to add you.")
-        keys = {s.key for s in mine}
         target = (target or "").strip()
+        named = study_repo.get_study(session, target) if target and not is_ref(target) else None
+        if named is not None and named.active:
+            require_role(session, user_id, named, Action.LOG_CALL)
+        mine = require_somewhere(session, user_id, Action.LOG_CALL)
+        keys = {s.key for s in mine}
         if target and is_ref(target):
             cand = cand_repo.by_ref(session, target)
             if cand is None:
                 raise UnknownCandidate(f"No candidate {bk.echo(target.upper())}. Check the code, or type "
                                        "`/prescreen` to log a new candidate.")
-            if cand.study.key not in keys:
-                raise NotAllowed(f"{cand.ref_code} belongs to {cand.study.key}, where you can't "
-                                 f"log calls. Your studies: {', '.join(sorted(keys))}.")
+            require_role(session, user_id, cand.study, Action.LOG_CALL)
             return LogModalSetup(mine, cand.study.key, brief(cand))
         if target:
             key = target.upper()
             if key not in keys:
-                raise UnknownStudy(f"You can't log calls for {bk.code(target)}. Your studies: "
+                raise UnknownStudy(f"There is no study {bk.code(target)}. Your studies: "
                                    f"{', '.join(sorted(keys))}.")
             return LogModalSetup(mine, key, None)
         return LogModalSetup(mine, mine[0].key if len(mine) == 1 else None, None)

@@ -7,37 +7,32 @@ module maps them to Slack block ids. Nothing here knows about Slack.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from sqlalchemy.orm import Session
 
-from bot import blocks as bk
 from bot import regions
+from bot.access import Action, require_role
 from bot.callbacks import cadence
 from bot.callbacks.service import cancel_open_callbacks, on_call_logged, schedule_callback
+from bot.candidate_fields import MAX_NAME, age_on
 from bot.context import AppContext
-from bot.errors import NotAllowed, UnknownStudy
+from bot.errors import DomainError, NotAllowed
+from bot.forms import SOMEONE_ELSES_FORM, FormErrors
+from bot.phones import normalise_phone
 from bot.prescreen import eligibility
 from bot.prescreen.outcomes import OUTCOMES, SCREENED, UNANSWERED, label
+from bot.studies.lookup import study_or_error
 from bot.timeutil import dst_note, local_to_utc
 from storage import audit
 from storage.models import Candidate, Member, PrescreenCall, Study
 from storage.repositories import candidates as cand_repo
 from storage.repositories import studies as study_repo
 
-LOGGING_ROLES = ("coordinator", "admin")
-SOMEONE_ELSES_FORM = "That form was submitted by someone else. Open your own with `/prescreen`."
-MAX_NAME = 100
 MAX_NOTES = 2000
-
-
-class FormErrors(Exception):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(errors))
-        self.errors = errors
 
 
 @dataclass
@@ -88,42 +83,6 @@ class CallLogged:
         return " · ".join(parts)
 
 
-def require_role(session: Session, user_id: str, study: Study, roles: tuple[str, ...],
-                 doing: str) -> str:
-    role = study_repo.role_in(session, user_id, study.id)
-    if role not in roles:
-        who = " or ".join(f"{r}s" for r in roles)
-        if role is None:
-            raise NotAllowed(f"You are not a member of {study.key}, so you can't {doing}. "
-                             f"Ask a {study.key} admin to add you.")
-        raise NotAllowed(f"Only {who} of {study.key} can {doing}; you are a {role}.")
-    return role
-
-
-def study_or_error(session: Session, key: str, user_id: str) -> Study:
-    study = study_repo.get_study(session, key) if key else None
-    if study is None or not study.active:
-        mine = [s.key for s, _ in study_repo.studies_for(session, user_id)]
-        hint = f"Your studies: {', '.join(mine)}." if mine else "You are not in any study yet."
-        raise UnknownStudy(f"There is no study {bk.code(key)}. {hint}")
-    return study
-
-
-def normalise_phone(raw: str) -> str:
-    """E.164, or raise ValueError with a user message."""
-    try:
-        num = phonenumbers.parse(raw.strip(), "US")
-    except phonenumbers.NumberParseException:
-        raise ValueError("That is not a phone number. Use digits, like (617) 555-0123.") from None
-    if not phonenumbers.is_valid_number(num):
-        raise ValueError("That phone number is not valid. Check the digits and area code.")
-    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-
-
-def age_on(dob: dt.date, day: dt.date) -> int:
-    return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
-
-
 def _validate_new(ctx: AppContext, new: NewCandidateInput, today: dt.date,
                   errors: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -158,6 +117,17 @@ def _validate_new(ctx: AppContext, new: NewCandidateInput, today: dt.date,
     return out
 
 
+def log_call_from_form(ctx: AppContext, user_id: str, study_key: str | None,
+                       read: Callable[[Study], CallInput]) -> CallLogged:
+    """A submitted form: `read` turns its entries into a CallInput for the study it names (the
+    questions come from the study), then the call is logged."""
+    if not study_key:
+        raise DomainError("Pick a study.")
+    with ctx.db.session() as session:
+        inp = read(study_or_error(session, study_key, user_id))
+    return log_call(ctx, inp)
+
+
 def log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
     """Validate and store one call. Raises FormErrors (nothing stored) or a DomainError."""
     result = _log_call(ctx, inp)
@@ -184,7 +154,7 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
     with ctx.db.session() as session:
         # who may log calls here is checked before anything is answered, replays included
         study = study_or_error(session, inp.study_key, inp.coordinator)
-        require_role(session, inp.coordinator, study, LOGGING_ROLES, "log calls")
+        require_role(session, inp.coordinator, study, Action.LOG_CALL)
         if inp.idempotency_key:
             previous = cand_repo.call_by_key(session, inp.idempotency_key)
             if previous is not None:

@@ -15,19 +15,18 @@ from sqlalchemy.orm import Session
 
 from bot import blocks as bk
 from bot import outbox
+from bot.access import Action, require_role
 from bot.context import AppContext
-from bot.errors import AlreadyDecided, InvalidInput, NotAllowed, UnknownCandidate
+from bot.errors import AlreadyDecided, InvalidInput, UnknownCandidate
 from bot.referrals import states
 from bot.referrals import views as rv
 from bot.referrals.reasons import reason_label, reject_reasons
+from bot.studies.lookup import study_or_error
 from storage import audit
 from storage.models import Candidate, Member, PrescreenCall, Referral, ReferralEvent, Site, Study
 from storage.repositories import candidates as cand_repo
 from storage.repositories import referrals as repo
-from storage.repositories import studies as study_repo
 
-DECIDE_ROLES = ("approver", "admin")
-ADVANCE_ROLES = ("coordinator", "approver", "admin")
 BOT_ACTOR = "prescreen-bot"
 
 
@@ -176,14 +175,8 @@ def _load(session: Session, referral_id: int, for_update: bool = True) -> Referr
     return referral
 
 
-def _require(session: Session, user_id: str, referral: Referral, roles: tuple[str, ...],
-             doing: str) -> None:
-    study = referral.candidate.study
-    role = study_repo.role_in(session, user_id, study.id)
-    if role not in roles:
-        who = " and ".join(f"{r}s" for r in roles if r != "admin")
-        raise NotAllowed(f"Only {who} of {study.key} can {doing}. "
-                         + ("You are not a member of it." if role is None else f"You are a {role}."))
+def _require(session: Session, user_id: str, referral: Referral, action: Action) -> None:
+    require_role(session, user_id, referral.candidate.study, action)
 
 
 def decide(ctx: AppContext, *, referral_id: int, actor: str, approve: bool,
@@ -192,7 +185,7 @@ def decide(ctx: AppContext, *, referral_id: int, actor: str, approve: bool,
     now = ctx.clock.now()
     with ctx.db.session() as session:
         referral = _load(session, referral_id)
-        _require(session, actor, referral, DECIDE_ROLES, "approve or reject referrals")
+        _require(session, actor, referral, Action.DECIDE_REFERRAL)
         if referral.state != "pending_approval":
             raise _already(referral)
         if not approve and not reason:
@@ -238,9 +231,9 @@ def advance(ctx: AppContext, *, actor: str, to_state: str, referral_id: int | No
             referral_id = latest.id
         referral = _load(session, referral_id)
         if to_state in ("approved", "rejected"):
-            _require(session, actor, referral, DECIDE_ROLES, "approve or reject referrals")
+            _require(session, actor, referral, Action.DECIDE_REFERRAL)
         else:
-            _require(session, actor, referral, ADVANCE_ROLES, "update referrals")
+            _require(session, actor, referral, Action.ADVANCE_REFERRAL)
         if to_state == "visit_scheduled" and visit_date is None:
             raise InvalidInput(f"Give the visit date: `/prescreen referral {referral.candidate.ref_code} "
                                "visit_scheduled 2026-12-03`.")
@@ -272,15 +265,12 @@ class ReferralList:
 
 
 def list_referrals(ctx: AppContext, *, actor: str, study_key: str, state: str | None) -> ReferralList:
-    from bot.prescreen.workflow import study_or_error
-
     if state and state not in states.ALL_STATES:
         raise InvalidInput(f"{bk.code(state)} is not a referral state. "
                            f"States: {', '.join(states.ALL_STATES)}.")
     with ctx.db.session() as session:
         study = study_or_error(session, study_key, actor)
-        if study_repo.role_in(session, actor, study.id) is None:
-            raise NotAllowed(f"You are not a member of {study.key}. Ask a {study.key} admin.")
+        require_role(session, actor, study, Action.VIEW_REFERRALS)
         rows = [(r.candidate.ref_code, r.state, r.site.key if r.site else None)
                 for r in repo.list_for_study(session, study.id, state)]
         return ReferralList(study.key, repo.counts_by_state(session, study.id), rows, state)
@@ -297,7 +287,7 @@ def check_can_decide(ctx: AppContext, *, referral_id: int, actor: str) -> Reject
     study's list of reasons."""
     with ctx.db.session() as session:
         referral = _load(session, referral_id, for_update=False)
-        _require(session, actor, referral, DECIDE_ROLES, "approve or reject referrals")
+        _require(session, actor, referral, Action.DECIDE_REFERRAL)
         if referral.state != "pending_approval":
             raise _already(referral)
         return RejectChoice(referral.candidate.ref_code, reject_reasons(referral.candidate.study))
@@ -319,7 +309,7 @@ def visit_choices(ctx: AppContext, *, referral_id: int, actor: str) -> VisitChoi
 
     with ctx.db.session() as session:
         referral = _load(session, referral_id, for_update=False)
-        _require(session, actor, referral, ADVANCE_ROLES, "update referrals")
+        _require(session, actor, referral, Action.ADVANCE_REFERRAL)
         states.check(referral.candidate.ref_code, referral.state, "visit_scheduled")
         site = referral.site
         tz = site.timezone if site else referral.candidate.study.timezone
@@ -337,14 +327,14 @@ def visit_date_from(ctx: AppContext, *, referral_id: int, slot: str | None,
         try:
             start = dt.datetime.strptime(slot, "%Y-%m-%dT%H:%MZ").replace(tzinfo=dt.UTC)
         except ValueError:
-            raise InvalidInput("Pick a slot from the list, or a date.") from None
+            raise InvalidInput("Pick a slot from the list, or a date.", field="slot") from None
         return start.astimezone(ZoneInfo(tz)).date()
     if day:
         try:
             visit = dt.date.fromisoformat(day)
         except ValueError:
-            raise InvalidInput("Pick a date.") from None
+            raise InvalidInput("Pick a date.", field="date") from None
         if visit < ctx.clock.now().date() - dt.timedelta(days=1):
-            raise InvalidInput("That date has passed. Pick the day of the visit.")
+            raise InvalidInput("That date has passed. Pick the day of the visit.", field="date")
         return visit
-    raise InvalidInput("Pick a free slot or a date for the visit.")
+    raise InvalidInput("Pick a free slot or a date for the visit.", field="date")

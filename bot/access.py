@@ -1,0 +1,123 @@
+"""Who may do what: one table of actions and the roles allowed, one check, one way to say no.
+
+Every use case asks `require_role` (one study) or `studies_where` (the studies a user may act
+in). The check re-reads the member and their role from the database each time, so a changed
+role or a deactivated member counts from the next request on. Refusals use `refusal_text`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from bot.errors import NotAllowed
+from storage.models import Study
+from storage.repositories import studies as study_repo
+
+COORDINATOR, APPROVER, STAKEHOLDER, ADMIN = "coordinator", "approver", "stakeholder", "admin"
+ROLES = (COORDINATOR, APPROVER, STAKEHOLDER, ADMIN)
+
+
+class Action(StrEnum):
+    """Something a member does in a study; the value says it in a refusal ("… can log calls")."""
+
+    LOG_CALL = "log calls"
+    ADD_LEAD = "add leads"
+    WORK_QUEUE = "work a queue of leads"
+    ASSIGN_LEAD = "assign leads"
+    OWN_LEAD = "own leads"
+    SET_WAIT_REASON = "set wait reasons"
+    CHANGE_CALLBACK = "change this callback"
+    DECIDE_REFERRAL = "approve or reject referrals"
+    ADVANCE_REFERRAL = "update referrals"
+    VIEW_REFERRALS = "list referrals"
+    VIEW_CANDIDATE = "see candidates"
+    VIEW_PHI = "see candidates' names and phone numbers"
+    FIND_CANDIDATE = "search candidates"
+    VIEW_STATS = "see stats"
+    VIEW_CALENDAR = "see your calendar"
+
+
+# THE policy: each action and the roles allowed to do it. Nothing else decides.
+POLICY: dict[Action, tuple[str, ...]] = {
+    Action.LOG_CALL: (COORDINATOR, ADMIN),
+    Action.ADD_LEAD: (COORDINATOR, ADMIN),
+    Action.WORK_QUEUE: (COORDINATOR, ADMIN),
+    Action.ASSIGN_LEAD: (COORDINATOR, APPROVER, ADMIN),
+    Action.OWN_LEAD: (COORDINATOR,),
+    Action.SET_WAIT_REASON: (COORDINATOR, APPROVER, ADMIN),
+    Action.CHANGE_CALLBACK: (COORDINATOR, ADMIN),
+    Action.DECIDE_REFERRAL: (APPROVER, ADMIN),
+    Action.ADVANCE_REFERRAL: (COORDINATOR, APPROVER, ADMIN),
+    Action.VIEW_REFERRALS: ROLES,
+    Action.VIEW_CANDIDATE: ROLES,
+    Action.VIEW_PHI: (COORDINATOR, APPROVER, ADMIN),
+    Action.FIND_CANDIDATE: (COORDINATOR, APPROVER, ADMIN),
+    Action.VIEW_STATS: ROLES,
+    Action.VIEW_CALENDAR: ROLES,
+}
+
+ASK = "Ask your admin to add you."
+
+
+def allows(role: str | None, action: Action) -> bool:
+    return role is not None and role in POLICY[action]
+
+
+def _a(role: str) -> str:
+    return f"an {role}" if role[:1] in "aeiou" else f"a {role}"
+
+
+def _who(action: Action) -> str:
+    roles = [f"{r}s" for r in POLICY[action]]
+    return roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} or {roles[-1]}"
+
+
+def refusal_text(study_key: str, role: str | None, action: Action) -> str:
+    """The one wording of "no" for a study: not a member, or a member whose role may not."""
+    if role is None:
+        return f"You are not a member of {study_key}. {ASK}"
+    return f"Only {_who(action)} of {study_key} can {action.value}; you are {_a(role)}."
+
+
+def nowhere_text(roles: list[tuple[str, str]], action: Action) -> str:
+    """The same "no" when no study was named: `roles` are the user's (study key, role) pairs."""
+    if not roles and set(POLICY[action]) == set(ROLES):
+        return f"You are not a member of any study yet. {ASK}"
+    if not roles:
+        return (f"Only {_who(action)} of a study can {action.value}; you are not a member of any "
+                f"study yet. {ASK}")
+    mine = ", ".join(f"{_a(role)} of {key}" for key, role in roles)
+    return f"Only {_who(action)} of a study can {action.value}; you are {mine}."
+
+
+def role_of(session: Session, user_id: str, study: Study) -> str | None:
+    """The user's role in the study now; None for a non-member or a deactivated member."""
+    return study_repo.role_in(session, user_id, study.id)
+
+
+def may(session: Session, user_id: str, study: Study, action: Action) -> bool:
+    return allows(role_of(session, user_id, study), action)
+
+
+def require_role(session: Session, user_id: str, study: Study, action: Action) -> str:
+    """The user's role in `study`, or NotAllowed in the one wording when the policy says no."""
+    role = role_of(session, user_id, study)
+    if not allows(role, action):
+        raise NotAllowed(refusal_text(study.key, role, action))
+    assert role is not None
+    return role
+
+
+def studies_where(session: Session, user_id: str, action: Action) -> list[Study]:
+    """The active studies where the user may do `action`, by key."""
+    return [s for s, role in study_repo.studies_for(session, user_id) if allows(role, action)]
+
+
+def require_somewhere(session: Session, user_id: str, action: Action) -> list[Study]:
+    """`studies_where`, or NotAllowed in the one wording when there is none."""
+    pairs = study_repo.studies_for(session, user_id)
+    allowed = [s for s, role in pairs if allows(role, action)]
+    if not allowed:
+        raise NotAllowed(nowhere_text([(s.key, r) for s, r in pairs], action))
+    return allowed
