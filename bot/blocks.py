@@ -83,6 +83,30 @@ def option(text: str, value: str) -> Block:
     return {"text": plain(text, 75), "value": value}
 
 
+def input_block(block_id: str, label: str, element: Block, *, optional: bool = False,
+           hint: str | None = None, dispatch: bool = False) -> Block:
+    """An input block around `element` (a modal field)."""
+    block: Block = {"type": "input", "block_id": block_id, "label": plain(label, 2000),
+                       "element": element, "optional": optional}
+    if hint:
+        block["hint"] = plain(hint, 2000)
+    if dispatch:
+        block["dispatch_action"] = True
+    return block
+
+
+def static_select(action_id: str, options: list[tuple[str, str]], placeholder: str,
+            initial: str | None = None) -> Block:
+    """A static select of (value, text) options, the first 100, with `initial` chosen."""
+    opts = [option(text, value) for value, text in options][:100]
+    el: Block = {"type": "static_select", "action_id": action_id, "options": opts,
+                    "placeholder": plain(placeholder)}
+    chosen = next((o for o in opts if o["value"] == initial), None)
+    if chosen:
+        el["initial_option"] = chosen
+    return el
+
+
 def encode(data: dict[str, Any]) -> str:
     """Compact JSON for button values and private_metadata."""
     raw = json.dumps(data, separators=(",", ":"), sort_keys=True)

@@ -11,7 +11,6 @@ from bot import ids
 from bot.errors import BadPayload
 from bot.leads.intake import InboundLead, LeadAdded
 from bot.leads.queue import NextLead, NoLead, WorkItem, WorkQueue
-from bot.prescreen.views import _input, _static
 from storage.models import Study
 
 
@@ -72,18 +71,18 @@ def lead_modal(studies: list[Study], study_key: str | None, channel: str | None)
 
     study = next((s for s in studies if s.key == study_key), None)
     blocks: list[bk.Block] = [
-        _input(ids.LEAD_STUDY_BLOCK, "Study",
-               _static(ids.LEAD_STUDY_SELECT, [(s.key, f"{s.key} · {s.title}") for s in studies],
+        bk.input_block(ids.LEAD_STUDY_BLOCK, "Study",
+               bk.static_select(ids.LEAD_STUDY_SELECT, [(s.key, f"{s.key} · {s.title}") for s in studies],
                        "Pick a study", study_key), dispatch=True),
-        _input(ids.LEAD_NAME_BLOCK, "Name", {"type": "plain_text_input",
+        bk.input_block(ids.LEAD_NAME_BLOCK, "Name", {"type": "plain_text_input",
                                              "action_id": ids.LEAD_NAME_INPUT, "max_length": 100}),
-        _input(ids.LEAD_PHONE_BLOCK, "Phone", {"type": "plain_text_input",
+        bk.input_block(ids.LEAD_PHONE_BLOCK, "Phone", {"type": "plain_text_input",
                                                "action_id": ids.LEAD_PHONE_INPUT, "max_length": 30,
                                                "placeholder": bk.plain("(617) 555-0123")}),
-        _input(ids.LEAD_DOB_BLOCK, "Date of birth", {"type": "datepicker",
+        bk.input_block(ids.LEAD_DOB_BLOCK, "Date of birth", {"type": "datepicker",
                                                      "action_id": ids.LEAD_DOB_INPUT},
                optional=True),
-        _input(ids.LEAD_STATE_BLOCK, "State", _static(
+        bk.input_block(ids.LEAD_STATE_BLOCK, "State", bk.static_select(
             ids.LEAD_STATE_SELECT, [(k, f"{v[0]} ({k})") for k, v in regions.STATES.items()],
             "Pick a state"), optional=True,
             hint="Sets the lead's time zone; without it the study's time zone is assumed."),
@@ -91,11 +90,11 @@ def lead_modal(studies: list[Study], study_key: str | None, channel: str | None)
     sources = [(slug, str((cfg or {}).get("label") or slug))
                for slug, cfg in (lead_sources(study) if study else {}).items()]
     sources.append((OTHER_SOURCE, "Other"))
-    blocks.append(_input(ids.LEAD_SOURCE_BLOCK, "Source",
-                         _static(ids.LEAD_SOURCE_SELECT, sources, "Where did the lead come from?",
+    blocks.append(bk.input_block(ids.LEAD_SOURCE_BLOCK, "Source",
+                         bk.static_select(ids.LEAD_SOURCE_SELECT, sources, "Where did the lead come from?",
                                  sources[0][0] if len(sources) == 1 else None)))
     yes = bk.option("Agreed to be contacted about this study", "yes")
-    blocks.append(_input(ids.LEAD_CONSENT_BLOCK, "Consent", {
+    blocks.append(bk.input_block(ids.LEAD_CONSENT_BLOCK, "Consent", {
         "type": "checkboxes", "action_id": ids.LEAD_CONSENT_INPUT, "options": [yes],
         "initial_options": [yes]}, optional=True))
     blocks.append(bk.context("The lead waits in needs_call until a coordinator is assigned."))

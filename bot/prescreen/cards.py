@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot import blocks as bk
 from bot import ids
+from bot.leads.views import home_section
 from bot.prescreen.outcomes import label
 from bot.prescreen.queries import CandidateStatus, FoundCandidate, Queue, QueueItem, status_label
 from bot.prescreen.workflow import CallLogged
@@ -95,8 +96,6 @@ def home_view(q: Queue, now: dt.datetime) -> bk.Block:
                    accessory=bk.button("Refresh", ids.HOME_REFRESH)),
     ]
     if q.work is not None:
-        from bot.leads.views import home_section
-
         blocks += home_section(q.work)
     blocks += _items("Callbacks today", q.callbacks_today, "No callbacks due today.")
     blocks += _items("Needs another attempt", q.needs_attempt, "Nobody is waiting for another attempt.")

@@ -13,6 +13,7 @@ from bot import blocks as bk
 from bot.access import Action, allows, refusal_text, require_role, require_somewhere, studies_where
 from bot.context import AppContext
 from bot.errors import InvalidInput, NotAllowed, UnknownCandidate, UnknownStudy
+from bot.leads.queue import work_for
 from bot.phones import normalise_phone
 from bot.prescreen.outcomes import STATUS_LABELS, label
 from bot.referrals import states as ref_states
@@ -144,8 +145,6 @@ def my_queue(ctx: AppContext, user_id: str) -> Queue:
         working = {s.id: s for s in studies_where(session, user_id, Action.WORK_QUEUE)}
         coord_studies = list(working)
         if coord_studies:
-            from bot.leads.queue import work_for
-
             q.work = work_for(session, member, working, now, limit=11)
         since = min(start, now - dt.timedelta(hours=12))
         for cb in cand_repo.callbacks_between(session, member.id, since, end):

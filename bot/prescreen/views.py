@@ -27,28 +27,6 @@ class ModalState:
         return bk.encode({"s": self.study, "m": self.mode, "r": self.ref, "c": self.channel})
 
 
-def _input(block_id: str, label: str, element: bk.Block, *, optional: bool = False,
-           hint: str | None = None, dispatch: bool = False) -> bk.Block:
-    block: bk.Block = {"type": "input", "block_id": block_id, "label": bk.plain(label, 2000),
-                       "element": element, "optional": optional}
-    if hint:
-        block["hint"] = bk.plain(hint, 2000)
-    if dispatch:
-        block["dispatch_action"] = True
-    return block
-
-
-def _static(action_id: str, options: list[tuple[str, str]], placeholder: str,
-            initial: str | None = None) -> bk.Block:
-    opts = [bk.option(text, value) for value, text in options][:100]
-    el: bk.Block = {"type": "static_select", "action_id": action_id, "options": opts,
-                    "placeholder": bk.plain(placeholder)}
-    chosen = next((o for o in opts if o["value"] == initial), None)
-    if chosen:
-        el["initial_option"] = chosen
-    return el
-
-
 def answer_action(qid: str) -> str:
     return ids.ANSWER_INPUT + qid
 
@@ -61,7 +39,7 @@ def question_element(q: Question) -> bk.Block:
         return {"type": "radio_buttons", "action_id": action,
                 "options": [bk.option("Yes", "yes"), bk.option("No", "no")]}
     if q.kind == "choice":
-        return _static(action, [(str(o), str(o)) for o in q.options], "Choose")
+        return bk.static_select(action, [(str(o), str(o)) for o in q.options], "Choose")
     return {"type": "datepicker", "action_id": action}
 
 
@@ -69,8 +47,8 @@ def log_call_modal(studies: list[Study], state: ModalState,
                    candidate: CandidateBrief | None = None) -> bk.Block:
     study = next((s for s in studies if s.key == state.study), None)
     blocks: list[bk.Block] = [
-        _input(ids.STUDY_BLOCK, "Study",
-               _static(ids.STUDY_SELECT, [(s.key, f"{s.key} · {s.title}") for s in studies],
+        bk.input_block(ids.STUDY_BLOCK, "Study",
+               bk.static_select(ids.STUDY_SELECT, [(s.key, f"{s.key} · {s.title}") for s in studies],
                        "Pick a study", state.study),
                dispatch=True),
     ]
@@ -87,14 +65,14 @@ def log_call_modal(studies: list[Study], state: ModalState,
             blocks.append(bk.section(":no_entry: *Do not call.* This candidate asked not to be "
                                      "called. Log only a call they made to you."))
     else:
-        blocks.append(_input(ids.MODE_BLOCK, "Candidate", {
+        blocks.append(bk.input_block(ids.MODE_BLOCK, "Candidate", {
             "type": "radio_buttons", "action_id": ids.MODE_SELECT,
             "options": [bk.option("New candidate", "new"), bk.option("Existing candidate", "existing")],
             "initial_option": bk.option("New candidate", "new") if state.mode == "new"
             else bk.option("Existing candidate", "existing"),
         }, dispatch=True))
         if state.mode == "existing":
-            blocks.append(_input(ids.REF_BLOCK, "Reference code", {
+            blocks.append(bk.input_block(ids.REF_BLOCK, "Reference code", {
                 "type": "plain_text_input", "action_id": ids.REF_INPUT, "max_length": 20,
                 "placeholder": bk.plain(f"{study.key}-0042")}))
         else:
@@ -105,26 +83,28 @@ def log_call_modal(studies: list[Study], state: ModalState,
         blocks.append(bk.divider())
         blocks.append(bk.section(f"*{study.key} pre-screen questions*  ·  answer all to pre-qualify"))
         for q in questions:
-            blocks.append(_input(ids.QUESTION_PREFIX + q.qid, q.text, question_element(q), optional=True))
+            blocks.append(bk.input_block(ids.QUESTION_PREFIX + q.qid, q.text, question_element(q),
+                                         optional=True))
 
     blocks.append(bk.divider())
-    blocks.append(_input(ids.OUTCOME_BLOCK, "How did the call end?",
-                         _static(ids.OUTCOME_SELECT, [(o.code, o.label) for o in OUTCOMES.values()],
+    blocks.append(bk.input_block(ids.OUTCOME_BLOCK, "How did the call end?",
+                         bk.static_select(ids.OUTCOME_SELECT, [(o.code, o.label) for o in OUTCOMES.values()],
                                  "Choose the outcome"),
                          hint="If an answer fails a criterion, the call is logged as disqualified."))
     sites = [s for s in study.sites if s.active]
     if len(sites) > 1:
-        blocks.append(_input(ids.SITE_BLOCK, "Proposed site (if pre-qualified)",
-                             _static(ids.SITE_SELECT, [(s.key, f"{s.key} · {s.name}") for s in sites],
-                                     "Pick a site"), optional=True))
+        site_options = [(s.key, f"{s.key} · {s.name}") for s in sites]
+        blocks.append(bk.input_block(ids.SITE_BLOCK, "Proposed site (if pre-qualified)",
+                                     bk.static_select(ids.SITE_SELECT, site_options, "Pick a site"),
+                                     optional=True))
     tz_hint = candidate.timezone if candidate else "the time zone above"
-    blocks.append(_input(ids.CB_DATE_BLOCK, "Callback day",
+    blocks.append(bk.input_block(ids.CB_DATE_BLOCK, "Callback day",
                          {"type": "datepicker", "action_id": ids.CB_DATE_INPUT}, optional=True,
                          hint="Only for “Callback requested”."))
-    blocks.append(_input(ids.CB_TIME_BLOCK, "Callback time (candidate's local time)",
+    blocks.append(bk.input_block(ids.CB_TIME_BLOCK, "Callback time (candidate's local time)",
                          {"type": "timepicker", "action_id": ids.CB_TIME_INPUT}, optional=True,
                          hint=f"Entered in the candidate's time zone ({tz_hint})."))
-    blocks.append(_input(ids.NOTES_BLOCK, "Notes", {
+    blocks.append(bk.input_block(ids.NOTES_BLOCK, "Notes", {
         "type": "plain_text_input", "action_id": ids.NOTES_INPUT, "multiline": True,
         "max_length": 2000}, optional=True,
         hint="Stored encrypted; never posted to channels."))
@@ -133,20 +113,20 @@ def log_call_modal(studies: list[Study], state: ModalState,
 
 def _new_candidate_blocks() -> list[bk.Block]:
     return [
-        _input(ids.NAME_BLOCK, "Name", {"type": "plain_text_input", "action_id": ids.NAME_INPUT,
+        bk.input_block(ids.NAME_BLOCK, "Name", {"type": "plain_text_input", "action_id": ids.NAME_INPUT,
                                         "max_length": 100}),
-        _input(ids.PHONE_BLOCK, "Phone", {"type": "plain_text_input", "action_id": ids.PHONE_INPUT,
+        bk.input_block(ids.PHONE_BLOCK, "Phone", {"type": "plain_text_input", "action_id": ids.PHONE_INPUT,
                                           "max_length": 30,
                                           "placeholder": bk.plain("(617) 555-0123")}),
-        _input(ids.DOB_BLOCK, "Date of birth", {"type": "datepicker", "action_id": ids.DOB_INPUT}),
-        _input(ids.REGION_BLOCK, "State", _static(
+        bk.input_block(ids.DOB_BLOCK, "Date of birth", {"type": "datepicker", "action_id": ids.DOB_INPUT}),
+        bk.input_block(ids.REGION_BLOCK, "State", bk.static_select(
             ids.REGION_INPUT, [(k, f"{v[0]} ({k})") for k, v in regions.STATES.items()],
             "Pick a state"), optional=True),
-        _input(ids.TZ_BLOCK, "Time zone", _static(
+        bk.input_block(ids.TZ_BLOCK, "Time zone", bk.static_select(
             ids.TZ_INPUT, [(tz, f"{name} · {tz}") for tz, name in regions.TIMEZONES],
             "Default: from the state"), optional=True,
             hint="Callbacks are scheduled in this time zone."),
-        _input(ids.CONSENT_BLOCK, "Consent", {
+        bk.input_block(ids.CONSENT_BLOCK, "Consent", {
             "type": "checkboxes", "action_id": ids.CONSENT_INPUT,
             "options": [bk.option("Agreed to be contacted about this study", "yes")]}, optional=True),
     ]
