@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot import outbox
 from bot.context import AppContext
 from bot.leads import reasons
 from bot.leads.business_time import SlaConfig, add_business_days, add_days, add_workday_hours
 from storage.models import Candidate, Member, Study
-from storage.repositories import outbox as outbox_repo
 from storage.repositories import slas as repo
 from storage.repositories import studies as study_repo
 
@@ -156,22 +156,22 @@ def check_study(ctx: AppContext, session: Session, study: Study, now: dt.datetim
     done = repo.existing_keys(session, [r["key"] for r in rows])
     fresh = [r for r in rows if r["key"] not in done]
     won = repo.claim_notices(session, fresh, now)
-    messages: list[dict[str, Any]] = []
+    messages: list[outbox.Message] = []
     twice: Counter[str] = Counter()
     for b in found:
         if b.key("breach") in won and b.owner is not None and b.owner.active:
-            messages.append({"key": b.key("breach"), "kind": "sla_breach",
-                             "channel": b.owner.slack_user_id, "study_key": study.key,
-                             "payload": {"text": breach_dm(b, study, now, b.owner.timezone)}})
+            messages.append(outbox.Message(key=b.key("breach"), kind="sla_breach",
+                                           channel=b.owner.slack_user_id, study_key=study.key,
+                                           text=breach_dm(b, study, now, b.owner.timezone)))
         if b.key("2x") in won:
             twice[b.stage] += 1
     if twice:
         first = min(b.entity_id for b in found if b.key("2x") in won)
-        messages.append({"key": f"sla-2x:{study.key}:{now.isoformat()}:{first}",
-                         "kind": "sla_2x", "channel": study.channel_id, "study_key": study.key,
-                         "payload": {"text": channel_note(study, twice)}})
-    outbox_repo.enqueue_many(session, messages, now=now)
-    dms = sum(1 for m in messages if m["kind"] == "sla_breach")
+        messages.append(outbox.Message(key=f"sla-2x:{study.key}:{now.isoformat()}:{first}",
+                                       kind="sla_2x", channel=study.channel_id,
+                                       study_key=study.key, text=channel_note(study, twice)))
+    outbox.post_many(ctx, session, messages, now=now)
+    dms = sum(1 for m in messages if m.kind == "sla_breach")
     return dms, sum(twice.values())
 
 

@@ -194,3 +194,15 @@ def members_with_role(session: Session, study_id: int, role: str) -> list[Member
         .order_by(Member.slack_user_id)
     )
     return list(session.scalars(stmt))
+
+
+def admin_user_ids(session: Session, study_key: str | None) -> list[str]:
+    """Slack ids of the active admins of one study (by key), or of every study when None."""
+    stmt = (select(Member.slack_user_id).distinct()
+            .join(Membership, Membership.member_id == Member.id)
+            .join(Study, Study.id == Membership.study_id)
+            .where(Membership.role == "admin", Member.active.is_(True))
+            .order_by(Member.slack_user_id))
+    if study_key is not None:
+        stmt = stmt.where(Study.key == study_key.upper())
+    return list(session.scalars(stmt))
