@@ -109,3 +109,22 @@ def test_a_job_batch_queued_twice_is_sent_once(bot: Bot) -> None:
     assert rows["guard:1"].payload == {"text": "one"} and rows["guard:1"].study_key == "ALZ"
     assert rows["guard:2"].payload["blocks"][0]["type"] == "section"
     assert rows["guard:2"].parent_key == "guard:1" and rows["guard:2"].method == "chat.postMessage"
+
+
+def test_the_domain_and_handlers_leave_sql_to_storage() -> None:
+    """bot/ and handlers/ ask storage/repositories for data; they build no query themselves.
+    (Command-line entry points and the sandbox are outside this rule's scope here.)"""
+    allowed = {"Session", "SQLAlchemyError", "StatementError"}
+    offenders = []
+    for rel, tree in product_modules():
+        if rel.parts[0] not in ("bot", "handlers") or rel.name == "cli.py" or "sandbox" in rel.parts:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+                offenders += [f"{rel}:{node.lineno} {a.name}" for a in node.names
+                              if a.name not in allowed]
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("execute", "scalar", "scalars", "query", "add", "flush")
+                    and ast.unparse(node.func.value).endswith("session")):
+                offenders.append(f"{rel}:{node.lineno} {ast.unparse(node.func)}")
+    assert not offenders, f"move these into a storage/repositories function: {offenders}"

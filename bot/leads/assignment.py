@@ -20,14 +20,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import outbox
 from bot.context import AppContext
 from bot.leads.business_time import SlaConfig, in_business_hours
 from storage import audit
-from storage.models import Candidate, Member, Study
+from storage.models import Member, Study
 from storage.repositories import calendar as cal_repo
 from storage.repositories import queue as repo
 from storage.repositories import studies as study_repo
@@ -135,10 +134,7 @@ def _stamp_last(session: Session, plan: dict[int, list[int]], lead_ids: list[int
                 now: dt.datetime) -> None:
     """Give the lead assigned last a slightly later assigned_at so the next run continues the
     rotation from its owner."""
-    last_id = lead_ids[-1]
-    cand = session.get(Candidate, last_id)
-    if cand is not None and cand.assigned_at is not None:
-        cand.assigned_at = now + dt.timedelta(microseconds=1)
+    repo.nudge_assigned_at(session, lead_ids[-1], now + dt.timedelta(microseconds=1))
 
 
 def _dm(study: Study, member: Member, refs: list[str], ids: list[int]) -> outbox.Message:
@@ -160,10 +156,8 @@ def assign_pending(ctx: AppContext, batch: int = BATCH) -> AssignmentResult:
         while True:
             now = ctx.clock.now()
             with ctx.db.session() as session:
-                # one assigner per study at a time (a row lock on PostgreSQL; SQLite writes are
-                # serialised anyway)
-                study = session.scalars(select(Study).where(Study.id == study_id, Study.active)
-                                        .with_for_update()).first()
+                # one assigner per study at a time
+                study = study_repo.lock_active(session, study_id)
                 if study is None:
                     break
                 n = assign_study(ctx, session, study, now, result, batch)

@@ -182,7 +182,7 @@ def check_all(ctx: AppContext) -> tuple[int, int]:
         study_ids = [s.id for s in study_repo.list_studies(session)]
     for study_id in study_ids:
         with ctx.db.session() as session:
-            study = session.get(Study, study_id)
+            study = study_repo.by_id(session, study_id)
             if study is None:
                 continue
             a, b = check_study(ctx, session, study, now)

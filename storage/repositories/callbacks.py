@@ -134,3 +134,16 @@ def cas(session: Session, callback_id: int, version: int, **values: object) -> b
         .values(version=Callback.version + 1, **values)
         .execution_options(synchronize_session="fetch"))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lock(session: Session, callback_id: int) -> Callback | None:
+    """The callback, row-locked until commit."""
+    return session.get(Callback, callback_id, with_for_update=True)
+
+
+def add(session: Session, **fields: object) -> Callback:
+    """A new callback row, flushed (so it has its id)."""
+    cb = Callback(**fields)
+    session.add(cb)
+    session.flush()
+    return cb

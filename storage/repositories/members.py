@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from storage import audit
-from storage.models import Callback, Candidate, Member, Membership
+from storage.models import Callback, Candidate, Member, Membership, Study
 from storage.repositories.callbacks import OPEN as OPEN_CALLBACK
 from storage.repositories.queue import WORKING_STATUSES
 
@@ -85,3 +85,14 @@ def absent_from(session: Session, slack_ids: Iterable[str]) -> list[Member]:
     """Active members not in `slack_ids` (a studies file), roles loaded."""
     keep = set(slack_ids)
     return [m for m in list_all(session) if m.active and m.slack_user_id not in keep]
+
+
+def coordinator_timezones(session: Session) -> list[tuple[str, str]]:
+    """(slack id, timezone) of active members who coordinate an active study."""
+    stmt = (select(Member.slack_user_id, Member.timezone).distinct()
+            .join(Membership, Membership.member_id == Member.id)
+            .join(Study, Study.id == Membership.study_id)
+            .where(Member.active.is_(True), Study.active.is_(True),
+                   Membership.role == "coordinator")
+            .order_by(Member.slack_user_id))
+    return [(sid, tz) for sid, tz in session.execute(stmt)]

@@ -243,3 +243,10 @@ def refs(session: Session, ids: Sequence[int]) -> list[str]:
 
 def members(session: Session, ids: Sequence[int]) -> dict[int, Member]:
     return {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(ids)))}
+
+
+def nudge_assigned_at(session: Session, candidate_id: int, at: dt.datetime) -> None:
+    """Move an assigned lead's assigned_at to `at` (so it sorts as the most recent assignment)."""
+    cand = session.get(Candidate, candidate_id)
+    if cand is not None and cand.assigned_at is not None:
+        cand.assigned_at = at

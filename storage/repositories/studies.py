@@ -206,3 +206,19 @@ def admin_user_ids(session: Session, study_key: str | None) -> list[str]:
     if study_key is not None:
         stmt = stmt.where(Study.key == study_key.upper())
     return list(session.scalars(stmt))
+
+
+def keys_by_id(session: Session) -> dict[int, str]:
+    """Every study's key by its id, active or not."""
+    return {sid: key for sid, key in session.execute(select(Study.id, Study.key))}
+
+
+def by_id(session: Session, study_id: int) -> Study | None:
+    return session.get(Study, study_id)
+
+
+def lock_active(session: Session, study_id: int) -> Study | None:
+    """The study if still active, row-locked until commit (one writer per study at a time on
+    PostgreSQL; SQLite serialises writes anyway)."""
+    return session.scalars(select(Study).where(Study.id == study_id, Study.active)
+                           .with_for_update()).first()
