@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.context import AppContext
 from storage import audit
 from storage.crypto import PHICipher
 from storage.db import Database
@@ -69,5 +68,3 @@ def rotate_keys(db: Database, cipher: PHICipher, actor: str = "cli") -> Rotation
     return report
 
 
-def rotate_for(ctx: AppContext) -> RotationReport:
-    return rotate_keys(ctx.db, ctx.cipher)

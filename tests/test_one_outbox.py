@@ -128,3 +128,28 @@ def test_the_domain_and_handlers_leave_sql_to_storage() -> None:
                     and ast.unparse(node.func.value).endswith("session")):
                 offenders.append(f"{rel}:{node.lineno} {ast.unparse(node.func)}")
     assert not offenders, f"move these into a storage/repositories function: {offenders}"
+
+
+def test_each_stored_value_list_is_written_once() -> None:
+    """States, statuses, outcomes, strategies… are spelled out in storage/vocabulary.py only."""
+    from storage import vocabulary
+
+    lists = {name: frozenset(value) for name, value in vars(vocabulary).items()
+             if name.isupper() and isinstance(value, tuple)}
+    offenders = []
+    for rel, tree in [*product_modules(), *storage_modules()]:
+        if rel == Path("storage/vocabulary.py") or "migrations" in rel.parts:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+                found = frozenset(e.value for e in node.elts)  # type: ignore[attr-defined]
+                offenders += [f"{rel}:{node.lineno} {name}" for name, values in lists.items()
+                              if found == values]
+    assert not offenders, f"import these from storage.vocabulary: {offenders}"
+
+
+def storage_modules() -> Iterator[tuple[Path, ast.Module]]:
+    for path in sorted((ROOT / "storage").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        yield rel, ast.parse(path.read_text(encoding="utf-8"), filename=str(rel))

@@ -17,8 +17,8 @@ from storage import audit
 from storage.models import Callback, Candidate, Member, PrescreenCall, Study
 from storage.repositories import callbacks as repo
 from storage.repositories import studies as study_repo
+from storage.vocabulary import CALLBACK_OPEN_STATUSES as OPEN
 
-OPEN = repo.OPEN
 ACTING_ROLES = ("coordinator", "admin")
 SNOOZE = dt.timedelta(minutes=15)
 

@@ -30,9 +30,9 @@ from storage.models import Member, Study
 from storage.repositories import calendar as cal_repo
 from storage.repositories import queue as repo
 from storage.repositories import studies as study_repo
+from storage.vocabulary import ASSIGNMENT_STRATEGIES
 
 BATCH = 500
-STRATEGIES = ("least_loaded", "round_robin")
 DM_REFS = 5
 
 
@@ -57,7 +57,7 @@ class AssignmentResult:
 
 def strategy(study: Study) -> str:
     value = (study.options or {}).get("assignment", "least_loaded")
-    return value if value in STRATEGIES else "least_loaded"
+    return value if value in ASSIGNMENT_STRATEGIES else "least_loaded"
 
 
 def is_available(ctx: AppContext, session: Session, member: Member, study: Study,

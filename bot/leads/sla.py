@@ -68,11 +68,6 @@ def _deadlines(cfg: SlaConfig, stage: str, since: dt.datetime) -> tuple[dt.datet
     return add_days(cfg, since, n), add_days(cfg, since, 2 * n)
 
 
-def first_attempt_deadline(study: Study, created_at: dt.datetime) -> dt.datetime:
-    cfg = SlaConfig.for_study(study.timezone, study.options)
-    return _deadlines(cfg, "first_attempt", created_at)[0]
-
-
 def breaches(session: Session, study: Study, now: dt.datetime, *,
              pending_only: bool = False) -> list[Breach]:
     """Every open item of the study past its stage deadline at `now` (with `pending_only`, only

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from storage import audit
 from storage.models import Callback, Candidate, Member, Membership, Study
-from storage.repositories.callbacks import OPEN as OPEN_CALLBACK
 from storage.repositories.queue import WORKING_STATUSES
+from storage.vocabulary import CALLBACK_OPEN_STATUSES
 
 
 def find(session: Session, slack_user_id: str) -> Member | None:
@@ -24,10 +24,6 @@ def list_all(session: Session) -> list[Member]:
     stmt = (select(Member).options(selectinload(Member.memberships).selectinload(Membership.study))
             .order_by(Member.active.desc(), Member.slack_user_id))
     return list(session.scalars(stmt))
-
-
-def active_ids(session: Session) -> set[str]:
-    return set(session.scalars(select(Member.slack_user_id).where(Member.active.is_(True))))
 
 
 def roles_of(member: Member) -> dict[str, str]:
@@ -76,7 +72,7 @@ def open_work(session: Session, member_id: int) -> tuple[list[str], list[str]]:
         .order_by(Candidate.ref_code)).all()
     callbacks = session.scalars(select(Candidate.ref_code).join(
         Callback, Callback.candidate_id == Candidate.id).where(
-        Callback.owner_id == member_id, Callback.status.in_(OPEN_CALLBACK))
+        Callback.owner_id == member_id, Callback.status.in_(CALLBACK_OPEN_STATUSES))
         .order_by(Candidate.ref_code)).all()
     return list(leads), list(callbacks)
 
