@@ -31,24 +31,12 @@ class AlreadyDecided(DomainError):
     pass
 
 
-class OutsideCallingWindow(DomainError):
-    pass
-
-
-class DoNotCall(DomainError):
-    pass
-
-
 class InvalidInput(DomainError):
     """Bad input; `field` names the modal block or CLI field when known."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
-
-
-class CalendarUnavailable(DomainError):
-    pass
 
 
 class BadPayload(DomainError):

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 COMMAND = "/prescreen"
 
-# help / generic
-HELP_BLOCK = "help"
-
 # log-call modal
 LOG_CALL_VIEW = "log_call"
 STUDY_BLOCK, STUDY_SELECT = "study", "study_select"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.context import AppContext
 from storage import audit
 from storage.crypto import PHICipher
 from storage.db import Database
-from storage.models import Candidate, PrescreenCall, Referral, Study
+from storage.models import Candidate, PrescreenCall, Referral
 from storage.repositories import candidates as repo
+from storage.repositories import studies as study_repo
 
 BATCH = 500
 
@@ -30,7 +30,7 @@ def rotate_keys(db: Database, cipher: PHICipher, actor: str = "cli") -> Rotation
     removed. Batches commit one by one; running it again is harmless."""
     report = RotationReport()
     with db.session() as session:
-        study_keys = {s.id: s.key for s in session.query(Study).all()}
+        study_keys = study_repo.keys_by_id(session)
     last = 0
     while True:
         with db.session() as session:
@@ -68,5 +68,3 @@ def rotate_keys(db: Database, cipher: PHICipher, actor: str = "cli") -> Rotation
     return report
 
 
-def rotate_for(ctx: AppContext) -> RotationReport:
-    return rotate_keys(ctx.db, ctx.cipher)

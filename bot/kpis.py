@@ -394,7 +394,3 @@ def render_stats(ctx: AppContext, req: StatsRequest) -> tuple[str, list[dict[str
     return "\n".join(texts), blocks[:50]
 
 
-def stats_for_user(ctx: AppContext, user_id: str, args: list[str]) -> tuple[str, list[dict[str, Any]]]:
-    """KPIs for the caller's studies (all of them, or the one named), for a period (default
-    today in each study's time zone). Refuses studies the caller is not a member of."""
-    return render_stats(ctx, parse_stats_request(ctx, user_id, args))

@@ -1,8 +1,20 @@
-"""Workflows send to Slack only through here: a row in the same transaction as the change."""
+"""The one way the app sends a durable message to Slack: a row in the same transaction as the
+change it announces, delivered later by the `outbox` job (paced, retried, never twice).
+
+Rule: use cases, jobs and digests call `post`, `post_many`, `update` or `upload_file` here and
+never the outbox repository or the Slack Web API themselves (tests/test_one_outbox.py checks).
+Only a listener's immediate answer to the user who acted goes straight to Slack: ephemeral
+replies, `respond()`, `views.open`, `views.update`, `views.publish` and the DM fallback of an
+ephemeral reply. Those belong to the request being answered; if Slack refuses them the user
+sees it and tries again, so they are not queued.
+"""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,15 +26,43 @@ from storage.repositories import outbox as repo
 from storage.repositories import studies as study_repo
 
 
+def _payload(text: str, blocks: list[dict[str, Any]] | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"text": text}
+    if blocks:
+        payload["blocks"] = blocks
+    return payload
+
+
 def post(ctx: AppContext, session: Session, *, key: str, kind: str, channel: str, text: str,
          blocks: list[dict[str, Any]] | None = None, study_key: str | None = None,
          thread_of: str | None = None) -> bool:
     """Queue a message (a thread reply when `thread_of` names an earlier message's key)."""
-    payload: dict[str, Any] = {"text": text}
-    if blocks:
-        payload["blocks"] = blocks
-    return repo.enqueue(session, key=key, kind=kind, channel=channel, payload=payload,
-                        parent_key=thread_of, study_key=study_key, now=ctx.clock.now())
+    return repo.enqueue(session, key=key, kind=kind, channel=channel,
+                        payload=_payload(text, blocks), parent_key=thread_of, study_key=study_key,
+                        now=ctx.clock.now())
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a batch for `post_many`; `key` is its idempotency key."""
+
+    key: str
+    kind: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    study_key: str | None = None
+    thread_of: str | None = None
+
+
+def post_many(ctx: AppContext, session: Session, messages: Sequence[Message], *,
+              now: dt.datetime | None = None) -> int:
+    """Queue a batch in one statement (what jobs send); a key already queued is skipped.
+    Returns how many were added."""
+    rows = [{"key": m.key, "kind": m.kind, "channel": m.channel,
+             "payload": _payload(m.text, m.blocks), "parent_key": m.thread_of,
+             "study_key": m.study_key} for m in messages]
+    return repo.enqueue_many(session, rows, now=now or ctx.clock.now())
 
 
 def update(ctx: AppContext, session: Session, *, key: str, of: str, kind: str, text: str,
@@ -63,18 +103,7 @@ def _alert_admins(ctx: AppContext) -> Any:
     def on_failed(session: Session, row: OutboxMessage, error: str) -> None:
         if row.kind == "admin_alert":
             return
-        from storage.models import Study
-
-        admins: list[str] = []
-        if row.study_key:
-            study = study_repo.get_study(session, row.study_key)
-            if study is not None:
-                admins = [m.slack_user_id for m in study_repo.members_with_role(session, study.id,
-                                                                                 "admin")]
-        else:
-            for study in session.query(Study).all():
-                admins += [m.slack_user_id for m in study_repo.members_with_role(session, study.id,
-                                                                                  "admin")]
+        admins = study_repo.admin_user_ids(session, row.study_key)
         where = f"<#{row.channel}>" if row.channel.startswith(("C", "G")) else "a DM"
         hint = {
             "channel_not_found": "the channel id is wrong or was deleted: fix it in the studies file",
@@ -85,9 +114,9 @@ def _alert_admins(ctx: AppContext) -> Any:
         }.get(error, "see `prescreen-bot outbox list`")
         text = (f":rotating_light: A {row.kind.replace('_', ' ')} for {where} could not be "
                 f"delivered ({error}). To fix: {hint}. Then `prescreen-bot outbox retry {row.id}`.")
-        for admin in sorted(set(admins)):
-            repo.enqueue(session, key=f"alert:{row.id}:{admin}", kind="admin_alert", channel=admin,
-                         payload={"text": text}, study_key=None, now=ctx.clock.now())
+        for admin in admins:
+            post(ctx, session, key=f"alert:{row.id}:{admin}", kind="admin_alert", channel=admin,
+                 text=text)
 
     return on_failed
 

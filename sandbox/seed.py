@@ -15,8 +15,6 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot.callbacks.service import remind_lead, schedule_callback
 from bot.clock import Clock
 from bot.context import AppContext
@@ -24,8 +22,9 @@ from bot.leads import service as leads
 from bot.leads.intake import InboundLead, add_lead
 from bot.prescreen.workflow import CallInput, NewCandidateInput, log_call
 from bot.referrals import workflow as referrals
-from storage.models import Candidate, Member, Study
+from storage.models import Study
 from storage.repositories import candidates as cand_repo
+from storage.repositories import members as members_repo
 from storage.repositories import studies as study_repo
 
 CASEY = "U0COORD01"
@@ -101,7 +100,7 @@ DEMO_NAMES = [c.name for c in DEMO] + [lead.name for lead in DEMO_LEADS]
 
 def has_candidates(ctx: AppContext) -> bool:
     with ctx.db.session() as s:
-        return bool(s.scalar(select(func.count()).select_from(Candidate)))
+        return members_repo.population(s)["candidates"] > 0
 
 
 def _phone(i: int) -> str:
@@ -191,5 +190,4 @@ def _callback(ctx: AppContext, ref: str, owner_id: str, minutes: int) -> None:
 
 def demo_summary(ctx: AppContext) -> dict[str, Any]:
     with ctx.db.session() as s:
-        return {"candidates": s.scalar(select(func.count()).select_from(Candidate)) or 0,
-                "members": s.scalar(select(func.count()).select_from(Member)) or 0}
+        return members_repo.population(s)

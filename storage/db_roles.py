@@ -96,3 +96,9 @@ def grant_statements(conn: Connection, role: str) -> list[str]:
         f'GRANT SELECT ON "alembic_version" TO {q};',
         f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {q};',
     ]
+
+
+def apply_grants(conn: Connection, role: str) -> None:
+    """Run the statements of :func:`grant_statements` (as the tables' owner)."""
+    for stmt in grant_statements(conn, role):
+        conn.execute(text(stmt))

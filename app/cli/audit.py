@@ -8,8 +8,6 @@ import re
 import sys
 from typing import TextIO
 
-from sqlalchemy import text
-
 from app.cli.common import open_db, require_schema
 from bot.config import Settings
 from storage import audit, db_roles
@@ -92,8 +90,7 @@ def cmd_grant_app_role(args: argparse.Namespace, settings: Settings, out: TextIO
         if not exists:
             return _fail(f"role {args.role} does not exist: CREATE ROLE \"{args.role}\" LOGIN "
                          "PASSWORD '…' first", EXIT_INVALID)
-        for stmt in statements:
-            conn.execute(text(stmt))
+        db_roles.apply_grants(conn, args.role)
     print(f"role {args.role} may now use the app's tables, and only INSERT and SELECT on the "
           "audit trail; run the app with it in DATABASE_URL", file=out)
     return EXIT_OK

@@ -19,7 +19,6 @@ from bot.calendar.workflow import (
 )
 from integrations.graph.types import Interval, zone
 
-VISIT_SLOT_ACTION = "calendar_visit_slot"
 MAX_SELECT_OPTIONS = 100
 MAX_EVENT_BLOCKS = 30
 

@@ -9,13 +9,13 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+from bot import outbox
 from bot.callbacks import cadence, views
 from bot.callbacks.service import escalate_after
 from bot.context import AppContext
 from storage import audit
 from storage.models import Callback
 from storage.repositories import callbacks as repo
-from storage.repositories import outbox as outbox_repo
 
 log = logging.getLogger("prescreen.callbacks")
 
@@ -32,7 +32,7 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
             ids = repo.claim_reminders(session, now=now, late_before=now - LATE_GRACE, limit=batch)
             if not ids:
                 break
-            messages: list[dict[str, Any]] = []
+            messages: list[outbox.Message] = []
             events: list[dict[str, Any]] = []
             for cb in repo.load(session, ids):
                 if cb.candidate.do_not_call:
@@ -51,7 +51,7 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
                                      None))
                 sent += 1
                 late += int(cb.reminded_late)
-            outbox_repo.enqueue_many(session, messages, now=now)
+            outbox.post_many(ctx, session, messages, now=now)
             audit.record_many(session, events)
         if len(ids) < batch:
             break
@@ -63,7 +63,7 @@ def _event(cb: Callback, action: str, after: dict[str, Any], reason: str | None)
             "after": {"candidate": cb.candidate.ref_code, **after}, "reason": reason}
 
 
-def _reminder_message(cb: Callback, now: dt.datetime) -> dict[str, Any]:
+def _reminder_message(cb: Callback, now: dt.datetime) -> outbox.Message:
     cand, owner = cb.candidate, cb.owner
     text = views.reminder_text(ref=cand.ref_code, kind=cb.kind, due_at=cb.due_at,
                                owner_tz=owner.timezone, candidate_tz=cand.timezone,
@@ -72,9 +72,9 @@ def _reminder_message(cb: Callback, now: dt.datetime) -> dict[str, Any]:
     blocks = views.reminder_blocks(callback_id=cb.id, ref=cand.ref_code, text=text,
                                    late=cb.reminded_late, reminded_for=cb.remind_at,
                                    owner_tz=owner.timezone)
-    return {"key": f"cb-remind:{cb.id}:v{cb.version}", "kind": "callback_reminder",
-            "channel": owner.slack_user_id, "payload": {"text": text, "blocks": blocks},
-            "study_key": cand.study.key}
+    return outbox.Message(key=f"cb-remind:{cb.id}:v{cb.version}", kind="callback_reminder",
+                          channel=owner.slack_user_id, text=text, blocks=blocks,
+                          study_key=cand.study.key)
 
 
 def escalate_overdue(ctx: AppContext, *, batch: int = BATCH) -> int:
@@ -90,7 +90,7 @@ def escalate_overdue(ctx: AppContext, *, batch: int = BATCH) -> int:
             groups: dict[tuple[int, int], list[Callback]] = defaultdict(list)
             for cb in repo.load(session, ids):
                 groups[(cb.study_id, cb.owner_id)].append(cb)
-            messages = []
+            messages: list[outbox.Message] = []
             for group in groups.values():
                 study, owner = group[0].candidate.study, group[0].owner
                 first = min(cb.due_at for cb in group)
@@ -99,9 +99,10 @@ def escalate_overdue(ctx: AppContext, *, batch: int = BATCH) -> int:
                 key = "cb-escalate:" + ",".join(str(cb.id) for cb in group)
                 if len(key) > 190:
                     key = f"cb-escalate:{group[0].id}..{group[-1].id}:{len(group)}"
-                messages.append({"key": key, "kind": "callback_escalation", "channel": study.channel_id,
-                                 "payload": {"text": text}, "study_key": study.key})
-            outbox_repo.enqueue_many(session, messages, now=now)
+                messages.append(outbox.Message(key=key, kind="callback_escalation",
+                                               channel=study.channel_id, text=text,
+                                               study_key=study.key))
+            outbox.post_many(ctx, session, messages, now=now)
             audit.record_many(session, [
                 _event(cb, "callback.missed", {"status": "missed"}, "no call logged in time")
                 for group in groups.values() for cb in group])

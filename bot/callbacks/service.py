@@ -18,8 +18,8 @@ from storage import audit
 from storage.models import Callback, Candidate, Member, PrescreenCall, Study
 from storage.repositories import callbacks as repo
 from storage.repositories import studies as study_repo
+from storage.vocabulary import CALLBACK_OPEN_STATUSES as OPEN
 
-OPEN = repo.OPEN
 SNOOZE = dt.timedelta(minutes=15)
 
 
@@ -37,13 +37,11 @@ def schedule_callback(ctx: AppContext, session: Session, *, candidate: Candidate
     """A new open callback; any other open one for the candidate is closed as replaced."""
     cancel_open_callbacks(session, candidate, actor, "replaced by a new callback")
     now = ctx.clock.now()
-    cb = Callback(candidate_id=candidate.id, study_id=study.id, owner_id=owner.id,
+    cb = repo.add(session, candidate_id=candidate.id, study_id=study.id, owner_id=owner.id,
                   call_id=call.id if call else None, due_at=due_at,
                   remind_at=max(due_at - remind_lead(ctx), now), status="scheduled", kind=kind,
                   window_check={"tz": candidate.timezone, "region": candidate.region,
                                 "checked_at": now.isoformat()})
-    session.add(cb)
-    session.flush()
     audit.record(session, actor=actor, action="callback.scheduled", entity="callback",
                  entity_id=cb.id, after={"candidate": candidate.ref_code,
                                          "due_at": due_at.isoformat(), "kind": kind,
@@ -104,7 +102,7 @@ class CallbackInfo:
 
 
 def _locked(session: Session, callback_id: int) -> Callback:
-    cb = session.get(Callback, callback_id, with_for_update=True)
+    cb = repo.lock(session, callback_id)
     if cb is None:
         raise DomainError("That callback no longer exists. Type `/prescreen callbacks` for yours.")
     return cb
@@ -233,12 +231,10 @@ def reschedule(ctx: AppContext, *, callback_id: int, actor: str, day: dt.date | 
         remind_at = max(due - remind_lead(ctx), now)
         if cb.status == "missed":
             # the missed one stays on record (it counts as missed); a new one takes its place
-            new = Callback(candidate_id=cand.id, study_id=study.id, owner_id=cb.owner_id,
+            new = repo.add(session, candidate_id=cand.id, study_id=study.id, owner_id=cb.owner_id,
                            call_id=cb.call_id, due_at=due, remind_at=remind_at, status="scheduled",
                            kind=cb.kind, window_check=dict(cb.window_check or {}))
-            session.add(new)
             _cas(session, cb, completed_at=cb.completed_at)
-            session.flush()
             target_id = new.id
         else:
             _cas(session, cb, due_at=due, remind_at=remind_at, status="scheduled",

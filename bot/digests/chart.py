@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
 
 def funnel_png(title: str, steps: Sequence[tuple[str, int]], *, width_in: float = 7.0,
                dpi: int = 100) -> bytes:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot import outbox
 from bot.context import AppContext
 from bot.timeutil import local_to_utc
+from storage import vocabulary
 from storage.models import Study
 from storage.repositories import digests as repo
 
@@ -29,7 +30,6 @@ log = logging.getLogger("prescreen.digests")
 
 LATE_AFTER = dt.timedelta(minutes=15)
 SKIP_AFTER = dt.timedelta(hours=12)
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def last_daily(now: dt.datetime, hhmm: str, tz: str) -> tuple[dt.date, dt.dateti
 
 def last_weekly(now: dt.datetime, weekday: str, hhmm: str, tz: str) -> tuple[dt.date, dt.datetime]:
     """The latest `weekday` `hhmm` (local) that has passed, and that moment in UTC."""
-    want = WEEKDAYS.index(weekday)
+    want = vocabulary.WEEKDAYS.index(weekday)
     today = now.astimezone(ZoneInfo(tz)).date()
     day = today - dt.timedelta(days=(today.weekday() - want) % 7)
     due = local_due(day, hhmm, tz)

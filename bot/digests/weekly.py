@@ -14,7 +14,6 @@ from bot.context import AppContext
 from bot.digests.chart import conversion, funnel_png
 from bot.digests.render import fit_blocks, list_section, stale_section
 from bot.digests.runs import (
-    WEEKDAYS,
     DueRun,
     Outgoing,
     TickResult,
@@ -23,6 +22,7 @@ from bot.digests.runs import (
     study_tick,
 )
 from storage.models import Study
+from storage.vocabulary import WEEKDAYS
 
 KIND = "weekly_update"
 CHART_KIND = "weekly_chart"

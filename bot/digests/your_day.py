@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from bot.blocks import Block, context, header
 from bot.calendar.views import your_day_blocks
 from bot.calendar.workflow import my_calendar
@@ -16,8 +14,9 @@ from bot.context import AppContext
 from bot.digests.render import fit_blocks, list_section
 from bot.digests.runs import Builder, DueRun, Outgoing, TickResult, last_daily, late_note, run_many
 from bot.errors import DomainError
-from storage.models import Callback, Member, Membership, Study
+from storage.models import Callback
 from storage.repositories import candidates as cand_repo
+from storage.repositories import members as member_repo
 
 YOUR_DAY_TIME = "08:00"
 KIND = "your_day"
@@ -31,13 +30,7 @@ def scope_for(slack_id: str) -> str:
 def coordinators(ctx: AppContext) -> list[tuple[str, str]]:
     """(slack id, timezone) of active members who coordinate an active study."""
     with ctx.db.session() as session:
-        stmt = (select(Member.slack_user_id, Member.timezone).distinct()
-                .join(Membership, Membership.member_id == Member.id)
-                .join(Study, Study.id == Membership.study_id)
-                .where(Member.active.is_(True), Study.active.is_(True),
-                       Membership.role == "coordinator")
-                .order_by(Member.slack_user_id))
-        return [(sid, tz) for sid, tz in session.execute(stmt)]
+        return member_repo.coordinator_timezones(session)
 
 
 def due_run(slack_id: str, tz: str, now: dt.datetime) -> DueRun:
@@ -49,7 +42,7 @@ def build(ctx: AppContext, slack_id: str, day: dt.date, *, now: dt.datetime,
           late: str | None = None) -> list[Outgoing]:
     """The DM for `day` (local to the member), or [] when there is nothing to tell."""
     with ctx.db.session() as session:
-        member = session.scalars(select(Member).where(Member.slack_user_id == slack_id)).first()
+        member = member_repo.find(session, slack_id)
         if member is None:
             return []
         tz = member.timezone

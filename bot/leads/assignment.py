@@ -20,20 +20,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import outbox
 from bot.context import AppContext
 from bot.leads.business_time import SlaConfig, in_business_hours
 from storage import audit
-from storage.models import Candidate, Member, Study
+from storage.models import Member, Study
 from storage.repositories import calendar as cal_repo
-from storage.repositories import outbox as outbox_repo
 from storage.repositories import queue as repo
 from storage.repositories import studies as study_repo
+from storage.vocabulary import ASSIGNMENT_STRATEGIES
 
 BATCH = 500
-STRATEGIES = ("least_loaded", "round_robin")
 DM_REFS = 5
 
 
@@ -58,7 +57,7 @@ class AssignmentResult:
 
 def strategy(study: Study) -> str:
     value = (study.options or {}).get("assignment", "least_loaded")
-    return value if value in STRATEGIES else "least_loaded"
+    return value if value in ASSIGNMENT_STRATEGIES else "least_loaded"
 
 
 def is_available(ctx: AppContext, session: Session, member: Member, study: Study,
@@ -108,7 +107,7 @@ def assign_study(ctx: AppContext, session: Session, study: Study, now: dt.dateti
         load[mid] += 1
         last = mid
     by_id = {m.id: m for m in available}
-    messages: list[dict[str, Any]] = []
+    messages: list[outbox.Message] = []
     events: list[dict[str, Any]] = []
     won_total = 0
     # claim in plan order so the most recent assignment (for the next round robin) is right
@@ -126,7 +125,7 @@ def assign_study(ctx: AppContext, session: Session, study: Study, now: dt.dateti
         messages.append(_dm(study, member, refs, won))
     if plan:
         _stamp_last(session, plan, lead_ids, now)
-    outbox_repo.enqueue_many(session, messages, now=now)
+    outbox.post_many(ctx, session, messages, now=now)
     audit.record_many(session, events)
     return won_total
 
@@ -135,21 +134,18 @@ def _stamp_last(session: Session, plan: dict[int, list[int]], lead_ids: list[int
                 now: dt.datetime) -> None:
     """Give the lead assigned last a slightly later assigned_at so the next run continues the
     rotation from its owner."""
-    last_id = lead_ids[-1]
-    cand = session.get(Candidate, last_id)
-    if cand is not None and cand.assigned_at is not None:
-        cand.assigned_at = now + dt.timedelta(microseconds=1)
+    repo.nudge_assigned_at(session, lead_ids[-1], now + dt.timedelta(microseconds=1))
 
 
-def _dm(study: Study, member: Member, refs: list[str], ids: list[int]) -> dict[str, Any]:
+def _dm(study: Study, member: Member, refs: list[str], ids: list[int]) -> outbox.Message:
     shown = ", ".join(refs[:DM_REFS]) + (f" and {len(refs) - DM_REFS} more" if len(refs) > DM_REFS
                                          else "")
     n = len(refs)
     text = (f"{n} new {study.key} lead{'s' if n != 1 else ''} assigned to you · {shown}. "
             "Type `/prescreen next` for the most urgent one.")
-    return {"key": f"lead-assign:{study.key}:{member.id}:{min(ids)}-{max(ids)}:{n}",
-            "kind": "lead_assigned", "channel": member.slack_user_id, "payload": {"text": text},
-            "study_key": study.key}
+    return outbox.Message(key=f"lead-assign:{study.key}:{member.id}:{min(ids)}-{max(ids)}:{n}",
+                          kind="lead_assigned", channel=member.slack_user_id, text=text,
+                          study_key=study.key)
 
 
 def assign_pending(ctx: AppContext, batch: int = BATCH) -> AssignmentResult:
@@ -160,10 +156,8 @@ def assign_pending(ctx: AppContext, batch: int = BATCH) -> AssignmentResult:
         while True:
             now = ctx.clock.now()
             with ctx.db.session() as session:
-                # one assigner per study at a time (a row lock on PostgreSQL; SQLite writes are
-                # serialised anyway)
-                study = session.scalars(select(Study).where(Study.id == study_id, Study.active)
-                                        .with_for_update()).first()
+                # one assigner per study at a time
+                study = study_repo.lock_active(session, study_id)
                 if study is None:
                     break
                 n = assign_study(ctx, session, study, now, result, batch)

@@ -42,8 +42,8 @@ from storage.crypto import PHICipher
 from storage.models import Study
 from storage.repositories import candidates as cand_repo
 from storage.repositories import studies as study_repo
+from storage.vocabulary import LEAD_FIELDS
 
-FIELDS = ("name", "phone", "dob", "state", "zip", "email", "consent")
 REQUIRED_COLUMNS = ("name", "phone")
 SOURCE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 OTHER_SOURCE = "other"
@@ -169,7 +169,7 @@ def parse_consent(raw: str) -> bool:
 
 def validate_lead(values: dict[str, str], *, line: int, today: dt.date, study_tz: str,
                   known_phone: str | None = None) -> tuple[Lead | None, str | None]:
-    """(lead, None) or (None, reason). `values` maps FIELDS to raw text. `known_phone` is this
+    """(lead, None) or (None, reason). `values` maps LEAD_FIELDS to raw text. `known_phone` is this
     row's E.164 number from an earlier pass (parsing is the costly step); it is used only when
     the raw digits still end with its national number."""
     name = " ".join(values.get("name", "").split())
@@ -222,7 +222,7 @@ def _header_map(header: list[str], cfg: SourceConfig) -> dict[str, int]:
     """field → column index. Raises LeadFileError naming what is missing."""
     position = {h.strip().casefold(): i for i, h in reversed(list(enumerate(header)))}
     out: dict[str, int] = {}
-    for fld in FIELDS:
+    for fld in LEAD_FIELDS:
         wanted = cfg.columns.get(fld, fld)
         idx = position.get(wanted.strip().casefold())
         if idx is not None:

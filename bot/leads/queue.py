@@ -164,9 +164,6 @@ class WorkQueue:
     total: int
 
 
-TIER_LABELS = {0: "callback", 1: "new lead", 2: "follow-up", 3: "referral", 4: "callback"}
-
-
 def my_work(ctx: AppContext, user_id: str, study_key: str | None = None,
             limit: int = 20) -> WorkQueue:
     """The caller's open items sorted by urgency, then aging (oldest first)."""

@@ -3,6 +3,8 @@ from the lead's state so every waiting item carries a reason."""
 
 from __future__ import annotations
 
+from storage.vocabulary import UNANSWERED_OUTCOMES
+
 REASONS: dict[str, str] = {
     "no_response": "no response",
     "waiting_on_records": "waiting on records",
@@ -11,7 +13,6 @@ REASONS: dict[str, str] = {
     "likely_not_a_fit": "likely not a fit",
 }
 CLEAR_WORDS = ("none", "clear", "-")
-UNANSWERED = ("no_answer", "left_voicemail")
 
 
 def label(code: str | None) -> str:
@@ -47,7 +48,7 @@ def derive(*, set_reason: str | None, attempts: int, last_outcome: str | None,
         return "waiting_on_records" if referral_state == "approved" else "no_response"
     if referral_state == "site_contacted":
         return "scheduling_conflict"
-    if attempts > 0 and (last_outcome in UNANSWERED or last_outcome is None):
+    if attempts > 0 and (last_outcome in UNANSWERED_OUTCOMES or last_outcome is None):
         return "no_response"
     if last_outcome in ("considering", "callback_requested"):
         return "scheduling_conflict"

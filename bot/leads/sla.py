@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot import outbox
 from bot.context import AppContext
 from bot.leads import reasons
 from bot.leads.business_time import SlaConfig, add_business_days, add_days, add_workday_hours
 from storage.models import Candidate, Member, Study
-from storage.repositories import outbox as outbox_repo
 from storage.repositories import slas as repo
 from storage.repositories import studies as study_repo
 
@@ -66,11 +66,6 @@ def _deadlines(cfg: SlaConfig, stage: str, since: dt.datetime) -> tuple[dt.datet
         return add_business_days(cfg, since, n), add_business_days(cfg, since, 2 * n)
     n = cfg.visit_scheduled_days
     return add_days(cfg, since, n), add_days(cfg, since, 2 * n)
-
-
-def first_attempt_deadline(study: Study, created_at: dt.datetime) -> dt.datetime:
-    cfg = SlaConfig.for_study(study.timezone, study.options)
-    return _deadlines(cfg, "first_attempt", created_at)[0]
 
 
 def breaches(session: Session, study: Study, now: dt.datetime, *,
@@ -156,22 +151,22 @@ def check_study(ctx: AppContext, session: Session, study: Study, now: dt.datetim
     done = repo.existing_keys(session, [r["key"] for r in rows])
     fresh = [r for r in rows if r["key"] not in done]
     won = repo.claim_notices(session, fresh, now)
-    messages: list[dict[str, Any]] = []
+    messages: list[outbox.Message] = []
     twice: Counter[str] = Counter()
     for b in found:
         if b.key("breach") in won and b.owner is not None and b.owner.active:
-            messages.append({"key": b.key("breach"), "kind": "sla_breach",
-                             "channel": b.owner.slack_user_id, "study_key": study.key,
-                             "payload": {"text": breach_dm(b, study, now, b.owner.timezone)}})
+            messages.append(outbox.Message(key=b.key("breach"), kind="sla_breach",
+                                           channel=b.owner.slack_user_id, study_key=study.key,
+                                           text=breach_dm(b, study, now, b.owner.timezone)))
         if b.key("2x") in won:
             twice[b.stage] += 1
     if twice:
         first = min(b.entity_id for b in found if b.key("2x") in won)
-        messages.append({"key": f"sla-2x:{study.key}:{now.isoformat()}:{first}",
-                         "kind": "sla_2x", "channel": study.channel_id, "study_key": study.key,
-                         "payload": {"text": channel_note(study, twice)}})
-    outbox_repo.enqueue_many(session, messages, now=now)
-    dms = sum(1 for m in messages if m["kind"] == "sla_breach")
+        messages.append(outbox.Message(key=f"sla-2x:{study.key}:{now.isoformat()}:{first}",
+                                       kind="sla_2x", channel=study.channel_id,
+                                       study_key=study.key, text=channel_note(study, twice)))
+    outbox.post_many(ctx, session, messages, now=now)
+    dms = sum(1 for m in messages if m.kind == "sla_breach")
     return dms, sum(twice.values())
 
 
@@ -182,7 +177,7 @@ def check_all(ctx: AppContext) -> tuple[int, int]:
         study_ids = [s.id for s in study_repo.list_studies(session)]
     for study_id in study_ids:
         with ctx.db.session() as session:
-            study = session.get(Study, study_id)
+            study = study_repo.by_id(session, study_id)
             if study is None:
                 continue
             a, b = check_study(ctx, session, study, now)

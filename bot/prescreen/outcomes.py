@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.vocabulary import UNANSWERED_OUTCOMES
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -28,7 +30,7 @@ OUTCOMES: dict[str, Outcome] = {
     )
 }
 
-UNANSWERED = ("no_answer", "left_voicemail")
+UNANSWERED = UNANSWERED_OUTCOMES
 # Outcomes for which the questionnaire was (or could have been) gone through.
 SCREENED = ("pre_qualified", "disqualified", "considering", "callback_requested")
 

@@ -145,11 +145,6 @@ def _modal(blocks: list[bk.Block], state: ModalState) -> bk.Block:
     }
 
 
-def loading_modal(title: str = "Log pre-screen call") -> bk.Block:
-    return {"type": "modal", "title": bk.plain(title, 24), "close": bk.plain("Cancel", 24),
-            "blocks": [bk.section(":hourglass_flowing_sand: Loading…")]}
-
-
 # ----- reading the submitted form -----
 
 def _date(raw: Any) -> dt.date | None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from bot import blocks as bk
 from bot.errors import IllegalTransition
 
-OPEN_STATES = ("pending_approval", "approved", "sent_to_site", "site_contacted", "visit_scheduled",
-               "screened")
 EXITS = ("withdrawn", "lost")
 
 TRANSITIONS: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,6 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import blocks as bk
@@ -23,7 +22,7 @@ from bot.referrals import views as rv
 from bot.referrals.reasons import reason_label, reject_reasons
 from bot.studies.lookup import study_or_error
 from storage import audit
-from storage.models import Candidate, Member, PrescreenCall, Referral, ReferralEvent, Site, Study
+from storage.models import Candidate, PrescreenCall, Referral, ReferralEvent, Site, Study
 from storage.repositories import candidates as cand_repo
 from storage.repositories import referrals as repo
 
@@ -45,10 +44,9 @@ def _card_key(referral_id: int) -> str:
 def card_data(session: Session, referral: Referral) -> rv.CardData:
     cand = referral.candidate
     study = cand.study
-    call = session.get(PrescreenCall, referral.call_id) if referral.call_id else None
-    coordinator = session.get(Member, referral.created_by_id) if referral.created_by_id else None
-    last = session.scalars(select(ReferralEvent).where(ReferralEvent.referral_id == referral.id)
-                           .order_by(ReferralEvent.id.desc())).first()
+    call = repo.call_of(session, referral)
+    coordinator = repo.creator_of(session, referral)
+    last = repo.last_event(session, referral.id)
     passed = []
     if call is not None and call.answers:
         passed = [qid for qid in call.answers if qid not in (call.failed_criteria or [])]
@@ -83,10 +81,8 @@ def _announce(ctx: AppContext, session: Session, referral: Referral, event: Refe
 
 def _event(session: Session, referral: Referral, from_state: str | None, to_state: str, actor: str,
            at: dt.datetime, reason: str | None = None) -> ReferralEvent:
-    ev = ReferralEvent(referral_id=referral.id, from_state=from_state, to_state=to_state, actor=actor,
-                       reason=reason, at=at)
-    session.add(ev)
-    session.flush()
+    ev = repo.add_event(session, referral_id=referral.id, from_state=from_state, to_state=to_state,
+                        actor=actor, at=at, reason=reason)
     audit.record(session, actor=actor, action=f"referral.{to_state}", entity="referral",
                  entity_id=referral.id, before={"state": from_state} if from_state else None,
                  after={"state": to_state, "candidate": referral.candidate.ref_code,
@@ -97,13 +93,10 @@ def _event(session: Session, referral: Referral, from_state: str | None, to_stat
 def open_referral(ctx: AppContext, session: Session, *, study: Study, candidate: Candidate,
                   call: PrescreenCall, site: Site | None, actor: str, passed: list[str]) -> Referral:
     now = ctx.clock.now()
-    referral = Referral(candidate_id=candidate.id, study_id=study.id,
-                        site_id=site.id if site else None, call_id=call.id,
-                        state="pending_approval", version=1, created_by_id=call.coordinator_id,
-                        created_at=now, updated_at=now)
-    session.add(referral)
-    session.flush()
-    session.refresh(referral)
+    referral = repo.create(session, candidate_id=candidate.id, study_id=study.id,
+                           site_id=site.id if site else None, call_id=call.id,
+                           state="pending_approval", version=1,
+                           created_by_id=call.coordinator_id, created_at=now, updated_at=now)
     _event(session, referral, None, "pending_approval", actor, now)
     data = card_data(session, referral)
     outbox.post(ctx, session, key=_card_key(referral.id), kind="referral_card",
@@ -166,10 +159,7 @@ def _hand_off(ctx: AppContext, session: Session, referral: Referral, now: dt.dat
 
 
 def _load(session: Session, referral_id: int, for_update: bool = True) -> Referral:
-    stmt = select(Referral).where(Referral.id == referral_id)
-    if for_update and session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    referral = session.scalars(stmt).first()
+    referral = repo.load(session, referral_id, for_update=for_update)
     if referral is None:
         raise UnknownCandidate("That referral no longer exists.")
     return referral

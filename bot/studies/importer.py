@@ -15,6 +15,7 @@ from storage import audit
 from storage.db import Database
 from storage.repositories import members as members_repo
 from storage.repositories import studies as repo
+from storage.vocabulary import ASSIGNMENT_STRATEGIES, LEAD_FIELDS, WEEKDAYS
 
 STUDY_KEY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 SITE_KEY = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,15}$")
@@ -25,7 +26,6 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 QUESTION_KINDS = ("yes_no", "number", "choice", "date")
 ROLES = ("coordinator", "approver", "stakeholder", "admin")
-ASSIGNMENT_STRATEGIES = ("least_loaded", "round_robin")
 RULE_KEYS = {
     "number": {"min", "max"},
     "yes_no": {"equals"},
@@ -296,9 +296,6 @@ def _validate_cadence(label: str, cadence: Any) -> list[str]:
     return errors
 
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
 def _validate_weekly_update(label: str, weekly: Any) -> list[str]:
     """weekly_update: {day: mon, time: "09:00", channel: C…} — every key optional."""
     if weekly is None:
@@ -353,7 +350,6 @@ def _validate_slas(label: str, slas: Any) -> list[str]:
 
 LEAD_SOURCE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LEAD_SOURCE_KEYS = ("label", "cost_per_lead", "columns")
-LEAD_COLUMNS = ("name", "phone", "dob", "state", "zip", "email", "consent")
 
 
 def _validate_lead_sources(label: str, sources: Any) -> list[str]:
@@ -392,8 +388,8 @@ def _validate_lead_sources(label: str, sources: Any) -> list[str]:
             continue
         headers: dict[str, str] = {}
         for fld, header in columns.items():
-            if fld not in LEAD_COLUMNS:
-                errors.append(f"{where}.columns.{fld}: unknown field; use {', '.join(LEAD_COLUMNS)}")
+            if fld not in LEAD_FIELDS:
+                errors.append(f"{where}.columns.{fld}: unknown field; use {', '.join(LEAD_FIELDS)}")
             if not isinstance(header, str) or not header.strip():
                 errors.append(f"{where}.columns.{fld}: the CSV header text, like \"Phone\"")
                 continue

@@ -117,13 +117,6 @@ class CallStats:
         with self._lock:
             self.retries += n
 
-    def reset(self) -> None:
-        with self._lock:
-            self.requests = 0
-            self.retries = 0
-            self.by_kind.clear()
-
-
 class MailboxLimiter:
     """At most `limit` concurrent requests per mailbox across all threads of this process."""
 

@@ -100,7 +100,3 @@ def local_day(now: dt.datetime, tz_name: str) -> tuple[dt.datetime, dt.datetime]
     )
 
 
-def all_day_interval(start_date: dt.date, end_date: dt.date, tz_name: str) -> Interval:
-    return Interval(
-        _local_instant(start_date, dt.time(), tz_name), _local_instant(end_date, dt.time(), tz_name)
-    )

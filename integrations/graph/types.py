@@ -8,8 +8,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from integrations.graph.tz import to_iana
+from storage.vocabulary import BUSY_SHOW_AS
 
-BUSY_STATUSES = frozenset({"busy", "tentative", "oof"})
+BUSY_STATUSES = frozenset(BUSY_SHOW_AS)
 HIDDEN_SENSITIVITIES = frozenset({"private", "confidential"})
 
 EVENT_SELECT = (
@@ -22,9 +23,6 @@ EVENT_SELECT = (
 class Interval:
     start: dt.datetime
     end: dt.datetime
-
-    def overlaps(self, other: Interval) -> bool:
-        return self.start < other.end and other.start < self.end
 
     @property
     def minutes(self) -> int:
@@ -51,10 +49,6 @@ class GraphEvent:
     @property
     def is_private(self) -> bool:
         return self.sensitivity in HIDDEN_SENSITIVITIES
-
-    @property
-    def is_busy(self) -> bool:
-        return not self.is_cancelled and self.show_as in BUSY_STATUSES
 
     def row(self) -> dict[str, Any]:
         """Column values for storage.models.CalendarEvent."""

@@ -10,12 +10,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from storage.models import CalendarEvent, GraphSyncState, Member, Site
-
-BUSY_SHOW_AS = ("busy", "tentative", "oof")
+from storage.vocabulary import BUSY_SHOW_AS
 
 
 def normalize(mailbox: str) -> str:
@@ -204,8 +203,3 @@ def busy_intervals(
     return out
 
 
-def event_count(session: Session, mailbox: str | None = None) -> int:
-    stmt = select(func.count()).select_from(CalendarEvent)
-    if mailbox:
-        stmt = stmt.where(CalendarEvent.mailbox == normalize(mailbox))
-    return int(session.scalar(stmt) or 0)

@@ -15,9 +15,8 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from storage.models import Callback, Candidate, PrescreenCall
-
-OPEN = ("scheduled", "snoozed")
-UNANSWERED = ("no_answer", "left_voicemail")
+from storage.vocabulary import CALLBACK_OPEN_STATUSES as OPEN
+from storage.vocabulary import UNANSWERED_OUTCOMES
 
 
 def _reminder_due(now: dt.datetime) -> list:  # type: ignore[type-arg]
@@ -110,7 +109,7 @@ def needing_cadence(session: Session, limit: int = 500) -> list[Candidate]:
     """Candidates left unanswered with no open callback: they need their next attempt planned."""
     has_open = exists().where(Callback.candidate_id == Candidate.id, Callback.status.in_(OPEN))
     stmt = (select(Candidate)
-            .where(Candidate.status == "needs_call", Candidate.last_outcome.in_(UNANSWERED),
+            .where(Candidate.status == "needs_call", Candidate.last_outcome.in_(UNANSWERED_OUTCOMES),
                    Candidate.do_not_call.is_(False), ~has_open)
             .options(joinedload(Candidate.study), joinedload(Candidate.owner))
             .order_by(Candidate.last_called_at, Candidate.id).limit(limit))
@@ -134,3 +133,16 @@ def cas(session: Session, callback_id: int, version: int, **values: object) -> b
         .values(version=Callback.version + 1, **values)
         .execution_options(synchronize_session="fetch"))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lock(session: Session, callback_id: int) -> Callback | None:
+    """The callback, row-locked until commit."""
+    return session.get(Callback, callback_id, with_for_update=True)
+
+
+def add(session: Session, **fields: object) -> Callback:
+    """A new callback row, flushed (so it has its id)."""
+    cb = Callback(**fields)
+    session.add(cb)
+    session.flush()
+    return cb

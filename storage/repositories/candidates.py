@@ -11,10 +11,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import begin_writing, savepoint
 from storage.models import Callback, Candidate, PrescreenCall, Referral, Study
-
-OPEN_REFERRAL_STATES = (
-    "pending_approval", "approved", "sent_to_site", "site_contacted", "visit_scheduled", "screened",
-)
+from storage.vocabulary import CALLBACK_OPEN_STATUSES, REFERRAL_OPEN_STATES, UNANSWERED_OUTCOMES
 
 
 def ref_code(study_key: str, seq: int) -> str:
@@ -86,7 +83,7 @@ def unanswered_streak(session: Session, candidate_id: int) -> list[PrescreenCall
     )
     streak: list[PrescreenCall] = []
     for call in calls:
-        if call.outcome not in ("no_answer", "left_voicemail"):
+        if call.outcome not in UNANSWERED_OUTCOMES:
             break
         streak.append(call)
     return streak
@@ -94,7 +91,7 @@ def unanswered_streak(session: Session, candidate_id: int) -> list[PrescreenCall
 
 def next_callback(session: Session, candidate_id: int) -> Callback | None:
     stmt = (select(Callback)
-            .where(Callback.candidate_id == candidate_id, Callback.status.in_(("scheduled", "snoozed")))
+            .where(Callback.candidate_id == candidate_id, Callback.status.in_(CALLBACK_OPEN_STATUSES))
             .order_by(Callback.due_at))
     return session.scalars(stmt).first()
 
@@ -106,7 +103,7 @@ def latest_referral(session: Session, candidate_id: int) -> Referral | None:
 
 def open_referral(session: Session, candidate_id: int) -> Referral | None:
     stmt = (select(Referral)
-            .where(Referral.candidate_id == candidate_id, Referral.state.in_(OPEN_REFERRAL_STATES))
+            .where(Referral.candidate_id == candidate_id, Referral.state.in_(REFERRAL_OPEN_STATES))
             .order_by(Referral.id.desc()))
     return session.scalars(stmt).first()
 
@@ -127,7 +124,7 @@ def callbacks_between(session: Session, owner_member_id: int, start: dt.datetime
                       end: dt.datetime, limit: int = 30) -> list[Callback]:
     stmt = (select(Callback)
             .where(Callback.owner_id == owner_member_id,
-                   Callback.status.in_(("scheduled", "snoozed")),
+                   Callback.status.in_(CALLBACK_OPEN_STATUSES),
                    Callback.due_at < end, Callback.due_at >= start)
             .order_by(Callback.due_at).limit(limit))
     return list(session.scalars(stmt))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from storage import audit
-from storage.models import Callback, Candidate, Member, Membership
-from storage.repositories.callbacks import OPEN as OPEN_CALLBACK
+from storage.models import Callback, Candidate, Member, Membership, Study
 from storage.repositories.queue import WORKING_STATUSES
+from storage.vocabulary import CALLBACK_OPEN_STATUSES
 
 
 def find(session: Session, slack_user_id: str) -> Member | None:
@@ -24,10 +24,6 @@ def list_all(session: Session) -> list[Member]:
     stmt = (select(Member).options(selectinload(Member.memberships).selectinload(Membership.study))
             .order_by(Member.active.desc(), Member.slack_user_id))
     return list(session.scalars(stmt))
-
-
-def active_ids(session: Session) -> set[str]:
-    return set(session.scalars(select(Member.slack_user_id).where(Member.active.is_(True))))
 
 
 def roles_of(member: Member) -> dict[str, str]:
@@ -76,7 +72,7 @@ def open_work(session: Session, member_id: int) -> tuple[list[str], list[str]]:
         .order_by(Candidate.ref_code)).all()
     callbacks = session.scalars(select(Candidate.ref_code).join(
         Callback, Callback.candidate_id == Candidate.id).where(
-        Callback.owner_id == member_id, Callback.status.in_(OPEN_CALLBACK))
+        Callback.owner_id == member_id, Callback.status.in_(CALLBACK_OPEN_STATUSES))
         .order_by(Candidate.ref_code)).all()
     return list(leads), list(callbacks)
 
@@ -85,3 +81,20 @@ def absent_from(session: Session, slack_ids: Iterable[str]) -> list[Member]:
     """Active members not in `slack_ids` (a studies file), roles loaded."""
     keep = set(slack_ids)
     return [m for m in list_all(session) if m.active and m.slack_user_id not in keep]
+
+
+def coordinator_timezones(session: Session) -> list[tuple[str, str]]:
+    """(slack id, timezone) of active members who coordinate an active study."""
+    stmt = (select(Member.slack_user_id, Member.timezone).distinct()
+            .join(Membership, Membership.member_id == Member.id)
+            .join(Study, Study.id == Membership.study_id)
+            .where(Member.active.is_(True), Study.active.is_(True),
+                   Membership.role == "coordinator")
+            .order_by(Member.slack_user_id))
+    return [(sid, tz) for sid, tz in session.execute(stmt)]
+
+
+def population(session: Session) -> dict[str, int]:
+    """How many candidates and members the database holds (the sandbox's demo check)."""
+    return {"candidates": session.scalar(select(func.count()).select_from(Candidate)) or 0,
+            "members": session.scalar(select(func.count()).select_from(Member)) or 0}

@@ -57,9 +57,15 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]], *, now: dt.dateti
               for r in rows]
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert_fn(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    result = session.connection().execute(stmt, values)
-    return int(result.rowcount or 0)
+    added = 0
+    # rows added are counted from RETURNING (an executemany's row count is -1 on psycopg);
+    # chunks keep each statement's parameters within the databases' limits
+    for start in range(0, len(values), 500):
+        stmt = (insert_fn(OutboxMessage).values(values[start:start + 500])
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(OutboxMessage.id))
+        added += len(session.connection().execute(stmt).all())
+    return added
 
 
 def by_key(session: Session, key: str) -> OutboxMessage | None:

@@ -16,8 +16,8 @@ from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from storage.models import Callback, Candidate, Member, Referral
+from storage.vocabulary import CALLBACK_OPEN_STATUSES
 
-OPEN_CALLBACK = ("scheduled", "snoozed")
 LEAD_STATUS = "needs_call"
 # candidate statuses that keep an item in a coordinator's queue
 WORKING_STATUSES = ("new", "needs_call", "callback", "considering", "referred")
@@ -74,7 +74,7 @@ def due_callback(session: Session, owner_id: int, study_ids: Sequence[int], *, k
                  due_before: dt.datetime, windows: OpenWindows) -> Callback | None:
     """The owner's earliest open callback of `kind` due before `due_before`, window open."""
     stmt = (select(Callback).join(Candidate, Candidate.id == Callback.candidate_id)
-            .where(Callback.owner_id == owner_id, Callback.status.in_(OPEN_CALLBACK),
+            .where(Callback.owner_id == owner_id, Callback.status.in_(CALLBACK_OPEN_STATUSES),
                    Callback.kind == kind, Callback.due_at <= due_before,
                    Callback.study_id.in_(study_ids), *_callable(), window_condition(windows))
             .options(joinedload(Callback.candidate).joinedload(Candidate.study))
@@ -97,7 +97,7 @@ def count_waiting_for_window(session: Session, owner_id: int, study_ids: Sequenc
                              windows: OpenWindows, due_before: dt.datetime) -> int:
     """Callable items of the owner whose calling window is closed now."""
     has_due = (select(Callback.id).where(Callback.candidate_id == Candidate.id,
-                                         Callback.status.in_(OPEN_CALLBACK),
+                                         Callback.status.in_(CALLBACK_OPEN_STATUSES),
                                          Callback.due_at <= due_before).exists())
     stmt = (select(func.count()).select_from(Candidate)
             .where(Candidate.owner_id == owner_id, Candidate.study_id.in_(study_ids),
@@ -130,13 +130,13 @@ def queue(session: Session, owner_id: int, study_ids: Sequence[int], *, now: dt.
     base = [Candidate.owner_id == owner_id, Candidate.study_id.in_(study_ids),
             Candidate.do_not_call.is_(False)]
     open_cb = (select(Callback.id).where(Callback.candidate_id == Candidate.id,
-                                         Callback.status.in_(OPEN_CALLBACK)).exists())
+                                         Callback.status.in_(CALLBACK_OPEN_STATUSES)).exists())
     rows: list[QueueRow] = []
     seen: set[int] = set()
 
     def callbacks(tier: int, *where: Any) -> None:
         stmt = (select(Callback).join(Candidate, Candidate.id == Callback.candidate_id)
-                .where(Callback.owner_id == owner_id, Callback.status.in_(OPEN_CALLBACK), *where,
+                .where(Callback.owner_id == owner_id, Callback.status.in_(CALLBACK_OPEN_STATUSES), *where,
                        *base, Candidate.status.in_(WORKING_STATUSES))
                 .options(joinedload(Callback.candidate).joinedload(Candidate.study))
                 .order_by(Callback.due_at, Callback.id).limit(limit - len(rows)))
@@ -243,3 +243,10 @@ def refs(session: Session, ids: Sequence[int]) -> list[str]:
 
 def members(session: Session, ids: Sequence[int]) -> dict[int, Member]:
     return {m.id: m for m in session.scalars(select(Member).where(Member.id.in_(ids)))}
+
+
+def nudge_assigned_at(session: Session, candidate_id: int, at: dt.datetime) -> None:
+    """Move an assigned lead's assigned_at to `at` (so it sorts as the most recent assignment)."""
+    cand = session.get(Candidate, candidate_id)
+    if cand is not None and cand.assigned_at is not None:
+        cand.assigned_at = at

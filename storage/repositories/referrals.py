@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import Referral
+from storage.models import Member, PrescreenCall, Referral, ReferralEvent
 
 
 def get(session: Session, referral_id: int) -> Referral | None:
@@ -43,3 +45,41 @@ def list_for_study(session: Session, study_id: int, state: str | None, limit: in
     if state:
         stmt = stmt.where(Referral.state == state)
     return list(session.scalars(stmt.order_by(Referral.updated_at.desc()).limit(limit)))
+
+
+def load(session: Session, referral_id: int, *, for_update: bool) -> Referral | None:
+    """The referral, row-locked until commit on PostgreSQL when `for_update`."""
+    stmt = select(Referral).where(Referral.id == referral_id)
+    if for_update and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def create(session: Session, **fields: object) -> Referral:
+    referral = Referral(**fields)
+    session.add(referral)
+    session.flush()
+    session.refresh(referral)
+    return referral
+
+
+def add_event(session: Session, *, referral_id: int, from_state: str | None, to_state: str,
+              actor: str, at: dt.datetime, reason: str | None) -> ReferralEvent:
+    ev = ReferralEvent(referral_id=referral_id, from_state=from_state, to_state=to_state,
+                       actor=actor, reason=reason, at=at)
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+def last_event(session: Session, referral_id: int) -> ReferralEvent | None:
+    return session.scalars(select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
+                           .order_by(ReferralEvent.id.desc())).first()
+
+
+def call_of(session: Session, referral: Referral) -> PrescreenCall | None:
+    return session.get(PrescreenCall, referral.call_id) if referral.call_id else None
+
+
+def creator_of(session: Session, referral: Referral) -> Member | None:
+    return session.get(Member, referral.created_by_id) if referral.created_by_id else None

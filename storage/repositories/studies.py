@@ -194,3 +194,31 @@ def members_with_role(session: Session, study_id: int, role: str) -> list[Member
         .order_by(Member.slack_user_id)
     )
     return list(session.scalars(stmt))
+
+
+def admin_user_ids(session: Session, study_key: str | None) -> list[str]:
+    """Slack ids of the active admins of one study (by key), or of every study when None."""
+    stmt = (select(Member.slack_user_id).distinct()
+            .join(Membership, Membership.member_id == Member.id)
+            .join(Study, Study.id == Membership.study_id)
+            .where(Membership.role == "admin", Member.active.is_(True))
+            .order_by(Member.slack_user_id))
+    if study_key is not None:
+        stmt = stmt.where(Study.key == study_key.upper())
+    return list(session.scalars(stmt))
+
+
+def keys_by_id(session: Session) -> dict[int, str]:
+    """Every study's key by its id, active or not."""
+    return {sid: key for sid, key in session.execute(select(Study.id, Study.key))}
+
+
+def by_id(session: Session, study_id: int) -> Study | None:
+    return session.get(Study, study_id)
+
+
+def lock_active(session: Session, study_id: int) -> Study | None:
+    """The study if still active, row-locked until commit (one writer per study at a time on
+    PostgreSQL; SQLite serialises writes anyway)."""
+    return session.scalars(select(Study).where(Study.id == study_id, Study.active)
+                           .with_for_update()).first()
