@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.fernet import Fernet
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -91,7 +92,6 @@ class Settings(BaseSettings):
     def _keys(cls, v: str | None) -> str | None:
         if v is None or not v.strip():
             return None
-        from cryptography.fernet import Fernet
 
         for key in (k.strip() for k in v.split(",") if k.strip()):
             try:

@@ -7,6 +7,8 @@ import sys
 import traceback
 from types import TracebackType
 
+from sqlalchemy.exc import StatementError
+
 # Libraries that log whole request/response bodies at DEBUG; bodies may hold PHI.
 BODY_LOGGERS = ("slack_bolt", "slack_sdk", "urllib3", "msal", "sqlalchemy.engine")
 
@@ -26,8 +28,6 @@ class QuietFormatter(logging.Formatter):
 
 def exception_summary(exc: BaseException) -> str:
     """An exception and its causes: types, frames, and a database error's SQL; no messages."""
-    from sqlalchemy.exc import StatementError  # the one library whose messages we keep
-
     parts: list[str] = []
     seen: set[int] = set()
     current: BaseException | None = exc

@@ -7,14 +7,12 @@ from types import ModuleType
 from slack_bolt import App
 
 from bot.context import AppContext
-from handlers import commands
+from handlers import calendar, callbacks, commands, leads, members, prescreen, queues, referrals, stats
 from handlers.common import Subcommand
 
 
 def feature_modules() -> list[ModuleType]:
     """The features, in the order their subcommands appear in /prescreen help."""
-    from handlers import calendar, callbacks, leads, members, prescreen, queues, referrals, stats
-
     return [prescreen, leads, queues, callbacks, referrals, calendar, stats, members]
 
 

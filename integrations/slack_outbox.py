@@ -174,14 +174,9 @@ class OutboxDispatcher:
         return total
 
     def _anything_due_soon(self) -> bool:
-        from sqlalchemy import func, select
-
         horizon = self.now() + self.channel_interval + dt.timedelta(seconds=2)
         with self.db.session() as session:
-            n = session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.status.in_((repo.PENDING, repo.SENDING)),
-                OutboxMessage.next_attempt_at <= horizon))
-        return bool(n)
+            return repo.any_due_by(session, horizon)
 
     # ----- one row -----
 

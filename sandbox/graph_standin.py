@@ -25,6 +25,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
+import jwt
+from cryptography import x509
+
 from integrations.graph.tz import to_iana, to_windows
 
 SANDBOX_TOKEN = "sandbox-graph-token"  # accepted only by a stand-in started with static_tokens
@@ -466,8 +469,6 @@ class GraphStandin:
     def _assertion_ok(self, assertion: str, audience: str) -> bool:
         if not self.certificate_pem:
             return False
-        import jwt
-        from cryptography import x509
 
         cert = x509.load_pem_x509_certificate(self.certificate_pem)
         try:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Text, cast, insert, select, text, type_coerce
+from sqlalchemy import Connection, DateTime, Text, cast, event, insert, select, text, type_coerce
 from sqlalchemy.orm import Session, SessionTransaction
 
 from storage.models import AuditEvent, utcnow
@@ -115,8 +115,6 @@ def _pending(session: Session) -> list[AuditEvent]:
 def install(sessions: Any) -> None:
     """Hook the chain writer into a sessionmaker made with info={"audit_chained": True}
     (storage.db.Database does this)."""
-    from sqlalchemy import event
-
     event.listen(sessions, "before_flush", guard_append_only)
     event.listen(sessions, "before_commit", _write_pending)
     event.listen(sessions, "after_transaction_create", _mark_savepoint)

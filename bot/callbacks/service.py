@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot import outbox
 from bot.access import POLICY, Action, may, nowhere_text, require_role
 from bot.callbacks import windows
+from bot.callbacks.views import handoff_dm
 from bot.context import AppContext
 from bot.errors import DomainError, InvalidInput, NotAllowed
 from bot.timeutil import dst_note, local_to_utc
@@ -252,9 +254,6 @@ def reschedule(ctx: AppContext, *, callback_id: int, actor: str, day: dt.date | 
 
 
 def hand_off(ctx: AppContext, *, callback_id: int, actor: str, to_user: str | None) -> ActionResult:
-    from bot import outbox
-    from bot.callbacks.views import handoff_dm
-
     if not to_user:
         raise InvalidInput("Pick who takes the callback.", field="to")
     now = ctx.clock.now()

@@ -11,6 +11,7 @@ def funnel_png(title: str, steps: Sequence[tuple[str, int]], *, width_in: float 
                dpi: int = 100) -> bytes:
     """Horizontal bars, widest step first, each labelled with its count and the % of the
     step before it."""
+    # matplotlib loads with the first chart, not at start-up: it is the heaviest import we have
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

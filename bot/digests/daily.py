@@ -22,6 +22,8 @@ from bot.digests.runs import (
     local_due,
     study_tick,
 )
+from bot.kpis import day_period, study_kpis
+from bot.leads.sla import stale_summary
 from storage.models import Study
 from storage.repositories import studies as study_repo
 
@@ -64,9 +66,6 @@ class DailyNumbers:
 
 
 def gather(ctx: AppContext, study: Study, day: dt.date) -> DailyNumbers:
-    from bot.kpis import day_period, study_kpis
-    from bot.leads.sla import stale_summary
-
     tz = study.timezone
     return DailyNumbers(
         day=study_kpis(ctx, study.key, day_period(day, tz)),

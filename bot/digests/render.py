@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT, Block, context, section
+from bot.leads.sla import STAGE_LABELS
 
 
 def fit_items(title: str, items: Sequence[str], *, more_hint: str, sep: str = "\n",
@@ -62,8 +63,6 @@ STALE_LINE_LIMIT = 500  # per breakdown line; five lines stay well inside one se
 def stale_section(stale: dict[str, Any]) -> Block:
     """The "Stale items (past SLA)" section from bot.leads.sla.stale_summary: the total, one
     compact line per breakdown, and where to work them. Counts and Slack mentions only."""
-    from bot.leads.sla import STAGE_LABELS
-
     study_key = stale["study"]
     queue = f"`/prescreen queue {study_key}`"
     total = int(stale.get("total") or 0)

@@ -21,6 +21,8 @@ from bot.digests.runs import (
     local_due,
     study_tick,
 )
+from bot.kpis import FUNNEL_STEPS, range_period, study_kpis
+from bot.leads.sla import stale_summary
 from storage.models import Study
 from storage.vocabulary import WEEKDAYS
 
@@ -74,14 +76,10 @@ def due_at(study: Study, end: dt.date) -> dt.datetime:
 
 def week_period(start: dt.date, end: dt.date, tz: str) -> Any:
     """A bot.kpis Period covering start..end (inclusive) local days."""
-    from bot.kpis import range_period
-
     return range_period(start, end, tz, f"{start:%d %b} – {end:%d %b %Y}")
 
 
 def step_label(step: str) -> str:
-    from bot.kpis import FUNNEL_STEPS
-
     return dict(FUNNEL_STEPS).get(step, step.replace("_", " "))
 
 
@@ -140,9 +138,6 @@ def render(study: Study, start: dt.date, end: dt.date, total: Any, per_site: dic
 
 def build(ctx: AppContext, study: Study, start: dt.date, end: dt.date, *,
           late: str | None = None) -> list[Outgoing]:
-    from bot.kpis import study_kpis
-    from bot.leads.sla import stale_summary
-
     period = week_period(start, end, study.timezone)
     total = study_kpis(ctx, study.key, period)
     per_site = {site.key: study_kpis(ctx, study.key, period, site_key=site.key)

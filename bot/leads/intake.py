@@ -41,6 +41,7 @@ from storage import audit
 from storage.crypto import PHICipher
 from storage.models import Study
 from storage.repositories import candidates as cand_repo
+from storage.repositories import requests as req_repo
 from storage.repositories import studies as study_repo
 from storage.vocabulary import LEAD_FIELDS
 
@@ -546,8 +547,6 @@ def lead_form(ctx: AppContext, user_id: str, wanted: str | None) -> LeadForm:
 def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
     """Validate and store one inbound lead. Raises FormErrors keyed name/phone/dob/state/source/
     consent (nothing stored), or a DomainError. A duplicate names only the existing ref code."""
-    from storage.repositories import requests as req_repo
-
     if not inp.study_key:
         raise DomainError("Pick a study.")
     now = ctx.clock.now()

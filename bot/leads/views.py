@@ -7,9 +7,9 @@ import datetime as dt
 from typing import Any
 
 from bot import blocks as bk
-from bot import ids
+from bot import ids, regions
 from bot.errors import BadPayload
-from bot.leads.intake import InboundLead, LeadAdded
+from bot.leads.intake import OTHER_SOURCE, InboundLead, LeadAdded, lead_sources
 from bot.leads.queue import NextLead, NoLead, WorkItem, WorkQueue
 from storage.models import Study
 
@@ -66,9 +66,6 @@ def home_section(q: WorkQueue, shown: int = 10) -> list[bk.Block]:
 def lead_modal(studies: list[Study], study_key: str | None, channel: str | None) -> bk.Block:
     """Study, name, phone, date of birth, state, source, consent. Sources are the study's
     lead_sources plus "other"."""
-    from bot import regions
-    from bot.leads.intake import OTHER_SOURCE, lead_sources
-
     study = next((s for s in studies if s.key == study_key), None)
     blocks: list[bk.Block] = [
         bk.input_block(ids.LEAD_STUDY_BLOCK, "Study",

@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session
 
 from bot import regions
 from bot.access import Action, require_role
+from bot.calendar.views import collision_warning
+from bot.calendar.workflow import callback_collision
 from bot.callbacks import cadence
 from bot.callbacks.service import cancel_open_callbacks, on_call_logged, schedule_callback
+from bot.callbacks.windows import window_problem
 from bot.candidate_fields import MAX_NAME, age_on
 from bot.context import AppContext
 from bot.errors import DomainError, NotAllowed
@@ -25,12 +28,14 @@ from bot.forms import SOMEONE_ELSES_FORM, FormErrors
 from bot.phones import normalise_phone
 from bot.prescreen import eligibility
 from bot.prescreen.outcomes import OUTCOMES, SCREENED, UNANSWERED, label
+from bot.referrals.workflow import open_referral
 from bot.studies.lookup import study_or_error
 from bot.timeutil import dst_note, local_to_utc
 from storage import audit
 from storage.models import Candidate, Member, PrescreenCall, Study
 from storage.repositories import candidates as cand_repo
 from storage.repositories import studies as study_repo
+from storage.repositories.callbacks import call_times_since
 
 MAX_NOTES = 2000
 
@@ -138,9 +143,6 @@ def log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
 
 def callback_warning(ctx: AppContext, coordinator: str, due_at: dt.datetime) -> str | None:
     """A heads-up when the callback hits a busy block in the coordinator's Outlook calendar."""
-    from bot.calendar.views import collision_warning
-    from bot.calendar.workflow import callback_collision
-
     with ctx.db.session() as session:
         member = study_repo.get_member(session, coordinator)
     if member is None or not member.mailbox:
@@ -295,8 +297,6 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
         elif outcome == "disqualified":
             follow_up = ("failed: " + ", ".join(ev.failed)) if ev.failed else "disqualified by coordinator"
         elif outcome == "pre_qualified":
-            from bot.referrals.workflow import open_referral
-
             referral = open_referral(ctx, session, study=study, candidate=candidate, call=call,
                                      site=site, actor=actor, passed=ev.passed)
             referral_id = referral.id
@@ -338,8 +338,6 @@ def _callback_due(ctx: AppContext, session: Session, day: dt.date, hhmm: str, tz
         errors["callback_time"] = (f"That time has passed: it is {now_local:%a %H:%M} for the "
                                    "candidate. Pick a later time.")
         return None
-    from bot.callbacks.windows import window_problem
-    from storage.repositories.callbacks import call_times_since
 
     calls = [now]  # the call being logged
     if candidate is not None:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot import blocks as bk
 from bot import ids
+from bot.calendar import views as cal
 from bot.referrals import states
 
 # Buttons offered on the card for the next step of an open referral.
@@ -157,8 +158,6 @@ def list_blocks(study_key: str, counts: dict[str, int], rows: list[tuple[str, st
 
 def visit_modal(referral_id: int, version: int, ref: str, slots: object | None,
                 channel: str | None) -> bk.Block:
-    from bot.calendar import views as cal
-
     blocks: list[bk.Block] = [bk.section(f"When is *{ref}*'s screening visit?")]
     options = cal.visit_slot_options(slots) if slots is not None else []  # type: ignore[arg-type]
     if slots is not None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bot import blocks as bk
 from bot import outbox
 from bot.access import Action, require_role
+from bot.calendar.workflow import site_free_slots
 from bot.context import AppContext
 from bot.errors import AlreadyDecided, InvalidInput, UnknownCandidate
 from bot.referrals import states
@@ -295,8 +296,6 @@ class VisitChoice:
 def visit_choices(ctx: AppContext, *, referral_id: int, actor: str) -> VisitChoice:
     """Before the "visit scheduled" form: may this user, is it the next step, and the site's
     free slots for the next 10 business days (from the calendar cache, never Graph itself)."""
-    from bot.calendar.workflow import site_free_slots
-
     with ctx.db.session() as session:
         referral = _load(session, referral_id, for_update=False)
         _require(session, actor, referral, Action.ADVANCE_REFERRAL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -466,8 +467,6 @@ def _validate_rule(where: str, kind: str, q: dict[str, Any]) -> list[str]:
                 elif options and not {str(v) for v in vals} <= {str(o) for o in options}:
                     errors.append(f"{where}.eligible.{k}: lists values that are not options")
     elif kind == "date":
-        import datetime as dt
-
         for k in ("before", "after"):
             if k in rule and not isinstance(rule[k], dt.date):
                 errors.append(f"{where}.eligible.{k}: must be a date like 2020-01-31")
@@ -595,8 +594,6 @@ def _study_fields(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rule_json(rule: dict[str, Any]) -> dict[str, Any]:
-    import datetime as dt
-
     out: dict[str, Any] = {}
     for k, v in rule.items():
         if isinstance(v, dt.date):

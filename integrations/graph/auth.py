@@ -68,7 +68,7 @@ class MsalCredential:
         self.token_requests = 0  # tokens obtained from the identity provider (not from cache)
 
     def _application(self) -> Any:
-        import msal
+        import msal  # loaded when Microsoft Graph is first used, not at every start-up
 
         with self._lock:
             if self._app is None:

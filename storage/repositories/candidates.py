@@ -211,7 +211,7 @@ def insert_many(session: Session, study_id: int, study_key: str,
 
 def _copy(session: Session, values: list[dict[str, Any]]) -> None:
     """COPY … FROM STDIN on PostgreSQL: about five times faster than INSERTs for a batch."""
-    import psycopg
+    import psycopg  # only on PostgreSQL: a SQLite deployment never loads the driver
 
     columns = list(values[0])
     dbapi = session.connection().connection.dbapi_connection

@@ -205,3 +205,9 @@ def requeue(session: Session, row_id: int, now: dt.datetime) -> bool:
                           .where(OutboxMessage.id == row_id, OutboxMessage.status == FAILED)
                           .values(status=PENDING, next_attempt_at=now, attempts=0))
     return res.rowcount == 1  # type: ignore[attr-defined]
+
+
+def any_due_by(session: Session, horizon: dt.datetime) -> bool:
+    """Whether a message waits or is being sent with its next attempt at or before `horizon`."""
+    return bool(session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status.in_((PENDING, SENDING)), OutboxMessage.next_attempt_at <= horizon)))
