@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -96,14 +97,9 @@ def register(app: App, ctx: AppContext) -> None:
 
     @app.view(ids.REJECT_VIEW)
     def reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        user_id, view = payloads.submission(body, payloads.FROM_CARD)
-        meta = bk.parse(view.private_metadata, payloads.ReferralMeta, where=payloads.FROM_CARD,
-                        form=True)
-        values = view.state.values
-        reason = bk.form_value(values, ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_SELECT,
-                               where=payloads.FROM_CARD)
-        note = bk.form_value(values, ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT,
-                             where=payloads.FROM_CARD)
+        user_id, meta, field = _card_form(body)
+        reason = field(ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_SELECT)
+        note = field(ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT)
         result = submit_form(
             ack, lambda: workflow.decide(ctx, referral_id=meta.id, actor=user_id, approve=False,
                                          expected_version=meta.v or None, reason=reason,
@@ -116,14 +112,10 @@ def register(app: App, ctx: AppContext) -> None:
 
     @app.view(ids.VISIT_VIEW)
     def visit_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        user_id, view = payloads.submission(body, payloads.FROM_CARD)
-        meta = bk.parse(view.private_metadata, payloads.ReferralMeta, where=payloads.FROM_CARD,
-                        form=True)
-        values = view.state.values
-        slot = bk.form_value(values, ids.VISIT_SLOT_BLOCK, ids.VISIT_SLOT_SELECT,
-                             where=payloads.FROM_CARD)
-        day = bk.form_value(values, ids.VISIT_DATE_BLOCK, ids.VISIT_DATE_INPUT,
-                            where=payloads.FROM_CARD)
+        user_id, meta, field = _card_form(body)
+        slot = field(ids.VISIT_SLOT_BLOCK, ids.VISIT_SLOT_SELECT)
+        day = field(ids.VISIT_DATE_BLOCK, ids.VISIT_DATE_INPUT)
+
         def schedule() -> workflow.TransitionResult:
             visit = workflow.visit_date_from(ctx, referral_id=meta.id, slot=slot, day=day)
             return workflow.advance(ctx, actor=user_id, referral_id=meta.id,
@@ -164,3 +156,17 @@ def register(app: App, ctx: AppContext) -> None:
             _ephemeral(respond, f":warning: {exc.message}")
             return
         _ephemeral(respond, f":white_check_mark: {result.message}")
+
+
+def _card_form(body: dict[str, Any]) -> tuple[str, payloads.ReferralMeta, Callable[[str, str], Any]]:
+    """A form opened from a referral card: who submitted it, its typed metadata, and a reader of
+    its fields (each checked as the card's forms write them)."""
+    user_id, view = payloads.submission(body, payloads.FROM_CARD)
+    meta = bk.parse(view.private_metadata, payloads.ReferralMeta, where=payloads.FROM_CARD,
+                    form=True)
+    values = view.state.values
+
+    def field(block_id: str, action_id: str) -> Any:
+        return bk.form_value(values, block_id, action_id, where=payloads.FROM_CARD)
+
+    return user_id, meta, field
