@@ -199,12 +199,21 @@ class OutboxLock:
                         "AND wait_event_type = 'Lock'"), {"n": VICTIM})
                 engine.dispose()
             else:  # SQLite has no sockets: none left means Slack's answer was read and closed
-                fds = Path(f"/proc/{proc.pid}/fd")
-                waiting = not any(os.readlink(f).startswith("socket:") for f in fds.iterdir())
+                waiting = not _holds_a_socket(proc.pid)
             if waiting:
                 return
             time.sleep(0.02)
         raise AssertionError("the worker did not get to recording Slack's answer")
+
+
+def _holds_a_socket(pid: int) -> bool:
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).startswith("socket:"):
+                return True
+        except FileNotFoundError:  # closed between the listing and the look
+            continue
+    return False
 
 
 # ----------------------------------------------------------------- the stories
