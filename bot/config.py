@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
@@ -51,6 +53,15 @@ class Settings(BaseSettings):
     callback_remind_minutes: int = Field(default=10, ge=0, le=240)
     callback_escalate_minutes: int = Field(default=30, ge=1, le=24 * 60)
     prescreen_require_separate_db_role: bool = False  # refuse to start as the audit table's owner
+    # Where patient identifiers are entered and read: `portal` (the bot's secure page, signed in
+    # with Slack) or `slack` (modals and ephemerals; only for Enterprise Grid with a BAA).
+    phi_surface: Literal["portal", "slack"] = "portal"
+    # Sign in with Slack (OpenID Connect) for the secure page. Not SLACK_CLIENT_ID/SECRET, which
+    # would switch Bolt into its multi-workspace install flow.
+    slack_oidc_client_id: str | None = None
+    slack_oidc_client_secret: str | None = None
+    slack_oidc_issuer: str = "https://slack.com"
+    public_url: str | None = None  # the secure page's external base URL, e.g. https://prescreen.example.org
 
     @field_validator("slack_api_url")
     @classmethod
@@ -58,6 +69,37 @@ class Settings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return v if v.endswith("/") else v + "/"
+
+    @field_validator("phi_surface", mode="before")
+    @classmethod
+    def _phi_surface(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("slack_oidc_issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an https URL like https://slack.com")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("must be https (http only for a loopback host)")
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip().rstrip("/")
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be the page's base URL, like https://prescreen.example.org")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("must start with https:// (http:// only for a loopback host)")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a plain base URL, without query, fragment or credentials")
+        return v
 
     @field_validator("database_url")
     @classmethod
@@ -154,6 +196,11 @@ class Settings(BaseSettings):
         )
 
     @property
+    def portal(self) -> bool:
+        """Identifiers live on the secure page only; no Slack surface carries them."""
+        return self.phi_surface == "portal"
+
+    @property
     def encryption_keys(self) -> list[str]:
         if not self.prescreen_encryption_keys:
             return []
@@ -181,6 +228,13 @@ class Settings(BaseSettings):
                 "PRESCREEN_ENCRYPTION_KEYS is required: generate one with "
                 "`prescreen-bot keys generate`"
             )
+        if self.portal:
+            for name in ("slack_oidc_client_id", "slack_oidc_client_secret", "public_url"):
+                if not getattr(self, name):
+                    raise SettingsError(
+                        f"{name.upper()} is required with PHI_SURFACE=portal (the default): the "
+                        "secure page signs people in with Slack. See the README's Privacy section"
+                    )
         if any([self.ms_tenant_id, self.ms_client_id, self.ms_client_secret]):
             for name in ("ms_tenant_id", "ms_client_id"):
                 if not getattr(self, name):
