@@ -20,6 +20,7 @@ from bot.callbacks.jobs import cadence_job, callbacks_job
 from bot.context import AppContext
 from bot.digests.jobs import digests_job
 from bot.housekeeping import purge_processed_requests
+from bot.kpi_jobs import kpis_job
 from bot.leads.assignment import assignment_job
 from bot.leads.sla import slas_job
 from bot.outbox import outbox_job
@@ -50,6 +51,8 @@ def job_specs() -> list[JobSpec]:
                 "round robin; skips out-of-office)", 60, assignment_job),
         JobSpec("slas", "stage SLA breaches: DM the owner once; channel note (counts) at 2x", 300,
                 slas_job),
+        JobSpec("kpis", "recompute the KPI rollups of the study days that changed (rebuild a "
+                "study never built or whose time zone changed)", 60, kpis_job),
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
                 outbox_job),
         JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,

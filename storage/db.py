@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import audit
+from storage import audit, kpi_marks
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -92,6 +92,7 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False,
                                       info={"audit_chained": True})
         audit.install(self._sessions)
+        kpi_marks.install(self._sessions)  # KPI rollup marks, same transaction as the change
 
     @property
     def is_postgres(self) -> bool:

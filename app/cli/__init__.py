@@ -16,6 +16,7 @@ from app.cli import (
     graph,
     jobs,
     keys,
+    kpis,
     leads,
     members,
     outbox,
@@ -29,7 +30,7 @@ from bot.logging_setup import setup_logging
 from integrations.graph import GraphConfigError, client_from_settings
 
 GROUPS = (processes, studies, jobs, keys, outbox, export, sandbox, graph, leads, digests, members,
-          audit)
+          audit, kpis)
 
 
 def _parser() -> argparse.ArgumentParser:

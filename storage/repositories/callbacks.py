@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from storage import kpi_marks
 from storage.models import Callback, Candidate, PrescreenCall
 from storage.vocabulary import CALLBACK_OPEN_STATUSES as OPEN
 from storage.vocabulary import UNANSWERED_OUTCOMES
@@ -55,7 +56,9 @@ def claim_overdue(session: Session, *, now: dt.datetime, cutoff: dt.datetime,
     stmt = (update(Callback).where(Callback.id.in_(ids), *_overdue(cutoff))
             .values(status="missed", escalated_at=now, version=Callback.version + 1)
             .returning(Callback.id).execution_options(synchronize_session=False))
-    return list(session.scalars(stmt).all())
+    won = list(session.scalars(stmt).all())
+    kpi_marks.mark_callbacks(session, won)
+    return won
 
 
 def load(session: Session, ids: Sequence[int]) -> list[Callback]:
@@ -124,14 +127,19 @@ def close_many(session: Session, ids: Sequence[int], *, status: str,
             values["completed_at"] = completed_at
         session.execute(update(Callback).where(Callback.id.in_(ids)).values(**values)
                         .execution_options(synchronize_session="fetch"))
+        kpi_marks.mark_callbacks(session, ids)
 
 
 def cas(session: Session, callback_id: int, version: int, **values: object) -> bool:
     """Compare-and-set on version: True when this caller's change won."""
+    if "due_at" in values:
+        kpi_marks.mark_callbacks(session, [callback_id])  # the day it leaves
     result = session.execute(
         update(Callback).where(and_(Callback.id == callback_id, Callback.version == version))
         .values(version=Callback.version + 1, **values)
         .execution_options(synchronize_session="fetch"))
+    if result.rowcount and set(values) & {"due_at", "status", "completed_at"}:  # type: ignore[attr-defined]
+        kpi_marks.mark_callbacks(session, [callback_id])
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
