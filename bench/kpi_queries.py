@@ -1,11 +1,15 @@
-"""KPI queries at scale: 1,000,000 calls, 100,000 referrals (with their events), 250,000
-candidates and 200,000 callbacks over a year, then how long `study_kpis` takes for the daily
-digest (yesterday, plus the 7 days before for the comparison) and for /prescreen stats (30d).
+"""KPI queries at scale: 10,000,000 calls, 1,000,000 referrals (with their events), 2,500,000
+candidates and 2,000,000 callbacks over a year by default, then how long `study_kpis` takes for
+the daily digest (yesterday, plus the 7 days before for the comparison) and for /prescreen stats
+(query + render) over 1 to 365 days.
 
-Rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite) straight into the tables.
+Rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite) straight into the tables; then
+`kpis rebuild` builds the daily rollups (timed), and a few hundred calls, referral moves and
+callbacks are written today through the ORM, so today is read from the raw rows as in production
+between two runs of the `kpis` job. `--raw` times the raw GROUP BY path instead (the "before").
 
-Usage: python -m bench.kpi_queries [--database-url URL] [--calls 1000000] [--referrals 100000]
-       [--runs 7]"""
+Usage: python -m bench.kpi_queries [--database-url URL] [--calls 10000000] [--referrals 1000000]
+       [--runs 15] [--raw]"""
 
 from __future__ import annotations
 
@@ -22,9 +26,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from bench._harness import bench_context, bench_database, db_label, fresh_database, percentile, table
-from bot import kpis
+from bot import kpi_jobs, kpis
 from storage.db import Database
-from storage.models import Member, Site, Study
+from storage.models import Callback, Member, PrescreenCall, Site, Study
 
 TZ = "America/New_York"
 NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)  # Monday 09:00 in New York
@@ -207,15 +211,34 @@ def timed(fn: Callable[[], Any], runs: int) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--database-url")
-    ap.add_argument("--calls", type=int, default=1_000_000)
-    ap.add_argument("--referrals", type=int, default=100_000)
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--calls", type=int, default=10_000_000)
+    ap.add_argument("--referrals", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--raw", action="store_true", help="time the raw GROUP BY path (no rollups)")
     args = ap.parse_args()
     with fresh_database(args.database_url) as url:
-        run(url, args.calls, args.referrals, args.runs)
+        run(url, args.calls, args.referrals, args.runs, raw=args.raw)
 
 
-def run(url: str, n_calls: int, n_referrals: int, runs: int) -> None:
+def live_today(db: Database, n: int = 300, seed: int = 9) -> None:
+    """Today's work through the ORM (so the rollup marks are written as in production)."""
+    rng = random.Random(seed)
+    today_start = kpis.day_period(NOW.astimezone(kpis.ZoneInfo(TZ)).date(), TZ).start
+    with db.session() as s:
+        sid = s.scalars(select(Study.id).where(Study.key == "BEN")).one()
+        coord = s.scalars(select(Member.id).where(Member.slack_user_id == COORDS[0])).one()
+        for i in range(n):
+            at = today_start + dt.timedelta(seconds=rng.randrange(int((NOW - today_start)
+                                                                      .total_seconds())))
+            s.add(PrescreenCall(candidate_id=rng.randrange(1, 1000), study_id=sid,
+                                coordinator_id=coord, attempt_no=2, outcome=rng.choice(OUTCOMES),
+                                failed_criteria=[], called_at=at))
+            if i % 10 == 0:
+                s.add(Callback(candidate_id=rng.randrange(1, 1000), study_id=sid, owner_id=coord,
+                               due_at=at, remind_at=at, status="done", completed_at=at))
+
+
+def run(url: str, n_calls: int, n_referrals: int, runs: int, *, raw: bool = False) -> None:
     db = bench_database(url, YAML)
     t0 = time.perf_counter()
     sizes = generate(db, n_calls, n_referrals)
@@ -226,33 +249,45 @@ def run(url: str, n_calls: int, n_referrals: int, runs: int) -> None:
             return NOW
 
     ctx = bench_context(url, db, None, clock=Clock())
+    rebuild_s = 0.0
+    if not raw:
+        t0 = time.perf_counter()
+        kpi_jobs.rebuild(ctx, "BEN")
+        rebuild_s = time.perf_counter() - t0
+        live_today(db)
     today = NOW.astimezone(kpis.ZoneInfo(TZ)).date()
     yesterday = kpis.period_for("yesterday", tz=TZ, today=today)
     week_before = kpis.range_period(yesterday.start_day - dt.timedelta(days=7),
                                     yesterday.start_day - dt.timedelta(days=1), TZ)
     month = kpis.period_for("30d", tz=TZ, today=today)
-    year = kpis.period_for("365d", tz=TZ, today=today)
+
+    rollups = not raw
 
     def digest() -> None:
-        kpis.study_kpis(ctx, "BEN", yesterday)
-        kpis.study_kpis(ctx, "BEN", week_before)
+        kpis.study_kpis(ctx, "BEN", yesterday, use_rollups=rollups)
+        kpis.study_kpis(ctx, "BEN", week_before, use_rollups=rollups)
 
-    def stats_30d() -> None:
-        kpis.format_stats(kpis.study_kpis(ctx, "BEN", month))
+    def stats(p: kpis.Period) -> Callable[[], Any]:
+        return lambda: kpis.format_stats(kpis.study_kpis(ctx, "BEN", p, use_rollups=rollups))
 
-    k = kpis.study_kpis(ctx, "BEN", month)
-    label = db_label(url)
+    k = kpis.study_kpis(ctx, "BEN", month, use_rollups=rollups)
+    label = db_label(url) + (" raw rows" if raw else " rollups")
     rows = []
-    for name, fn in [("digest: yesterday + previous 7 days", digest),
-                     ("digest: yesterday only", lambda: kpis.study_kpis(ctx, "BEN", yesterday)),
-                     ("/prescreen stats 30d (query + render)", stats_30d),
-                     ("/prescreen stats 365d", lambda: kpis.study_kpis(ctx, "BEN", year))]:
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("digest: yesterday + previous 7 days", digest),
+        ("digest: yesterday only", lambda: kpis.study_kpis(ctx, "BEN", yesterday,
+                                                           use_rollups=rollups))]
+    for spec in ("today", "7d", "30d", "90d", "365d"):
+        cases.append((f"/prescreen stats {spec} (query + render)",
+                      stats(kpis.period_for(spec, tz=TZ, today=today))))
+    for name, fn in cases:
         fn()  # warm-up
         values = timed(fn, runs)
         rows.append((name, f"{percentile(values, 50) * 1000:.0f} ms",
                      f"{percentile(values, 99) * 1000:.0f} ms",
                      f"{statistics.mean(values) * 1000:.0f} ms", label))
-    print(f"data: {', '.join(f'{v:,} {n}' for n, v in sizes.items())}; loaded in {load_s:.0f} s")
+    print(f"data: {', '.join(f'{v:,} {n}' for n, v in sizes.items())}; loaded in {load_s:.0f} s"
+          + (f"; rollups rebuilt in {rebuild_s:.0f} s" if not raw else ""))
     print(f"30d sanity: {k.calls:,} calls, {k.reached:,} reached, {k.prequalified:,} pre-qualified, "
           f"{sum(k.referrals.values()):,} referral transitions, {k.callbacks_due:,} callbacks due")
     print(table(rows, ("what", "p50", "p99", "mean", "database")) + f"\n({runs} runs each)")

@@ -53,8 +53,7 @@ def kpis_job(ctx: AppContext) -> str:
                 continue
             marks = rollups.take_marks(s, sid, limit=MARKS_PER_RUN)
             days = sorted({rollups.local_day(at, tz) for _i, at in marks})
-            for day in days:
-                rollups.recompute_day(s, sid, tz, day, grace)
+            rollups.recompute_days(s, sid, tz, days, grace)
             rollups.delete_marks(s, [i for i, _at in marks])
             run.days += len(days)
     return str(run)
@@ -83,11 +82,10 @@ def _rebuild(ctx: AppContext, s: Session, sid: int, tz: str, grace: int) -> int:
     span = rollups.raw_span(s, sid)
     days = 0
     if span is not None:
-        day, last = rollups.local_day(span[0], tz), rollups.local_day(span[1], tz)
-        while day <= last:
-            rollups.recompute_day(s, sid, tz, day, grace)
-            day = day.fromordinal(day.toordinal() + 1)
-            days += 1
+        first, last = rollups.local_day(span[0], tz), rollups.local_day(span[1], tz)
+        all_days = [first.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
+        rollups.recompute_days(s, sid, tz, all_days, grace)
+        days = len(all_days)
     rollups.delete_marks(s, rollups.mark_ids_upto(s, sid, upto))
     rollups.set_state(s, sid, tz, grace, ctx.clock.now())
     log.info("kpi rollups of study %s rebuilt: %d days", sid, days)

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, attributes
 
 from storage.models import (
@@ -90,7 +90,10 @@ def _before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
             if isinstance(obj, PrescreenCall):
                 obj.called_at = obj.called_at or now
                 pairs.append((obj.study_id, obj.called_at))
-                candidates.add(obj.candidate_id)
+                first = session.scalar(select(func.min(PrescreenCall.called_at))
+                                       .where(PrescreenCall.candidate_id == obj.candidate_id))
+                if first is None or obj.called_at <= first:  # a new first call (late sync)
+                    candidates.add(obj.candidate_id)
             elif isinstance(obj, Candidate | Referral):
                 obj.created_at = obj.created_at or now
                 pairs.append((obj.study_id, obj.created_at))

@@ -474,6 +474,21 @@ class KpiCount(Base):
     n: Mapped[int] = mapped_column(Integer)
 
 
+class KpiMonthCount(Base):
+    """kpi_counts summed per study-local calendar month (month = its first day), rewritten
+    with its days, so a year reads about a dozen month rows per key instead of 365 day rows."""
+
+    __tablename__ = "kpi_month_counts"
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[dt.date] = mapped_column(primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    k1: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k2: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
 class KpiValue(Base):
     """The values behind a median (days first call → referral, referral → visit), one row per
     referral, on the study-local day that counts it, with a coarse bin for locating the middle."""

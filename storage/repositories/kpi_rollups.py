@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import Date, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from storage.db import begin_writing
@@ -33,6 +33,7 @@ from storage.models import (
     Candidate,
     KpiCount,
     KpiMark,
+    KpiMonthCount,
     KpiState,
     KpiValue,
     PrescreenCall,
@@ -126,6 +127,37 @@ def local_day(at: dt.datetime, tz: str) -> dt.date:
     return at.astimezone(ZoneInfo(tz)).date()
 
 
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _month_len(month: dt.date) -> int:
+    nxt = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return (nxt - month).days
+
+
+def _months(first: dt.date, last: dt.date) -> list[dt.date]:
+    """First days of the calendar months lying wholly inside first..last."""
+    out = []
+    m = first.replace(day=1) if first.day == 1 else (first.replace(day=28)
+                                                      + dt.timedelta(days=4)).replace(day=1)
+    while m + dt.timedelta(days=_month_len(m) - 1) <= last:
+        out.append(m)
+        m = m + dt.timedelta(days=_month_len(m))
+    return out
+
+
+def _runs(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Sorted days as runs of consecutive days (first, last)."""
+    out: list[tuple[dt.date, dt.date]] = []
+    for d in days:
+        if out and out[-1][1] + dt.timedelta(days=1) == d:
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
 # ---- reading a period from the rollups -----------------------------------------------------
 
 def rollup_figures(session: Session, study_id: int, tz: str, first_day: dt.date,
@@ -142,14 +174,27 @@ def rollup_figures(session: Session, study_id: int, tz: str, first_day: dt.date,
         KpiMark.study_id == study_id, KpiMark.at >= start, KpiMark.at < end)).all()
     dirty = sorted({local_day(at, tz) for at in marked})
 
-    where = [KpiCount.study_id == study_id, KpiCount.day >= first_day, KpiCount.day <= last_day]
-    if dirty:
-        where.append(KpiCount.day.not_in(dirty))
+    # whole months without a pending change come from the month sums, the rest from days
+    dirty_months = {d.replace(day=1) for d in dirty}
+    months = [m for m in _months(first_day, last_day) if m not in dirty_months]
+    month_days = {m + dt.timedelta(days=i) for m in months for i in range(_month_len(m))}
     sums: dict[tuple[str, str, str, str], int] = {}
-    for fig, k1, k2, k3, n in session.execute(
-            select(KpiCount.figure, KpiCount.k1, KpiCount.k2, KpiCount.k3, func.sum(KpiCount.n))
-            .where(*where).group_by(KpiCount.figure, KpiCount.k1, KpiCount.k2, KpiCount.k3)):
-        sums[(fig, k1, k2, k3)] = int(n)
+    if months:
+        for fig, k1, k2, k3, n in session.execute(
+                select(KpiMonthCount.figure, KpiMonthCount.k1, KpiMonthCount.k2, KpiMonthCount.k3,
+                       func.sum(KpiMonthCount.n))
+                .where(KpiMonthCount.study_id == study_id, KpiMonthCount.month.in_(months))
+                .group_by(KpiMonthCount.figure, KpiMonthCount.k1, KpiMonthCount.k2,
+                          KpiMonthCount.k3)):
+            sums[(fig, k1, k2, k3)] = int(n)
+    skip = month_days | set(dirty)
+    day_ranges = _runs([d for d in _days(first_day, last_day) if d not in skip])
+    for lo, hi in day_ranges:
+        for fig, k1, k2, k3, n in session.execute(
+                select(KpiCount.figure, KpiCount.k1, KpiCount.k2, KpiCount.k3, func.sum(KpiCount.n))
+                .where(KpiCount.study_id == study_id, KpiCount.day >= lo, KpiCount.day <= hi)
+                .group_by(KpiCount.figure, KpiCount.k1, KpiCount.k2, KpiCount.k3)):
+            sums[(fig, k1, k2, k3)] = sums.get((fig, k1, k2, k3), 0) + int(n)
     dirty_values: list[tuple[str, int, float]] = []
     for day in dirty:
         d_start, d_end = _window(day, tz)
@@ -213,8 +258,26 @@ def lock_study(session: Session, study_id: int) -> bool:
     return True
 
 
+def recompute_days(session: Session, study_id: int, tz: str, days: Sequence[dt.date],
+                   grace_minutes: int) -> None:
+    """Recompute these days from the raw rows, then the month sums they belong to."""
+    for day in days:
+        recompute_day(session, study_id, tz, day, grace_minutes)
+    for month in sorted({d.replace(day=1) for d in days}):
+        nxt = month + dt.timedelta(days=_month_len(month))
+        session.execute(delete(KpiMonthCount).where(KpiMonthCount.study_id == study_id,
+                                                    KpiMonthCount.month == month))
+        session.execute(insert(KpiMonthCount).from_select(
+            ["study_id", "month", "figure", "k1", "k2", "k3", "n"],
+            select(KpiCount.study_id, literal(month, Date), KpiCount.figure, KpiCount.k1,
+                   KpiCount.k2, KpiCount.k3, func.sum(KpiCount.n))
+            .where(KpiCount.study_id == study_id, KpiCount.day >= month, KpiCount.day < nxt)
+            .group_by(KpiCount.study_id, KpiCount.figure, KpiCount.k1, KpiCount.k2, KpiCount.k3)))
+
+
 def recompute_day(session: Session, study_id: int, tz: str, day: dt.date, grace_minutes: int,
                   ) -> None:
+    """One day from the raw rows (the caller refreshes its month: recompute_days)."""
     start, end = _window(day, tz)
     rows, values = _day_rows(session, study_id, start, end, grace_minutes)
     session.execute(delete(KpiCount).where(KpiCount.study_id == study_id, KpiCount.day == day))
@@ -276,7 +339,7 @@ def raw_span(session: Session, study_id: int) -> tuple[dt.datetime, dt.datetime]
 
 
 def clear(session: Session, study_id: int) -> None:
-    for model in (KpiCount, KpiValue, KpiState):
+    for model in (KpiCount, KpiMonthCount, KpiValue, KpiState):
         session.execute(delete(model).where(model.study_id == study_id))  # type: ignore[attr-defined]
 
 

@@ -1,5 +1,6 @@
-"""KPI rollups: daily figures per study (kpi_counts), median values (kpi_values), days to
-recompute (kpi_marks) and what they were built with (kpi_state)
+"""KPI rollups: daily figures per study (kpi_counts) and their monthly sums (kpi_month_counts),
+median values (kpi_values), days to recompute (kpi_marks) and what they were built with
+(kpi_state)
 
 The tables start empty: the `kpis` job (or `prescreen-bot kpis rebuild`) fills them; until a
 study is built, its figures are read from the raw rows as before.
@@ -43,6 +44,18 @@ def upgrade() -> None:
     op.create_index("ix_kpi_counts_sum", "kpi_counts",
                     ["study_id", "day", "figure", "k1", "k2", "k3", "n"])
     op.create_table(
+        "kpi_month_counts",
+        sa.Column("study_id", sa.Integer(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("figure", sa.String(length=16), nullable=False),
+        sa.Column("k1", sa.String(length=64), nullable=False),
+        sa.Column("k2", sa.String(length=64), nullable=False),
+        sa.Column("k3", sa.String(length=64), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("study_id", "month", "figure", "k1", "k2", "k3",
+                                name=op.f("pk_kpi_month_counts")),
+    )
+    op.create_table(
         "kpi_values",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("study_id", sa.Integer(), nullable=False),
@@ -69,6 +82,7 @@ def downgrade() -> None:
     op.drop_index("ix_kpi_values_day", table_name="kpi_values")
     op.drop_index("ix_kpi_values_bin", table_name="kpi_values")
     op.drop_table("kpi_values")
+    op.drop_table("kpi_month_counts")
     op.drop_index("ix_kpi_counts_sum", table_name="kpi_counts")
     op.drop_table("kpi_counts")
     op.drop_index("ix_kpi_marks_study_at", table_name="kpi_marks")
