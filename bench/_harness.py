@@ -59,16 +59,21 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[k]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (gunicorn master + workers), in MiB."""
-    total = 0
-    pids = [pid]
+def worker_pids(pid: int) -> list[int]:
+    """The direct children of a process (gunicorn's workers)."""
     try:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
                              text=True, check=False).stdout
-        pids += [int(x) for x in out.split()]
     except OSError:
-        pass
+        return []
+    return [int(x) for x in out.split()]
+
+
+def rss_mb(pid: int, *, children: bool = True) -> float:
+    """Resident memory of a process and (unless told otherwise) its children (gunicorn master
+    + workers), in MiB."""
+    total = 0
+    pids = [pid] + (worker_pids(pid) if children else [])
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -172,7 +177,9 @@ def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
     env.update(DATABASE_URL=url, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET,
                SLACK_API_URL=standin.url, PRESCREEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-               LOG_LEVEL="WARNING", WEB_CONCURRENCY=str(web_concurrency), **(extra_env or {}))
+               LOG_LEVEL="WARNING", WEB_CONCURRENCY=str(web_concurrency),
+               PHI_SURFACE="slack",  # the benches drive Slack flows; no sign-in page needed
+               **(extra_env or {}))
     cli = [sys.executable, "-m", "app.cli"]
     (tmp / "studies.yaml").write_text(STUDY_YAML)
     subprocess.run([*cli, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
