@@ -351,6 +351,7 @@ class StatsRequest:
     items: list[tuple[str, Period]]
     site: str | None
     more: list[str]  # the caller's other studies, not shown (too many for one reply)
+    rollups_ready: bool = True  # every study's rollups are built: any period answers at once
 
     @property
     def days(self) -> int:
@@ -365,8 +366,11 @@ def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> Stats
         named = get_study(s, rest[0]) if rest and rest[0].upper() in all_keys else None
         if named is not None and named.active:
             require_role(s, user_id, named, Action.VIEW_STATS)
-        mine = {study.key: (study.timezone, [site.key for site in study.sites])
-                for study in require_somewhere(s, user_id, Action.VIEW_STATS)}
+        studies = require_somewhere(s, user_id, Action.VIEW_STATS)
+        mine = {study.key: (study.timezone, [site.key for site in study.sites]) for study in studies}
+        grace = ctx.settings.callback_escalate_minutes
+        built = {study.key for study in studies
+                 if rollups.built_with(s, study.id) == (study.timezone, grace)}
     keys = sorted(mine)
     if rest and rest[0].upper() in all_keys:
         key = rest.pop(0).upper()
@@ -386,7 +390,8 @@ def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> Stats
     for key in keys[:MAX_STUDIES_IN_REPLY]:
         tz = mine[key][0]
         items.append((key, period_for(spec, tz=tz, today=now.astimezone(ZoneInfo(tz)).date())))
-    return StatsRequest(items=items, site=site, more=keys[MAX_STUDIES_IN_REPLY:])
+    return StatsRequest(items=items, site=site, more=keys[MAX_STUDIES_IN_REPLY:],
+                        rollups_ready=all(key in built for key, _p in items))
 
 
 def render_stats(ctx: AppContext, req: StatsRequest) -> tuple[str, list[dict[str, Any]]]:
