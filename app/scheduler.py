@@ -24,6 +24,7 @@ from bot.kpi_jobs import kpis_job
 from bot.leads.assignment import assignment_job
 from bot.leads.sla import slas_job
 from bot.outbox import outbox_job
+from integrations import metrics
 
 log = logging.getLogger("prescreen.scheduler")
 
@@ -78,12 +79,16 @@ def run_job(ctx: AppContext, name: str) -> Any:
 
 
 def _safe(ctx: AppContext, spec: JobSpec) -> Callable[[], None]:
+    names = frozenset(j.name for j in job_specs())
+
     def run() -> None:
         try:
-            result = spec.func(ctx)
+            with metrics.timed_job(spec.name, names):
+                result = spec.func(ctx)
             if result:
                 log.info("job %s: %s", spec.name, result)
         except Exception:
+            metrics.unexpected("job")
             log.exception("job %s failed; it runs again at its next tick", spec.name)
 
     return run

@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         except GraphConfigError as exc:
             print(f"prescreen-bot: configuration error: {exc}", file=sys.stderr)
             return EXIT_INVALID
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     try:
         return int(args.func(args, settings, out))
     except SettingsError as exc:  # e.g. a start that would fall back to the sandbox on real settings

@@ -13,6 +13,7 @@ from bot import outbox
 from bot.callbacks import cadence, views
 from bot.callbacks.service import escalate_after
 from bot.context import AppContext
+from integrations import metrics
 from storage import audit
 from storage.models import Callback
 from storage.repositories import callbacks as repo
@@ -46,6 +47,7 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
                                          "owner deactivated; hand the callback to someone"))
                     continue
                 messages.append(_reminder_message(cb, now))
+                metrics.reminder_lateness((now - cb.remind_at).total_seconds())
                 events.append(_event(cb, "callback.reminded",
                                      {"remind_at": cb.remind_at.isoformat(), "late": cb.reminded_late},
                                      None))

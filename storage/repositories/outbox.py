@@ -212,3 +212,13 @@ def any_due_by(session: Session, horizon: dt.datetime) -> bool:
     """Whether a message waits or is being sent with its next attempt at or before `horizon`."""
     return bool(session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.status.in_((PENDING, SENDING)), OutboxMessage.next_attempt_at <= horizon)))
+
+
+def depth(session: Session, *, now: dt.datetime) -> tuple[int, float]:
+    """Messages waiting (pending or being sent) and the age in seconds of the oldest one due."""
+    n, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.next_attempt_at))
+        .where(OutboxMessage.status.in_((PENDING, SENDING)))).one()
+    if oldest is None or oldest > now:
+        return int(n), 0.0
+    return int(n), (now - oldest).total_seconds()
