@@ -224,6 +224,11 @@ def live_today(db: Database, n: int = 300, seed: int = 9) -> None:
     """Today's work through the ORM (so the rollup marks are written as in production)."""
     rng = random.Random(seed)
     today_start = kpis.day_period(NOW.astimezone(kpis.ZoneInfo(TZ)).date(), TZ).start
+    if db.is_postgres:  # COPY with explicit ids leaves the sequences behind
+        with db.session() as s:
+            for t in ("prescreen_calls", "callbacks"):
+                s.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
+                               f"(SELECT max(id) FROM {t}))"))
     with db.session() as s:
         sid = s.scalars(select(Study.id).where(Study.key == "BEN")).one()
         coord = s.scalars(select(Member.id).where(Member.slack_user_id == COORDS[0])).one()
@@ -254,6 +259,7 @@ def run(url: str, n_calls: int, n_referrals: int, runs: int, *, raw: bool = Fals
         t0 = time.perf_counter()
         kpi_jobs.rebuild(ctx, "BEN")
         rebuild_s = time.perf_counter() - t0
+        print(f"rollups rebuilt in {rebuild_s:.0f} s", flush=True)
         live_today(db)
     today = NOW.astimezone(kpis.ZoneInfo(TZ)).date()
     yesterday = kpis.period_for("yesterday", tz=TZ, today=today)
