@@ -301,8 +301,9 @@ def counts(url: str) -> dict[str, int]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())  # a revision before a table's
             return {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one()
-                    for t in Base.metadata.tables}
+                    for t in Base.metadata.tables if t in present}
     finally:
         engine.dispose()
 
@@ -399,10 +400,11 @@ def test_each_migration_steps_back_one_revision_without_losing_the_rows_it_did_n
     assert code == 0
     head_hash = re.search(r"last ([0-9a-f]{16})", out).group(1)  # type: ignore[union-attr]
 
-    for revision in ("0003", "0002", "0001"):
+    for revision in ("0004", "0003", "0002", "0001"):
         migrate.downgrade(url, revision)
         assert_same_schema(url, fresh(new_database, revision))
-        assert counts(url) == {t: before.get(t, 0) for t in Base.metadata.tables}
+        now = counts(url)
+        assert now == {t: before.get(t, 0) for t in now}
 
     migrate.upgrade(url)
     assert_same_schema(url, fresh(new_database))
