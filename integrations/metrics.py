@@ -10,10 +10,10 @@ process that never records anything never loads it."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -41,8 +41,21 @@ def label(value: str | None, vocabulary: frozenset[str]) -> str:
     return value if value in vocabulary else "other"
 
 
-@cache
+_BUILD = threading.Lock()
+_SERIES: list[SimpleNamespace] = []
+
+
 def _m() -> SimpleNamespace:
+    """The series, built once per process (two threads' first requests must not register
+    every series twice: the registry refuses that)."""
+    if not _SERIES:
+        with _BUILD:
+            if not _SERIES:
+                _SERIES.append(_build())
+    return _SERIES[0]
+
+
+def _build() -> SimpleNamespace:
     from prometheus_client import Counter, Histogram
 
     return SimpleNamespace(

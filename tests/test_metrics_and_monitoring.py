@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -212,9 +213,11 @@ def test_two_gunicorn_workers_report_one_sum(where: str, studies: Database, data
         assert not (mp_dir / "counter_99999.db").exists()
         sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, standin,
                              team_id=TEAM_ID)
-        for _ in range(12):
-            assert sender.slash_command(COORD, text="help",
-                                        channel_id="C0ALZ0001").status_code == 200
+        # at once: each worker's first requests race to create the series
+        with ThreadPoolExecutor(12) as pool:
+            codes = list(pool.map(lambda _i: sender.slash_command(
+                COORD, text="help", channel_id="C0ALZ0001").status_code, range(12)))
+        assert codes == [200] * 12
         seen = set()
         for _ in range(6):  # scrapes land on either worker (or the master for METRICS_PORT)
             resp = requests.get(url, headers=headers, timeout=10)
