@@ -4,9 +4,10 @@ the daily digest (yesterday, plus the 7 days before for the comparison) and for 
 (query + render) over 1 to 365 days.
 
 Rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite) straight into the tables; then
-`kpis rebuild` builds the daily rollups (timed), and a few hundred calls, referral moves and
-callbacks are written today through the ORM, so today is read from the raw rows as in production
-between two runs of the `kpis` job. `--raw` times the raw GROUP BY path instead (the "before").
+`kpis rebuild` builds the daily rollups (timed); 300 calls and 30 callbacks are written today
+through the ORM, the `kpis` job runs, and 100 more calls follow, so today carries marks and is
+read from the raw rows, as in production between two runs of the job. `--raw` times the raw
+GROUP BY path instead (the "before").
 
 Usage: python -m bench.kpi_queries [--database-url URL] [--calls 10000000] [--referrals 1000000]
        [--runs 15] [--raw]"""
@@ -23,12 +24,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from bench._harness import bench_context, bench_database, db_label, fresh_database, percentile, table
 from bot import kpi_jobs, kpis
 from storage.db import Database
-from storage.models import Callback, Member, PrescreenCall, Site, Study
+from storage.models import Callback, KpiMark, Member, PrescreenCall, Site, Study
 
 TZ = "America/New_York"
 NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)  # Monday 09:00 in New York
@@ -260,7 +261,14 @@ def run(url: str, n_calls: int, n_referrals: int, runs: int, *, raw: bool = Fals
         kpi_jobs.rebuild(ctx, "BEN")
         rebuild_s = time.perf_counter() - t0
         print(f"rollups rebuilt in {rebuild_s:.0f} s", flush=True)
+        # the steady state: the `kpis` job ran a minute ago, what was written since is marked
         live_today(db)
+        kpi_jobs.kpis_job(ctx)
+        live_today(db, n=100, seed=10)
+        with db.session() as s:
+            marked = s.scalar(select(func.count(func.distinct(
+                func.date(KpiMark.at)))).select_from(KpiMark))
+        print(f"marked (UTC) days at the start of the timings: {marked}", flush=True)
     today = NOW.astimezone(kpis.ZoneInfo(TZ)).date()
     yesterday = kpis.period_for("yesterday", tz=TZ, today=today)
     week_before = kpis.range_period(yesterday.start_day - dt.timedelta(days=7),
