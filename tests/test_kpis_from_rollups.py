@@ -221,7 +221,7 @@ def assert_same(ctx: AppContext, key: str, tz: str, first: int, length: int) -> 
             assert figures(rolled) == figures(raw)
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(tz=st.sampled_from(ZONES), ops=st.lists(op, min_size=1, max_size=40),
        finish_with_job=st.booleans(), first=st.integers(0, DAYS - 1), length=st.integers(0, 9))
