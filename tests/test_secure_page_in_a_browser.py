@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Bot
-from tests.test_sandbox_console import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.test_sandbox_console import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, RunningSandbox
 
 CASEY, PAT = "U0COORD01", "U0SPONS01"
 
@@ -86,3 +86,23 @@ def test_a_tampered_id_token_shows_the_refusal_page(bot: Bot, page: Any) -> None
     expect(page.locator("main h1")).to_have_text("Not signed in")
     expect(page.locator("main")).to_contain_text("could not be verified")
     expect(page.get_by_role("link", name="Sign in with Slack")).to_be_visible()
+
+
+@pytest.fixture
+def running_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSandbox]:
+    from tests import test_sandbox_console
+
+    yield from test_sandbox_console.sandbox.__wrapped__(tmp_path, monkeypatch)  # type: ignore[attr-defined]
+
+
+def test_the_sandbox_console_opens_the_secure_page_as_the_acting_member(
+        running_sandbox: RunningSandbox) -> None:
+    sandbox = running_sandbox
+    import requests
+
+    browser = requests.Session()
+    home = browser.get(sandbox.url + f"/sandbox/secure?user={CASEY}", timeout=15)
+    assert home.status_code == 200 and home.url == sandbox.url + "/secure/"
+    assert "Signed in as" in home.text and CASEY in home.text
+    console = requests.get(sandbox.url + "/", timeout=15).text
+    assert "Open the secure page" in console
