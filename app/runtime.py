@@ -12,10 +12,11 @@ from typing import Any
 from slack_bolt import App
 
 from app.factory import create_app, create_context
-from app.web import Route, SlackWebApp
+from app.web import Route, SlackWebApp, WebRequest, WebResponse
 from bot.clock import Clock, OffsetClock
 from bot.config import Settings
 from bot.context import AppContext
+from pages import build_pages
 from storage import migrate
 from storage.crypto import PHICipher
 from storage.db import Database
@@ -74,10 +75,21 @@ def build_runtime(
     ctx = create_context(settings, db=db, clock=clock)
     secret = settings.slack_signing_secret or secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
-    web = SlackWebApp(bolt, db, signing_secret=secret)
+    web = SlackWebApp(bolt, db, prefix_routes=secure_page_routes(ctx), signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret)
     rt.closers.append(db.dispose)
     return rt
+
+
+def secure_page_routes(ctx: AppContext) -> dict[tuple[str, str], Route]:
+    """The secure page (pages/), mounted under /secure: its own router answers every path there."""
+    pages = build_pages(ctx)
+
+    def serve(req: WebRequest) -> WebResponse:
+        resp = pages.handle(req)
+        return WebResponse(resp.status, resp.body, resp.headers)
+
+    return {("GET", "/secure"): serve, ("POST", "/secure"): serve}
 
 
 def sandbox_package() -> ModuleType:

@@ -123,3 +123,23 @@ def require_somewhere(session: Session, user_id: str, action: Action) -> list[St
     if not allowed:
         raise NotAllowed(nowhere_text([(s.key, r) for s, r in pairs], action))
     return allowed
+
+
+def page_refusal_text(roles: list[tuple[str, str]]) -> str:
+    """Why the secure page (identifiers) is closed to someone with these (study key, role)."""
+    if not roles:
+        return f"You are not a member of any study. {ASK}"
+    mine = " and ".join(f"{_a(role)} of {key}" for key, role in roles)
+    allowed = [f"{r}s" for r in POLICY[Action.VIEW_PHI]]
+    who = f"{', '.join(allowed[:-1])} and {allowed[-1]}"
+    return f"You are {mine}: contact cards are for {who}."
+
+
+def require_page_access(session: Session, user_id: str) -> list[Study]:
+    """The secure page's gate: the active studies where the user may see identifiers
+    (Action.VIEW_PHI), or NotAllowed saying why not. Asked again on every request."""
+    pairs = study_repo.studies_for(session, user_id)
+    allowed = [s for s, role in pairs if allows(role, Action.VIEW_PHI)]
+    if not allowed:
+        raise NotAllowed(page_refusal_text([(s.key, r) for s, r in pairs]))
+    return allowed

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from app.factory import create_app, create_context
-from app.runtime import Runtime, sandbox_key
+from app.runtime import Runtime, sandbox_key, secure_page_routes
 from app.web import SlackWebApp
 from bot.clock import OffsetClock
 from bot.config import Settings
@@ -67,7 +67,8 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
 
     sandbox.ctx = ctx
     web = SlackWebApp(bolt, db, routes=console_routes(sandbox),
-                      prefix_routes=static_routes(sandbox.port), signing_secret=secret)
+                      prefix_routes={**static_routes(sandbox.port), **secure_page_routes(ctx)},
+                      signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
     graph = start_sandbox_graph(ctx)

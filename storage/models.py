@@ -455,3 +455,32 @@ class GraphSyncState(Base):
     window_end: Mapped[dt.datetime | None] = mapped_column()
     synced_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class WebSession(Base):
+    """A signed-in browser on the secure page. The cookie holds a random id; only its SHA-256
+    is stored, so a copy of this table signs nobody in."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column()
+    last_seen_at: Mapped[dt.datetime] = mapped_column()
+    authenticated_at: Mapped[dt.datetime] = mapped_column()  # when Slack last confirmed who it is
+
+
+class LoginAttempt(Base):
+    """One trip to Slack and back: the state (as a hash), nonce and PKCE verifier it must match,
+    and where to land. Used once, kept for minutes."""
+
+    __tablename__ = "login_attempts"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
