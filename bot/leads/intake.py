@@ -636,7 +636,7 @@ def form_lead(values: dict[str, str], *, today: dt.date,
             return (lead if not errors else None), errors
         found = next(f for f in ("name", "phone", "state", "birth", "") if f in reason)
         field_name = {"birth": "dob", "": "phone"}.get(found, found)
-        errors[field_name] = FORM_TEXT.get(reason, reason.capitalize() + ".")
+        errors[field_name] = FORM_TEXT.get(reason, reason[:1].upper() + reason[1:] + ".")
         values[field_name] = _PASSING[field_name]
     return None, errors
 

@@ -1,7 +1,7 @@
 """candidate_notes: notes added on the secure page's contact card (text encrypted)
 
 Revision ID: 0005_contactcard
-Revises: 0004
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import storage.models
 
 revision = "0005_contactcard"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
