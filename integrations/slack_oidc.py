@@ -146,10 +146,7 @@ def exchange_code(disc: Discovery, *, client_id: str, client_secret: str, redire
 def verify_id_token(disc: Discovery, id_token: str, *, client_id: str, nonce: str) -> dict[str, Any]:
     """The ID token's claims once its RS256 signature (the issuer's published keys), ``iss``,
     ``aud``, ``exp``, ``iat`` (wall time, a minute's leeway) and ``nonce`` all check out."""
-    try:
-        token = _decode(disc, id_token)
-    except OidcError:
-        raise
+    token = _decode(disc, id_token)
     registry = jwt.JWTClaimsRegistry(
         leeway=LEEWAY_S,
         iss={"essential": True, "value": disc.issuer},
@@ -170,12 +167,12 @@ def verify_id_token(disc: Discovery, id_token: str, *, client_id: str, nonce: st
 
 
 def _decode(disc: Discovery, id_token: str) -> jwt.Token:
-    for refresh in (False, True):  # an unknown key id: the issuer may have rotated its keys
+    for refresh in (False, True):  # a failure with cached keys: the issuer may have rotated them
         keys = _key_set(disc, refresh=refresh)
         try:
             return jwt.decode(id_token, keys, algorithms=["RS256"])
         except JoseError as exc:
-            if refresh or type(exc).__name__ not in ("InvalidKeyIdError", "MissingKeyError"):
+            if refresh:
                 raise OidcError(f"ID token refused ({type(exc).__name__})") from None
         except (ValueError, TypeError):
             raise OidcError("ID token unreadable") from None

@@ -18,12 +18,16 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+import requests
 import time_machine
 from sqlalchemy import create_engine, text
 
 from app.runtime import Runtime, build_runtime
+from bot.clock import OffsetClock
 from bot.config import Settings
+from bot.secure_links import CALLBACK, login_path
 from bot.studies.importer import import_studies
+from integrations import slack_oidc
 from sandbox.slack_standin import SlackSender, SlackStandin
 from storage import migrate
 from storage.db import Database
@@ -35,6 +39,8 @@ SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM_ID = "T0TEST001"
 # Fixed, so every import of this module agrees (pytest may import it under two names).
 ENCRYPTION_KEY = "cHJlc2NyZWVuLWJvdC10ZXN0LWtleS0wMDAwMDAwMDA="
+OIDC_CLIENT_ID = "1234567890.1234567890123"
+OIDC_CLIENT_SECRET = "test-oidc-client-secret-0123456789"
 
 USERS = {
     "U0COORD01": ("casey", "casey@example.org", "America/New_York"),
@@ -279,6 +285,26 @@ class Bot:
     def ephemeral_texts(self, user_id: str) -> list[str]:
         return [e.get("text") or "" for e in self.standin.ephemerals(user_id)]
 
+    @property
+    def clock(self) -> OffsetClock:
+        """The app's clock: `bot.clock.advance(timedelta)` moves the app's time."""
+        clock = self.runtime.ctx.clock
+        assert isinstance(clock, OffsetClock)
+        return clock
+
+    def signed_in(self, user_id: str, next_path: str = "/secure/") -> requests.Session:
+        """A browser signed in to the secure page as `user_id`, through the stand-in's Sign in
+        with Slack, standing on `next_path`."""
+        browser = requests.Session()
+        self.standin.sign_in_as(user_id)
+        try:
+            resp = browser.get(self.url + login_path(next_path), timeout=15)
+        finally:
+            self.standin.sign_in_as(None)
+        assert resp.status_code == 200 and resp.url == self.url + next_path, (resp.status_code,
+                                                                               resp.url)
+        return browser
+
 
 def serve_wsgi(app: Any) -> tuple[WSGIServer, str]:
     server = make_server("127.0.0.1", 0, app, server_class=_ThreadingWSGIServer,
@@ -289,8 +315,15 @@ def serve_wsgi(app: Any) -> tuple[WSGIServer, str]:
 
 @pytest.fixture
 def bot(settings: Settings, studies: Database, standin: SlackStandin) -> Iterator[Bot]:
-    runtime = build_runtime(settings, db=studies, migrate_db=False)
-    server, url = serve_wsgi(runtime.web)
+    server, url = serve_wsgi(None)
+    # the secure page signs in with the stand-in's Sign in with Slack, at this server's address
+    settings = settings.model_copy(update={
+        "public_url": url, "slack_oidc_issuer": standin.base_url,
+        "slack_oidc_client_id": OIDC_CLIENT_ID, "slack_oidc_client_secret": OIDC_CLIENT_SECRET})
+    standin.register_oidc_client(OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, [url + CALLBACK])
+    slack_oidc.forget_cache()  # a stand-in of an earlier test may have had this port
+    runtime = build_runtime(settings, db=studies, migrate_db=False, clock=OffsetClock())
+    server.set_app(runtime.web)
     sender = SlackSender(url + "/slack/events", SIGNING_SECRET, standin, team_id=TEAM_ID)
     yield Bot(url=url, runtime=runtime, standin=standin, slack=sender)
     server.shutdown()
