@@ -22,6 +22,7 @@ from app.scheduler import job_specs
 from app.web import Route, WebRequest, WebResponse
 from bot.config import is_loopback_host
 from bot.outbox import deliver
+from bot.secure_links import HOME, login_path
 from sandbox.slack_standin.blocks import block_elements
 from sandbox.slack_standin.sender import state_value
 from sandbox.state import Sandbox
@@ -287,8 +288,18 @@ def console_routes(sandbox: Sandbox) -> dict[tuple[str, str], Route]:
                      else "attachment")])
         return WebResponse.text("not found", 404)
 
+    def secure(req: WebRequest) -> WebResponse:
+        """The secure page, signed in with the stand-in's Sign in with Slack as the member the
+        console is acting as: Slack's authorize page sends them straight back."""
+        user = (req.query.get("user") or [""])[-1]
+        if user not in _member_ids(sandbox):
+            return WebResponse.text("pick a demo member", 400)
+        sandbox.standin.sign_in_as(user)
+        return WebResponse(302, b"", [("location", login_path(HOME))])
+
     routes: dict[tuple[str, str], Route] = {
         ("GET", "/"): page,
+        ("GET", "/sandbox/secure"): secure,
         ("GET", "/sandbox/file"): file,
         ("GET", "/sandbox/state"): guarded(state),
         ("POST", "/sandbox/command"): guarded(command),

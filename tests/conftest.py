@@ -41,6 +41,9 @@ TEAM_ID = "T0TEST001"
 ENCRYPTION_KEY = "cHJlc2NyZWVuLWJvdC10ZXN0LWtleS0wMDAwMDAwMDA="
 OIDC_CLIENT_ID = "1234567890.1234567890123"
 OIDC_CLIENT_SECRET = "test-oidc-client-secret-0123456789"
+# What a production environment needs for the secure page (PHI_SURFACE=portal, the default).
+PORTAL_ENV = {"SLACK_OIDC_CLIENT_ID": OIDC_CLIENT_ID, "SLACK_OIDC_CLIENT_SECRET": OIDC_CLIENT_SECRET,
+              "PUBLIC_URL": "https://prescreen.example.org"}
 
 USERS = {
     "U0COORD01": ("casey", "casey@example.org", "America/New_York"),

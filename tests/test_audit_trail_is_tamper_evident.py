@@ -31,6 +31,7 @@ from tests.conftest import (
     BOT_TOKEN,
     ENCRYPTION_KEY,
     FIXTURES,
+    PORTAL_ENV,
     SIGNING_SECRET,
     Bot,
     _pg_admin_url,
@@ -45,7 +46,7 @@ def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> s
     monkeypatch.chdir(tmp_path)
     for name, value in (("DATABASE_URL", database_url), ("SLACK_BOT_TOKEN", BOT_TOKEN),
                         ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)):
+                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY), *PORTAL_ENV.items()):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PRESCREEN_REQUIRE_SEPARATE_DB_ROLE", raising=False)
     return database_url
@@ -275,7 +276,7 @@ def roles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str
     base = admin.split("://", 1)[0] + "://{}@" + admin.split("@", 1)[1].rsplit("/", 1)[0] + "/" + name
     monkeypatch.chdir(tmp_path)
     for var, value in (("SLACK_BOT_TOKEN", BOT_TOKEN), ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                       ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)):
+                       ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY), *PORTAL_ENV.items()):
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("PRESCREEN_REQUIRE_SEPARATE_DB_ROLE", raising=False)
     yield owner, app, base.format(owner), base.format(app)

@@ -24,7 +24,7 @@ from bot import ids
 from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
 from bot.digests import daily, runs
 from storage.models import DigestRun, OutboxMessage
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot, python_argv
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, PORTAL_ENV, SIGNING_SECRET, Bot, python_argv
 from tests.test_log_prescreen_call import CASEY, LEE, PHI_STRINGS, SAM
 
 CHANNEL = "C0ALZ0001"
@@ -160,6 +160,8 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, bot: Bot, tmp_path: Path) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     monkeypatch.setenv("SLACK_API_URL", bot.standin.url)
     monkeypatch.setenv("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)
+    for name, value in PORTAL_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 def run_cli(*argv: str) -> tuple[int, str]:
@@ -387,7 +389,7 @@ def test_two_worker_processes_send_the_due_digest_once(bot: Bot, tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
     env.update(DATABASE_URL=bot.ctx.settings.database_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=bot.standin.url,
-               PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY)
+               PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY, **PORTAL_ENV)
     with time_machine.travel(MONDAY_0830_NY + dt.timedelta(minutes=5), tick=True):
         procs = [subprocess.Popen(python_argv("-m", "app.cli", "jobs", "run", "digests"),
                                   env=env, cwd=tmp_path, stdout=subprocess.PIPE,

@@ -28,7 +28,7 @@ from bot import ids
 from bot import outbox as outbox_api
 from integrations.slack_outbox import METADATA_EVENT_TYPE, key_hash
 from storage.models import OutboxMessage
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot, is_postgres
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, PORTAL_ENV, SIGNING_SECRET, Bot, is_postgres
 from tests.test_log_prescreen_call import CASEY, LEE, NAME, PHI_STRINGS, new_candidate
 
 CHANNEL = "C0ALZ0001"
@@ -105,7 +105,7 @@ def worker_env(bot: Bot, tmp_path: Path) -> dict[str, str]:
     return {**keep, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": bot.standin.url, "DATABASE_URL": url,
             "PRESCREEN_ENCRYPTION_KEYS": ENCRYPTION_KEY, "DATA_DIR": str(tmp_path / "data"),
-            "OUTBOX_CHANNEL_INTERVAL": "0", "LOG_LEVEL": "INFO"}
+            "OUTBOX_CHANNEL_INTERVAL": "0", "LOG_LEVEL": "INFO", **PORTAL_ENV}
 
 
 def start_worker(bot: Bot, tmp_path: Path) -> subprocess.Popen[str]:

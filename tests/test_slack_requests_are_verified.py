@@ -30,7 +30,7 @@ from bot.studies.importer import import_studies
 from sandbox.slack_standin import SlackSender, SlackStandin
 from sandbox.slack_standin.sender import sign
 from storage.models import Base, PrescreenCall
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, Bot
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, PORTAL_ENV, SIGNING_SECRET, TEAM_ID, Bot
 
 ACK_BUDGET_S = 3.0
 
@@ -394,7 +394,7 @@ def test_under_gunicorn_a_chunked_body_is_read_only_up_to_the_limit(
     env.update(DATABASE_URL=database_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=standin.url,
                PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY, LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
-               WEB_CONCURRENCY="1")
+               WEB_CONCURRENCY="1", **PORTAL_ENV)
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE,

@@ -102,6 +102,7 @@
 
   function render() {
     var data = ui.data;
+    $("secure-link").href = "/sandbox/secure?user=" + encodeURIComponent(ui.user);
     showBanner("banner", "");
     renderClock(data);
     if (!ui.pane || !paneVisible(ui.pane)) {
