@@ -94,7 +94,7 @@ def contact_card(ctx: AppContext, user_id: str, ref: str) -> ContactCard:
         role = study_repo.role_in(session, user_id, cand.study_id)
         if not allows(role, Action.VIEW_PHI):
             raise NotAllowed(refusal_text(study.key, role, Action.VIEW_PHI))
-        member = study_repo.get_member(session, user_id)
+        viewer_tz = study_repo.member_timezone(session, user_id) or "UTC"
         dob_text = c.decrypt_optional(cand.dob_enc)
         dob = dt.date.fromisoformat(dob_text) if dob_text else None
         local_today = now.astimezone(ZoneInfo(cand.timezone)).date()
@@ -123,7 +123,7 @@ def contact_card(ctx: AppContext, user_id: str, ref: str) -> ContactCard:
             last_outcome=outcome_label(cand.last_outcome) if cand.last_outcome else None,
             next_callback=nxt.due_at if nxt else None, source=source,
             owner=(owner.display_name or owner.slack_user_id) if owner else None,
-            notes=notes, viewer_tz=member.timezone if member else "UTC",
+            notes=notes, viewer_tz=viewer_tz,
             may_add_note=allows(role, Action.ADD_NOTE))
         audit.record(session, actor=user_id, action="phi.viewed", entity="candidate",
                      entity_id=cand.ref_code, after={"fields": card.fields_shown, "via": VIA})
