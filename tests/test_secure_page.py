@@ -113,6 +113,9 @@ def assert_nothing_reached_slack(bot: Bot) -> None:
 
 def test_coordinator_adds_a_candidate_and_opens_their_contact_card(bot: Bot) -> None:
     web = signed_in(bot, CASEY)
+    home = web.get(f"{bot.url}/secure/").text
+    assert 'href="/secure/candidates/new?study=ALZ">Add a candidate</a>' in home
+    assert "Add a candidate</a>" not in signed_in(bot, LEE).get(f"{bot.url}/secure/").text
     html = add_form(web, bot)
     assert "Add a candidate to ALZ" in html
 
