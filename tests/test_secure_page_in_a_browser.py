@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from storage.models import AuditEvent, Candidate
 from tests.conftest import Bot
-from tests.test_sandbox_console import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
+from tests.test_sandbox_console import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, RunningSandbox
 
 CASEY, PAT = "U0COORD01", "U0SPONS01"
 NAME = "Wilhelmina Starling-Voss"  # fictional
@@ -140,3 +140,23 @@ def add_and_see_the_card(bot: Bot, page: Any) -> None:
         assert [(a.actor, a.entity, a.entity_id, a.after) for a in viewed] == [
             (CASEY, "candidate", "ALZ-0001",
              {"fields": ["name", "phone", "dob"], "via": "contact card"})]
+
+
+@pytest.fixture
+def running_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSandbox]:
+    from tests import test_sandbox_console
+
+    yield from test_sandbox_console.sandbox.__wrapped__(tmp_path, monkeypatch)  # type: ignore[attr-defined]
+
+
+def test_the_sandbox_console_opens_the_secure_page_as_the_acting_member(
+        running_sandbox: RunningSandbox) -> None:
+    sandbox = running_sandbox
+    import requests
+
+    browser = requests.Session()
+    home = browser.get(sandbox.url + f"/sandbox/secure?user={CASEY}", timeout=15)
+    assert home.status_code == 200 and home.url == sandbox.url + "/secure/"
+    assert "Signed in as" in home.text and CASEY in home.text
+    console = requests.get(sandbox.url + "/", timeout=15).text
+    assert "Open the secure page" in console
