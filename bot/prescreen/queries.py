@@ -87,14 +87,23 @@ class FoundCandidate:
     ref: str
     status: str
     do_not_call: bool
+    study_key: str = ""
+    name: str | None = None  # PHI: only with `with_names`, for the secure page
 
 
-def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCandidate]:
+def find_candidates(ctx: AppContext, user_id: str, query: str, *,
+                    action: Action = Action.FIND_CANDIDATE, with_names: bool = False,
+                    via: str | None = None) -> list[FoundCandidate]:
+    """Candidates of the studies where the user may `action` whose phone (7+ digits in the query)
+    or full name matches, through the blind indexes: nobody else is decrypted. `with_names`
+    decrypts the names of the results (the secure page; `action` should then be VIEW_PHI), and the
+    audit event says so. The audit keeps how and the result codes, never the query."""
     query = query.strip()
     if len(query) < 3:
         raise InvalidInput("Give a phone number or a full name, like `/prescreen find 617 555 0123`.")
     with ctx.db.session() as session:
-        studies = [s.id for s in require_somewhere(session, user_id, Action.FIND_CANDIDATE)]
+        allowed = {s.id: s.key for s in require_somewhere(session, user_id, action)}
+        studies = list(allowed)
         by = "name"
         phone_index = name_index = None
         digits = sum(ch.isdigit() for ch in query)
@@ -108,9 +117,16 @@ def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCand
             name_index = ctx.cipher.indexes(query)
         rows = cand_repo.search(session, studies, phone_index=phone_index, name_index=name_index)
         # the query itself is PHI: the audit trail keeps only how and how many
+        after: dict[str, Any] = {"by": by, "results": [c.ref_code for c in rows]}
+        if with_names:
+            after["fields"] = ["name"]
+        if via:
+            after["via"] = via
         audit.record(session, actor=user_id, action="candidate.searched", entity="candidate",
-                     entity_id="*", after={"by": by, "results": [c.ref_code for c in rows]})
-        return [FoundCandidate(c.ref_code, c.status, c.do_not_call) for c in rows]
+                     entity_id="*", after=after)
+        return [FoundCandidate(c.ref_code, c.status, c.do_not_call, allowed[c.study_id],
+                               ctx.cipher.decrypt(c.name_enc) if with_names else None)
+                for c in rows]
 
 
 @dataclass
