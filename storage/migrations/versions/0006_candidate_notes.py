@@ -1,6 +1,6 @@
 """candidate_notes: notes added on the secure page's contact card (text encrypted)
 
-Revision ID: 0005_contactcard
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import storage.models
 
-revision = "0005_contactcard"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
