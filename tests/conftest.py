@@ -226,8 +226,10 @@ def standin(request: pytest.FixtureRequest) -> Iterator[SlackStandin]:
 
 
 @pytest.fixture
-def settings(database_url: str, standin: SlackStandin, tmp_path: Path,
-             phi_surface: str) -> Settings:
+def settings(database_url: str, standin: SlackStandin, tmp_path: Path, phi_surface: str,
+             monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for var, value in phi_surface_env(phi_surface).items():  # for the CLI and worker processes
+        monkeypatch.setenv(var, value)
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         slack_bot_token=BOT_TOKEN,
@@ -239,6 +241,7 @@ def settings(database_url: str, standin: SlackStandin, tmp_path: Path,
         log_level="INFO",
         outbox_channel_interval=0,
         phi_surface=phi_surface,
+        public_url=PUBLIC_URL,
     )
 
 
@@ -326,6 +329,15 @@ def bot(settings: Settings, studies: Database, standin: SlackStandin) -> Iterato
 
 PHI_SURFACE_ENV = "PRESCREEN_TEST_PHI_SURFACE"
 PHI_SURFACES = ("portal", "slack")
+PUBLIC_URL = "https://prescreen.example.org"  # where the secure page's links point in tests
+
+
+def phi_surface_env(mode: str) -> dict[str, str]:
+    """The environment a process of the app needs for `mode` (portal: Sign in with Slack)."""
+    if mode != "portal":
+        return {"PHI_SURFACE": mode}
+    return {"PHI_SURFACE": mode, "SLACK_OIDC_CLIENT_ID": "1111.2222",
+            "SLACK_OIDC_CLIENT_SECRET": "test-oidc-client-secret", "PUBLIC_URL": PUBLIC_URL}
 _STANDIN = pytest.StashKey[SlackStandin]()
 _ENCRYPTED = pytest.StashKey[list[str]]()
 

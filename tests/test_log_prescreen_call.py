@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from bot import ids
+from bot.forms import FormErrors
 from sandbox.slack_standin.sender import state_value
 from storage.models import AuditEvent, Callback, Candidate, PrescreenCall, Referral
 from tests.conftest import Bot
@@ -89,10 +91,16 @@ def submit(bot: Bot, user: str, view: dict[str, Any], fields: dict[str, Any]):  
     person = {k: fields.pop(k, None) for k in PERSON_INPUTS}
     current = bot.standin.view(view["id"])
     study = fields.get(ids.STUDY_SELECT) or json.loads(current["private_metadata"]).get("s")
-    ref = bot.add_candidate(user, study, name=person[ids.NAME_INPUT],
-                            phone=person[ids.PHONE_INPUT], dob=person[ids.DOB_INPUT],
-                            state=person[ids.REGION_INPUT],
-                            consent="yes" in (person[ids.CONSENT_INPUT] or []))
+    try:
+        ref = bot.add_candidate(user, study, name=person[ids.NAME_INPUT],
+                                phone=person[ids.PHONE_INPUT], dob=person[ids.DOB_INPUT],
+                                state=person[ids.REGION_INPUT],
+                                consent="yes" in (person[ids.CONSENT_INPUT] or []))
+    except FormErrors as exc:  # added on the page before (this call was refused then)
+        already = re.match(r"Already a candidate: (\S+)\.", exc.errors.get("phone", ""))
+        if already is None:
+            raise
+        ref = already.group(1)
     if not has_block(current, ids.MODE_BLOCK):
         choose(bot, user, view["id"], ids.STUDY_BLOCK, study, shows=ids.MODE_BLOCK)
     choose(bot, user, view["id"], ids.MODE_BLOCK, "existing", shows=ids.REF_BLOCK)
