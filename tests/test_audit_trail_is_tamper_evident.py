@@ -35,6 +35,7 @@ from tests.conftest import (
     Bot,
     _pg_admin_url,
     is_postgres,
+    phi_surface_env,
 )
 from tests.test_log_prescreen_call import CASEY, new_candidate, submit
 
@@ -264,7 +265,8 @@ def test_events_written_before_the_upgrade_are_chained_by_the_migration(empty_ur
 # ----- PostgreSQL: the app's role cannot rewrite the trail -----
 
 @pytest.fixture
-def roles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str, str, str, str]]:
+def roles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+          phi_surface: str) -> Iterator[tuple[str, str, str, str]]:
     """An owner role with its own database (it migrates) and a login role for the app."""
     admin = _pg_admin_url()
     assert admin is not None
@@ -278,7 +280,8 @@ def roles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str
     base = admin.split("://", 1)[0] + "://{}@" + admin.split("@", 1)[1].rsplit("/", 1)[0] + "/" + name
     monkeypatch.chdir(tmp_path)
     for var, value in (("SLACK_BOT_TOKEN", BOT_TOKEN), ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                       ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)):
+                       ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY),
+                       *phi_surface_env(phi_surface).items()):
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("PRESCREEN_REQUIRE_SEPARATE_DB_ROLE", raising=False)
     yield owner, app, base.format(owner), base.format(app)
