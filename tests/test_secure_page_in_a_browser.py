@@ -143,10 +143,12 @@ def add_and_see_the_card(bot: Bot, page: Any) -> None:
 
 
 @pytest.fixture
-def running_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSandbox]:
+def running_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    phi_surface: str) -> Iterator[RunningSandbox]:
     from tests import test_sandbox_console
 
-    yield from test_sandbox_console.sandbox.__wrapped__(tmp_path, monkeypatch)  # type: ignore[attr-defined]
+    yield from test_sandbox_console.sandbox.__wrapped__(  # type: ignore[attr-defined]
+        tmp_path, monkeypatch, phi_surface)
 
 
 def test_the_sandbox_console_opens_the_secure_page_as_the_acting_member(
