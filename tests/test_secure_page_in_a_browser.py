@@ -143,12 +143,11 @@ def add_and_see_the_card(bot: Bot, page: Any) -> None:
 
 
 @pytest.fixture
-def running_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                    phi_surface: str) -> Iterator[RunningSandbox]:
+def running_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSandbox]:
     from tests import test_sandbox_console
 
     yield from test_sandbox_console.sandbox.__wrapped__(  # type: ignore[attr-defined]
-        tmp_path, monkeypatch, phi_surface)
+        tmp_path, monkeypatch, "portal")
 
 
 def test_the_sandbox_console_opens_the_secure_page_as_the_acting_member(
