@@ -87,7 +87,8 @@ def test_approve_needs_a_signature_after_a_fresh_sign_in(signed_study: Bot) -> N
     assert referral(bot).state == "pending_approval"
 
     done = browser.post(url.split("?")[0], data=form_of(page, printed_name="lee  park"), timeout=15)
-    assert done.status_code == 200 and "Signed by Lee Park as “Approved for referral as PI delegate”" in done.text
+    assert done.status_code == 200
+    assert "Signed by Lee Park as “Approved for referral as PI delegate”" in done.text
     bot.deliver()
     shown = card_text(card(bot))
     assert "Sent to site" in shown
