@@ -258,7 +258,7 @@ class Referral(Base):
     visit_date: Mapped[dt.date | None] = mapped_column()
     card_channel: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
-    public_id: Mapped[str | None] = mapped_column(String(32), unique=True)  # opaque, for page links
+    public_id: Mapped[str | None] = mapped_column(String(32), index=True, unique=True)  # opaque, for links
     escalated_at: Mapped[dt.datetime | None] = mapped_column()  # pending past the approval SLA
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

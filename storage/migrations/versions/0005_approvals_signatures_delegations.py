@@ -19,20 +19,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("studies", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("approval_signature", sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.add_column(sa.Column("signature_meaning", sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column("approvals_needed", sa.Integer(), nullable=False,
-                                      server_default="1"))
-        batch_op.add_column(sa.Column("approval_sla_hours", sa.Integer(), nullable=False,
-                                      server_default="24"))
-    with op.batch_alter_table("referrals", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("public_id", sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column("escalated_at", storage.models.UTCDateTime(), nullable=True))
-        batch_op.create_unique_constraint(batch_op.f("uq_referrals_public_id"), ["public_id"])
-    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("printed_name", sa.String(length=200), nullable=True))
+    # plain ADD COLUMN (no table rebuild: other tables' foreign keys point at these)
+    op.add_column("studies", sa.Column("approval_signature", sa.Boolean(), nullable=False,
+                                       server_default=sa.false()))
+    op.add_column("studies", sa.Column("signature_meaning", sa.String(length=200), nullable=True))
+    op.add_column("studies", sa.Column("approvals_needed", sa.Integer(), nullable=False,
+                                       server_default="1"))
+    op.add_column("studies", sa.Column("approval_sla_hours", sa.Integer(), nullable=False,
+                                       server_default="24"))
+    op.add_column("referrals", sa.Column("public_id", sa.String(length=32), nullable=True))
+    op.add_column("referrals", sa.Column("escalated_at", storage.models.UTCDateTime(),
+                                         nullable=True))
+    op.create_index(op.f("ix_referrals_public_id"), "referrals", ["public_id"], unique=True)
+    op.add_column("web_sessions", sa.Column("printed_name", sa.String(length=200), nullable=True))
     op.create_table(
         "referral_decisions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -136,14 +135,9 @@ def downgrade() -> None:
     op.drop_table("decision_signatures")
     op.drop_index(op.f("ix_referral_decisions_referral_id"), table_name="referral_decisions")
     op.drop_table("referral_decisions")
-    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
-        batch_op.drop_column("printed_name")
-    with op.batch_alter_table("referrals", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_referrals_public_id"), type_="unique")
-        batch_op.drop_column("escalated_at")
-        batch_op.drop_column("public_id")
-    with op.batch_alter_table("studies", schema=None) as batch_op:
-        batch_op.drop_column("approval_sla_hours")
-        batch_op.drop_column("approvals_needed")
-        batch_op.drop_column("signature_meaning")
-        batch_op.drop_column("approval_signature")
+    op.drop_column("web_sessions", "printed_name")
+    op.drop_index(op.f("ix_referrals_public_id"), table_name="referrals")
+    for table, column in (("referrals", "escalated_at"), ("referrals", "public_id"),
+                          ("studies", "approval_sla_hours"), ("studies", "approvals_needed"),
+                          ("studies", "signature_meaning"), ("studies", "approval_signature")):
+        op.drop_column(table, column)
