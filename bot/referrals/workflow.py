@@ -398,9 +398,9 @@ def decide(ctx: AppContext, *, referral_id: int, actor: str, approve: bool,
                                  f"{states.label(referral.state)} (version {referral.version}). "
                                  "Nothing was signed. Go back to the card in Slack and decide "
                                  "again.")
+        if version != referral.version:  # someone decided since this button was drawn
+            raise _already(referral, session)
         if study.approval_signature and signature is None:
-            if version != referral.version:
-                raise _already(referral, session)
             url = sign_url(ctx.settings, _public_id(session, referral),
                            "approve" if approve else "reject", version,
                            None if approve else reason)
@@ -461,8 +461,13 @@ def _record_decision(ctx: AppContext, session: Session, referral: Referral, acto
                                 f"{ref}: approval {step} of {needed} recorded. A different "
                                 "approver gives the next approval.")
     target = "approved" if approve else "rejected"
-    ev = _apply(ctx, session, referral, target, actor, now, reason=reason, expected_version=version,
-                details=details, extra=" · ".join(extra_bits) or None)
+    try:
+        ev = _apply(ctx, session, referral, target, actor, now, reason=reason,
+                    expected_version=version, details=details, extra=" · ".join(extra_bits) or None)
+    except AlreadyDecided:  # lost the race: say what the winner did, without our own row
+        session.rollback()
+        referral = _load(session, referral.id, for_update=False)
+        raise _already(referral, session) from None
     decision.event_id = ev.id
     if note:
         referral.reason_note_enc = ctx.cipher.encrypt(note.strip()[:500])
