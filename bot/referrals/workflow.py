@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 
 from bot import blocks as bk
 from bot import outbox
-from bot.access import Action, require_decider, require_independent, require_role, require_second_person
+from bot.access import (
+    ADMIN,
+    APPROVER,
+    Action,
+    require_decider,
+    require_independent,
+    require_role,
+    require_second_person,
+)
 from bot.calendar.workflow import site_free_slots
 from bot.context import AppContext
 from bot.errors import AlreadyDecided, DomainError, InvalidInput, UnknownCandidate
@@ -285,8 +293,8 @@ def involved_in(session: Session, referral: Referral) -> set[str]:
 
 
 def _approvers(session: Session, study: Study) -> list[str]:
-    ids_ = [m.slack_user_id for m in study_repo.members_with_role(session, study.id, "approver")]
-    return ids_ or [m.slack_user_id for m in study_repo.members_with_role(session, study.id, "admin")]
+    ids_ = [m.slack_user_id for m in study_repo.members_with_role(session, study.id, APPROVER)]
+    return ids_ or [m.slack_user_id for m in study_repo.members_with_role(session, study.id, ADMIN)]
 
 
 def who_decides(ctx: AppContext, session: Session, referral: Referral, now: dt.datetime
