@@ -35,6 +35,7 @@ class Action(StrEnum):
     VIEW_REFERRALS = "list referrals"
     VIEW_CANDIDATE = "see candidates"
     VIEW_PHI = "see candidates' names and phone numbers"
+    ADD_NOTE = "add notes to candidates"
     FIND_CANDIDATE = "search candidates"
     VIEW_STATS = "see stats"
     VIEW_CALENDAR = "see your calendar"
@@ -55,6 +56,7 @@ POLICY: dict[Action, tuple[str, ...]] = {
     Action.VIEW_REFERRALS: ROLES,
     Action.VIEW_CANDIDATE: ROLES,
     Action.VIEW_PHI: (COORDINATOR, APPROVER, ADMIN),
+    Action.ADD_NOTE: (COORDINATOR, APPROVER, ADMIN),
     Action.FIND_CANDIDATE: (COORDINATOR, APPROVER, ADMIN),
     Action.VIEW_STATS: ROLES,
     Action.VIEW_CALENDAR: ROLES,

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from bot.leads import queue, service, views
 from bot.leads import reasons as reason_codes
-from handlers.common import CommandRequest, Subcommand
+from handlers.common import CommandRequest, Subcommand, card_links
 
 
 def _next(req: CommandRequest) -> None:
     result = queue.next_lead(req.ctx, req.user_id, req.args[0] if req.args else None)
-    text, blocks = views.next_blocks(result)
+    text, blocks = views.next_blocks(result, card_links(req.ctx))
     req.reply(text, blocks=blocks)
 
 
 def _queue(req: CommandRequest) -> None:
     key = req.args[0] if req.args else None
     q = queue.my_work(req.ctx, req.user_id, key, limit=20)
-    text, blocks = views.queue_blocks(q, key)
+    text, blocks = views.queue_blocks(q, key, card=card_links(req.ctx))
     req.reply(text, blocks=blocks)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.access import require_page_access
+from bot.candidates.home import my_studies
 from pages.framework import PageRequest, Pages, Response
 
 
@@ -10,6 +10,5 @@ def register(pages: Pages) -> None:
     @pages.route("GET", "/")
     def home(req: PageRequest) -> Response:
         assert req.user_id is not None
-        with req.ctx.db.session() as session:
-            studies = [(s.key, s.title) for s in require_page_access(session, req.user_id)]
+        studies = [s for s in my_studies(req.ctx, req.user_id) if s.may_view]
         return pages.render(req, "home.html", studies=studies)

@@ -236,6 +236,21 @@ class PrescreenCall(Base):
     coordinator: Mapped[Member] = relationship()
 
 
+class CandidateNote(Base):
+    """A note added on the secure page's contact card. The text is PHI (a Fernet token)."""
+
+    __tablename__ = "candidate_notes"
+    __table_args__ = (Index("ix_candidate_notes_candidate_at", "candidate_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    text_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[Member] = relationship()
+
+
 class Referral(Base):
     __tablename__ = "referrals"
     __table_args__ = (

@@ -163,6 +163,12 @@ def upsert_member(
     return created
 
 
+def member_timezone(session: Session, slack_user_id: str) -> str | None:
+    """The active member's time zone, without loading their memberships."""
+    return session.scalar(select(Member.timezone).where(Member.slack_user_id == slack_user_id,
+                                                        Member.active.is_(True)))
+
+
 def role_in(session: Session, slack_user_id: str, study_id: int) -> str | None:
     stmt = (
         select(Membership.role)

@@ -1,8 +1,8 @@
 """approvals that stand up in an audit: decisions kept per referral, append-only signatures,
 delegations, per-study signature / two-person / escalation settings
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 import storage.models
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
