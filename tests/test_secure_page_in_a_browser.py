@@ -1,8 +1,11 @@
 """Story: in a real browser (Chromium), a coordinator opens the secure page, picks "Continue as
 casey" on Slack's sign-in page and lands on the home page; a stakeholder is turned away with the
-reason; an expired session goes back to sign-in; a forged ID token shows the refusal page. A
-coordinator adds a candidate (one mistake shown next to its field, then fixed) and sees the
-contact card, and the view is audited."""
+reason; an expired session goes back to sign-in; a tampered ID token (signature, audience, nonce
+or issuer) shows the refusal page and leaves no session. A coordinator adds a candidate (one
+mistake shown next to its field, then fixed) and sees the contact card, and the view is audited.
+A link to another study's candidate shows the refusal with no identifier and no audited view; a
+note sent with a forged CSRF token is refused and not stored; a sign-in link that tries to send
+the browser elsewhere lands on the page's own home."""
 
 from __future__ import annotations
 
@@ -16,12 +19,14 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from storage.models import AuditEvent, Candidate
+from pages.framework import FORM_EXPIRED
+from storage.models import AuditEvent, Candidate, CandidateNote
 from tests.conftest import Bot
 from tests.test_sandbox_console import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, RunningSandbox
 
-CASEY, PAT = "U0COORD01", "U0SPONS01"
+CASEY, SAM, PAT = "U0COORD01", "U0COORD02", "U0SPONS01"  # ALZ; ALZ and MDD; ALZ stakeholder
 NAME = "Wilhelmina Starling-Voss"  # fictional
+PHONE = "(617) 555-0199"
 NOW = dt.datetime(2026, 11, 24, 15, 42, tzinfo=dt.UTC)
 
 
@@ -85,14 +90,69 @@ def test_an_expired_session_goes_back_to_sign_in(bot: Bot, page: Any) -> None:
     expect(page.get_by_role("button", name="Continue as casey")).to_be_visible()
 
 
-def test_a_tampered_id_token_shows_the_refusal_page(bot: Bot, page: Any) -> None:
+@pytest.mark.parametrize("tampering", ["signature", "audience", "nonce", "issuer"])
+def test_a_tampered_id_token_shows_the_refusal_page(bot: Bot, page: Any, tampering: str) -> None:
     from playwright.sync_api import expect
 
-    bot.standin.tamper_next_id_token("signature")
+    bot.standin.tamper_next_id_token(tampering)
     sign_in_as(bot, page, "casey")
     expect(page.locator("main h1")).to_have_text("Not signed in")
-    expect(page.locator("main")).to_contain_text("could not be verified")
+    expect(page.locator("main")).to_contain_text(
+        "Slack's answer could not be verified, so you are not signed in.")
     expect(page.get_by_role("link", name="Sign in with Slack")).to_be_visible()
+    # no session: the page asks to sign in again
+    page.goto(bot.url + "/secure/")
+    expect(page.get_by_role("button", name="Continue as casey")).to_be_visible()
+
+
+def test_a_link_to_another_studys_candidate_shows_no_identifier(bot: Bot, page: Any) -> None:
+    """Sam adds an MDD candidate; Casey (ALZ only) opens a link to that card, signs in on the
+    way, and is refused: nothing of the candidate on the page, and no view in the audit trail."""
+    from playwright.sync_api import expect
+
+    ref = bot.add_candidate(SAM, "MDD", name=NAME, phone=PHONE)
+    page.goto(f"{bot.url}/secure/c/{ref}")
+    page.get_by_role("button", name="Continue as casey").click()
+    expect(page.locator("main")).to_contain_text(
+        "You are not a member of MDD. Ask your admin to add you.")
+    for identifier in (NAME, "Starling", "555-0199", "6175550199"):
+        assert identifier not in page.content()
+    with bot.db.session() as s:
+        assert s.scalars(select(AuditEvent).where(AuditEvent.action == "phi.viewed")).all() == []
+
+
+def test_a_note_with_a_forged_csrf_token_is_refused_and_not_stored(bot: Bot, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    ref = bot.add_candidate(CASEY, "ALZ", name=NAME, phone=PHONE)
+    page.goto(f"{bot.url}/secure/c/{ref}")
+    page.get_by_role("button", name="Continue as casey").click()
+    page.get_by_label("Add a note").fill("Call after five.")
+    note_form = page.locator("form[action$='/notes']")
+    note_form.locator("input[name=csrf_token]").evaluate("input => input.value = 'forged'")
+    note_form.get_by_role("button", name="Save note").click()
+    expect(page.locator("main")).to_contain_text(FORM_EXPIRED)
+    with bot.db.session() as s:
+        assert s.scalars(select(CandidateNote)).all() == []
+
+    # as the page says: reload and try again, and the note is kept
+    page.goto(f"{bot.url}/secure/c/{ref}")
+    page.get_by_label("Add a note").fill("Call after five.")
+    page.get_by_role("button", name="Save note").click()
+    expect(page.locator("ol.notes")).to_contain_text("Call after five.")
+    with bot.db.session() as s:
+        assert len(s.scalars(select(CandidateNote)).all()) == 1
+
+
+@pytest.mark.parametrize("elsewhere", ["https://evil.example/", "//evil.example"])
+def test_a_sign_in_link_to_another_site_lands_on_the_home_page(
+        bot: Bot, page: Any, elsewhere: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{bot.url}/secure/login?next={elsewhere}")
+    page.get_by_role("button", name="Continue as casey").click()
+    expect(page).to_have_url(bot.url + "/secure/")
+    expect(page.locator("main h1")).to_have_text("Secure page")
 
 
 def test_a_coordinator_adds_a_candidate_and_sees_the_contact_card(bot: Bot, page: Any) -> None:
