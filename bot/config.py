@@ -78,28 +78,12 @@ class Settings(BaseSettings):
     @field_validator("slack_oidc_issuer")
     @classmethod
     def _issuer(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an https URL like https://slack.com")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must be https (http only for a loopback host)")
-        return v
+        return base_url(v, "https://slack.com")
 
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip().rstrip("/")
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be the page's base URL, like https://prescreen.example.org")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must start with https:// (http:// only for a loopback host)")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ValueError("must be a plain base URL, without query, fragment or credentials")
-        return v
+        return base_url(v, "https://prescreen.example.org") if v and v.strip() else None
 
     @field_validator("database_url")
     @classmethod
@@ -243,6 +227,20 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     "MS_CLIENT_SECRET or MS_CLIENT_CERT_PATH is required when Microsoft Graph is used"
                 )
+
+
+def base_url(value: str, example: str) -> str:
+    """A service's base URL without a trailing slash: https, or http for a loopback host only;
+    no query, fragment or credentials. ValueError says what is wrong, with `example`."""
+    v = value.strip().rstrip("/")
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be a base URL like {example}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("must start with https:// (http:// only for a loopback host)")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must be a plain base URL, without query, fragment or credentials")
+    return v
 
 
 def is_loopback_host(host: str) -> bool:

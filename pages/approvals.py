@@ -30,20 +30,22 @@ def register(pages: Pages) -> None:
     def stale(req: PageRequest, message: str) -> Response:
         return pages.render(req, "sign_refused.html", status=409, message=message)
 
-    def args(req: PageRequest, source: dict[str, str]) -> tuple[str, int, str | None] | None:
+    def args(req: PageRequest, source: dict[str, str],
+             damaged: str) -> tuple[str, int, str | None, str] | Response:
+        """(decision, version, reason code, this page's path), or the "damaged" page."""
         decision, version = source.get("decision", ""), _version(source.get("v"))
         if decision not in ("approve", "reject") or version is None:
-            return None
-        return decision, version, source.get("reason") or None
+            return pages.error_page(req, 400, damaged)
+        reason = source.get("reason") or None
+        return decision, version, reason, sign_path(req.params["rid"], decision, version, reason)
 
     @pages.route("GET", "/sign/{rid}")
     def sign_form(req: PageRequest) -> Response:
-        parsed = args(req, req.args)
-        if parsed is None:
-            return pages.error_page(req, 400, "This signature link is damaged. Press Approve or "
-                                              "Reject on the card in Slack again.")
-        decision, version, reason = parsed
-        here = sign_path(req.params["rid"], decision, version, reason)
+        parsed = args(req, req.args, "This signature link is damaged. Press Approve or Reject "
+                                     "on the card in Slack again.")
+        if isinstance(parsed, Response):
+            return parsed
+        decision, version, reason, here = parsed
         again = fresh_sign_in(req, here)
         if again is not None:
             return again
@@ -58,12 +60,11 @@ def register(pages: Pages) -> None:
 
     @pages.route("POST", "/sign/{rid}")
     def sign(req: PageRequest) -> Response:
-        parsed = args(req, req.form)
-        if parsed is None:
-            return pages.error_page(req, 400, "That form arrived damaged. Press Approve or Reject "
-                                              "on the card in Slack again.")
-        decision, version, reason = parsed
-        here = sign_path(req.params["rid"], decision, version, reason)
+        parsed = args(req, req.form, "That form arrived damaged. Press Approve or Reject on "
+                                     "the card in Slack again.")
+        if isinstance(parsed, Response):
+            return parsed
+        decision, version, reason, here = parsed
         again = fresh_sign_in(req, here)
         if again is not None:
             return pages.redirect(req, here)  # the GET sends the browser through Slack again

@@ -30,11 +30,9 @@ from bot import ids
 from bot.clock import OffsetClock
 from bot.config import Settings
 from sandbox.seed import DEMO, DEMO_LEADS, DEMO_NAMES
+from tests.browser import WAIT_MS, chromium_tab
 from tests.conftest import _QuietHandler, _ThreadingWSGIServer, identifier_forms
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 CASEY, LEE = "U0COORD01", "U0LEAD001"
 ALZ_CHANNEL = "C0ALZ0001"
 NEW_NAME = "Wilhelmina Starling-Voss"  # the candidate typed in the browser; fictional
@@ -43,7 +41,6 @@ NEW_REF = f"ALZ-{sum(c.study == 'ALZ' for c in [*DEMO, *DEMO_LEADS]) + 1:04d}"
 # the candidate added on the secure page in the portal-mode walk-through; fictional
 PORTAL_NAME, PORTAL_DOB = "Ottoline Quarrington-Beck", "1955-11-02"
 PORTAL_PHONE, PORTAL_E164 = "(617) 555-0147", "+16175550147"
-WAIT_MS = 15_000
 # the sandbox runs only when nothing real is configured
 SANDBOX_UNSET = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL",
                  "PRESCREEN_ENCRYPTION_KEYS", "HOST", "MS_TENANT_ID", "MS_CLIENT_ID",
@@ -126,22 +123,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 @pytest.fixture
 def browser_page(sandbox: RunningSandbox) -> Iterator[Any]:
-    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    if not Path(CHROMIUM).exists():
-        if in_ci:
-            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright  # in the test extras; CI installs them
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1360, "height": 860})
-        page.set_default_timeout(WAIT_MS)
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
+    with chromium_tab(1360, 860) as page:
         yield page
-        browser.close()
-        assert not problems, f"the console threw JavaScript errors: {problems}"
 
 
 class Steps:

@@ -10,7 +10,6 @@ the browser elsewhere lands on the page's own home."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from sqlalchemy import select
 
 from pages.framework import FORM_EXPIRED
 from storage.models import AuditEvent, Candidate, CandidateNote
+from tests.browser import chromium_tab
 from tests.conftest import Bot
-from tests.test_sandbox_console import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, RunningSandbox
+from tests.test_sandbox_console import RunningSandbox
 
 CASEY, SAM, PAT = "U0COORD01", "U0COORD02", "U0SPONS01"  # ALZ; ALZ and MDD; ALZ stakeholder
 NAME = "Wilhelmina Starling-Voss"  # fictional
@@ -32,24 +32,8 @@ NOW = dt.datetime(2026, 11, 24, 15, 42, tzinfo=dt.UTC)
 
 @pytest.fixture
 def page(bot: Bot) -> Iterator[Any]:
-    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    if not Path(CHROMIUM).exists():
-        if in_ci:
-            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        tab = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-        tab.set_default_timeout(WAIT_MS)
-        problems: list[str] = []
-        tab.on("pageerror", lambda exc: problems.append(str(exc)))
-        tab.on("console", lambda m: problems.append(m.text)
-               if m.type == "error" and "Content Security Policy" in m.text else None)
+    with chromium_tab(390, 844, csp_errors=True) as tab:  # a phone
         yield tab
-        browser.close()
-        assert not problems, f"the page reported errors (CSP or JavaScript): {problems}"
 
 
 def sign_in_as(bot: Bot, page: Any, name: str) -> None:
