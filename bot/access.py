@@ -37,6 +37,8 @@ class Action(StrEnum):
     FIND_CANDIDATE = "search candidates"
     VIEW_STATS = "see stats"
     VIEW_CALENDAR = "see your calendar"
+    PLACE_CALL = "call candidates from Slack"
+    SEND_TEXT = "text candidates"
 
 
 # THE policy: each action and the roles allowed to do it. Nothing else decides.
@@ -57,6 +59,8 @@ POLICY: dict[Action, tuple[str, ...]] = {
     Action.FIND_CANDIDATE: (COORDINATOR, APPROVER, ADMIN),
     Action.VIEW_STATS: ROLES,
     Action.VIEW_CALENDAR: ROLES,
+    Action.PLACE_CALL: (COORDINATOR, ADMIN),
+    Action.SEND_TEXT: (COORDINATOR, ADMIN),
 }
 
 ASK = "Ask your admin to add you."

@@ -1,0 +1,226 @@
+"""RingCentral rows: extensions and their sync state, synced call records, RingOuts, texts,
+opt-outs and the webhook subscription."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from storage.models import (
+    Candidate,
+    Member,
+    PrescreenCall,
+    RcCallRecord,
+    RcExtension,
+    RcRingOut,
+    RcSubscription,
+    TextMessage,
+    TextOptOut,
+)
+
+# ----- extensions -----
+
+
+def extension_row(session: Session, member_id: int) -> RcExtension | None:
+    return session.get(RcExtension, member_id)
+
+
+def set_extension(session: Session, member_id: int, extension_id: str | None, *,
+                  explicit: str | None = None, keep_explicit: bool = True) -> RcExtension:
+    row = session.get(RcExtension, member_id)
+    if row is None:
+        row = RcExtension(member_id=member_id)
+        session.add(row)
+    if not keep_explicit:
+        row.explicit = explicit
+    if row.extension_id != extension_id:
+        row.extension_id = extension_id
+        row.sync_token = None  # another extension: its log starts with a full sync
+    session.flush()
+    return row
+
+
+def active_members(session: Session) -> list[tuple[Member, RcExtension | None]]:
+    stmt = (select(Member, RcExtension).outerjoin(RcExtension, RcExtension.member_id == Member.id)
+            .where(Member.active.is_(True)).order_by(Member.id))
+    return [(m, e) for m, e in session.execute(stmt)]
+
+
+def member(session: Session, member_id: int) -> Member | None:
+    return session.get(Member, member_id)
+
+
+def save_sync(session: Session, member_id: int, sync_token: str, now: dt.datetime) -> None:
+    row = session.get(RcExtension, member_id)
+    if row is not None:
+        row.sync_token, row.synced_at, row.last_error = sync_token, now, None
+
+
+def save_error(session: Session, member_id: int, message: str) -> None:
+    row = session.get(RcExtension, member_id)
+    if row is not None:
+        row.last_error = message[:300]
+
+
+def matched(session: Session) -> list[tuple[RcExtension, Member]]:
+    stmt = (select(RcExtension, Member).join(Member, Member.id == RcExtension.member_id)
+            .where(RcExtension.extension_id.is_not(None), Member.active.is_(True))
+            .order_by(RcExtension.member_id))
+    return [(e, m) for e, m in session.execute(stmt)]
+
+
+# ----- call records -----
+
+
+def candidates_by_phone_index(session: Session, indexes: Iterable[str]) -> dict[str, list[Candidate]]:
+    wanted = list(set(indexes))
+    out: dict[str, list[Candidate]] = {}
+    for i in range(0, len(wanted), 500):
+        stmt = select(Candidate).where(Candidate.phone_index.in_(wanted[i:i + 500]))
+        for cand in session.scalars(stmt):
+            out.setdefault(cand.phone_index, []).append(cand)
+    return out
+
+
+def known_records(session: Session, record_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    ids = list(record_ids)
+    for i in range(0, len(ids), 500):
+        found.update(session.scalars(select(RcCallRecord.record_id)
+                                     .where(RcCallRecord.record_id.in_(ids[i:i + 500]))))
+    return found
+
+
+def add_records(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(RcCallRecord), rows)
+
+
+def add_record(session: Session, **fields: Any) -> RcCallRecord:
+    rec = RcCallRecord(**fields)
+    session.add(rec)
+    session.flush()
+    return rec
+
+
+def hand_logged_near(session: Session, candidate_id: int, member_id: int, at: dt.datetime,
+                     window: dt.timedelta) -> PrescreenCall | None:
+    """A call the coordinator logged by hand around `at` that no synced record claims yet."""
+    claimed = select(RcCallRecord.call_id).where(RcCallRecord.call_id.is_not(None),
+                                                 RcCallRecord.candidate_id == candidate_id)
+    stmt = (select(PrescreenCall)
+            .where(PrescreenCall.candidate_id == candidate_id,
+                   PrescreenCall.coordinator_id == member_id,
+                   PrescreenCall.called_at >= at - window, PrescreenCall.called_at <= at + window,
+                   PrescreenCall.id.not_in(claimed))
+            .order_by(PrescreenCall.called_at))
+    return session.scalars(stmt).first()
+
+
+def synced_call_ids(session: Session, call_ids: Sequence[int]) -> set[int]:
+    """Which of these calls came from RingCentral's call log ("from RingCentral")."""
+    if not call_ids:
+        return set()
+    stmt = select(RcCallRecord.call_id).where(RcCallRecord.call_id.in_(list(call_ids)))
+    return {c for c in session.scalars(stmt) if c is not None}
+
+
+def records_for(session: Session, candidate_id: int) -> list[RcCallRecord]:
+    return list(session.scalars(select(RcCallRecord).where(RcCallRecord.candidate_id == candidate_id)
+                                .order_by(RcCallRecord.started_at)))
+
+
+# ----- RingOuts -----
+
+
+def add_ringout(session: Session, **fields: Any) -> RcRingOut:
+    row = RcRingOut(**fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def set_ringout_status(session: Session, row_id: int, status: str, ringout_id: str | None) -> None:
+    row = session.get(RcRingOut, row_id)
+    if row is not None:
+        row.status = status
+        row.ringout_id = ringout_id
+
+
+def settle_ringouts(session: Session, candidate_id: int, member_id: int, at: dt.datetime,
+                    window: dt.timedelta) -> None:
+    """The call log now has the call a Call button placed: count it once, as the synced call."""
+    for row in session.scalars(select(RcRingOut).where(
+            RcRingOut.candidate_id == candidate_id, RcRingOut.member_id == member_id,
+            RcRingOut.status == "placed", RcRingOut.placed_at >= at - window,
+            RcRingOut.placed_at <= at + window)):
+        row.status = "synced"
+
+
+def ringout_times_since(session: Session, candidate_id: int, since: dt.datetime) -> list[dt.datetime]:
+    stmt = select(RcRingOut.placed_at).where(RcRingOut.candidate_id == candidate_id,
+                                             RcRingOut.placed_at > since,
+                                             RcRingOut.status.in_(("placing", "placed")))
+    return list(session.scalars(stmt))
+
+
+def synced_times_since(session: Session, candidate_id: int, since: dt.datetime) -> list[dt.datetime]:
+    """Calls RingCentral knows of that are not an attempt (connected, not yet logged)."""
+    stmt = select(RcCallRecord.started_at).where(RcCallRecord.candidate_id == candidate_id,
+                                                 RcCallRecord.started_at > since,
+                                                 RcCallRecord.call_id.is_(None))
+    return list(session.scalars(stmt))
+
+
+# ----- texts -----
+
+
+def opted_out(session: Session, indexes: Sequence[str]) -> TextOptOut | None:
+    return session.scalars(select(TextOptOut).where(TextOptOut.phone_index.in_(list(indexes)))).first()
+
+
+def opt_out(session: Session, phone_index: str, keyword: str, at: dt.datetime) -> bool:
+    """Record the opt-out; False when the number had already opted out."""
+    if session.get(TextOptOut, phone_index) is not None:
+        return False
+    session.add(TextOptOut(phone_index=phone_index, keyword=keyword, at=at))
+    session.flush()
+    return True
+
+
+def text_by_rc_id(session: Session, rc_message_id: str) -> TextMessage | None:
+    return session.scalars(select(TextMessage).where(TextMessage.rc_message_id == rc_message_id)).first()
+
+
+def add_text(session: Session, **fields: Any) -> TextMessage:
+    row = TextMessage(**fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def texts_for(session: Session, candidate_id: int) -> list[TextMessage]:
+    return list(session.scalars(select(TextMessage).where(TextMessage.candidate_id == candidate_id)
+                                .order_by(TextMessage.at, TextMessage.id)))
+
+
+# ----- subscription -----
+
+
+def subscription(session: Session) -> RcSubscription | None:
+    return session.scalars(select(RcSubscription).order_by(RcSubscription.created_at.desc())).first()
+
+
+def save_subscription(session: Session, sub_id: str, address: str, expires_at: dt.datetime,
+                      now: dt.datetime) -> None:
+    session.execute(delete(RcSubscription).where(RcSubscription.id != sub_id))
+    row = session.get(RcSubscription, sub_id)
+    if row is None:
+        session.add(RcSubscription(id=sub_id, address=address, expires_at=expires_at, created_at=now))
+    else:
+        row.expires_at = expires_at
+    session.flush()
