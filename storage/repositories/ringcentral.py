@@ -29,14 +29,21 @@ def extension_row(session: Session, member_id: int) -> RcExtension | None:
     return session.get(RcExtension, member_id)
 
 
-def set_extension(session: Session, member_id: int, extension_id: str | None, *,
-                  explicit: str | None = None, keep_explicit: bool = True) -> RcExtension:
+def set_explicit(session: Session, member_id: int, explicit: str | None) -> None:
+    """The extension named in the studies file; a change is matched again at the next sync."""
+    row = session.get(RcExtension, member_id)
+    if row is None:
+        session.add(RcExtension(member_id=member_id, explicit=explicit))
+    elif row.explicit != explicit:
+        row.explicit, row.extension_id, row.sync_token = explicit, None, None
+    session.flush()
+
+
+def set_extension(session: Session, member_id: int, extension_id: str | None) -> RcExtension:
     row = session.get(RcExtension, member_id)
     if row is None:
         row = RcExtension(member_id=member_id)
         session.add(row)
-    if not keep_explicit:
-        row.explicit = explicit
     if row.extension_id != extension_id:
         row.extension_id = extension_id
         row.sync_token = None  # another extension: its log starts with a full sync
