@@ -72,6 +72,7 @@ class RingCentralStandin:
         self.next_outcome = "answered"
         self.rate_limits: list[tuple[float, str]] = []  # queued 429s: (retry_after, group)
         self.calls: Counter[str] = Counter()
+        self.sync_types: list[tuple[str, str]] = []  # (extension id, syncType) of each sync
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._seq = itertools.count(1)
         self._lock = threading.RLock()
@@ -298,6 +299,7 @@ class RingCentralStandin:
             return 200, {}, {"records": recs[:int(query.get("perPage") or 100)],
                              "paging": {"page": 1}}
         last = ext.calls[-1]["_seq"] if ext.calls else 0
+        self.sync_types.append((ext.id, query.get("syncType", "FSync")))
         if query.get("syncType") == "ISync":
             token = query.get("syncToken", "")
             try:

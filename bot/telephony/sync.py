@@ -86,6 +86,7 @@ def sync_all(ctx: AppContext, *, match: bool = True) -> SyncReport:
         try:
             match_extensions(ctx)
         except RcError as exc:
+            report.rate_limited = isinstance(exc, RcRateLimited)
             report.errors.append(f"extension list: {exc}")
             return report
     with ctx.db.session() as session:

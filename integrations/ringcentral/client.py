@@ -174,7 +174,7 @@ class RingCentralClient:
                 if attempt > self.max_retries or delay > self.max_delay:
                     raise RcRateLimited(
                         f"rate limited by RingCentral ({group or 'unknown'} group) while reading "
-                        f"the {what}; retry after {int(delay)} s", delay, group)
+                        f"the {what}; retry after {delay:g} s", delay, group)
                 self.stats.add("waited_s", delay)
                 self.sleep(delay)
                 continue
