@@ -231,7 +231,8 @@ class RingCentralStandin:
             if err := self._need("ReadAccounts"):
                 return err
             return 200, {}, self._extension_list(query)
-        ext = self.extensions[rest[0]]
+        # "~" is the JWT's own user (here: the first extension, the account's admin)
+        ext = next(iter(self.extensions.values())) if rest[0] == "~" else self.extensions[rest[0]]
         what = rest[1] if len(rest) > 1 else ""
         if what == "":
             return 200, {}, {"id": int(ext.id), "extensionNumber": ext.number,
