@@ -26,7 +26,7 @@ import requests
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ALL_PERMISSIONS = ("ReadAccounts", "ReadCallLog", "RingOut", "SMS", "ReadMessages",
-                   "SubscriptionWebhook")
+                   "WebhookSubscriptions")
 # what a RingOut turns into in the call log: (result, duration seconds)
 OUTCOMES = {"answered": ("Call connected", 360), "missed": ("No Answer", 0),
             "busy": ("Busy", 0), "voicemail": ("Voicemail", 40)}

@@ -113,6 +113,7 @@ class RingCentralClient:
         self.stats = Stats()
         self._token: str | None = None
         self._expires: float = 0.0
+        self.scope: set[str] = set()  # the app's permissions, as the token endpoint lists them
         self._lock = threading.Lock()
 
     # ----- auth -----
@@ -139,6 +140,7 @@ class RingCentralClient:
                 raise RcAuthError(explain_auth(resp.status_code, body.get("error"), code,
                                                body.get("error_description")))
             self._token = str(body["access_token"])
+            self.scope = set(str(body.get("scope") or "").split())
             lifetime = float(body.get("expires_in") or 3600)
             self._expires = time.monotonic() + max(lifetime - REFRESH_MARGIN_S, lifetime / 2)
             return self._token
