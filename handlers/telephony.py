@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -17,7 +18,7 @@ from handlers.common import tell
 
 
 def register(app: App, ctx: AppContext) -> None:
-    @app.action(ids.RC_CALL)
+    @app.action(re.compile(f"^{ids.RC_CALL}(:[0-9])?$"))
     def call(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user_id, action, channel = payloads.action(body)
         value = bk.parse(action.value, payloads.CandidateValue, where=payloads.FROM_HOME)

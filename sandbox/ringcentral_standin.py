@@ -70,6 +70,8 @@ class RingCentralStandin:
         self.sms: list[dict[str, Any]] = []
         self.subscriptions: dict[str, Subscription] = {}
         self.next_outcome = "answered"
+        self.outcome_cycle: list[str] = []  # when set, each RingOut takes the next of these
+        self.on_ringout: Callable[[dict[str, Any]], None] | None = None  # after the call "ends"
         self.rate_limits: list[tuple[float, str]] = []  # queued 429s: (retry_after, group)
         self.calls: Counter[str] = Counter()
         self.sync_types: list[tuple[str, str]] = []  # (extension id, syncType) of each sync
@@ -276,6 +278,8 @@ class RingCentralStandin:
             ro = self.ringouts[rest[0]]
             return 200, {}, ro["resource"]
         to = data["to"]["phoneNumber"]
+        if self.outcome_cycle:
+            self.next_outcome = self.outcome_cycle[len(self.ringouts) % len(self.outcome_cycle)]
         result, duration = OUTCOMES[self.next_outcome]
         ro_id = f"ro{next(self._seq)}"
         status = "Success" if self.next_outcome == "answered" else "NoAnsweringMachine"
@@ -284,7 +288,9 @@ class RingCentralStandin:
                                                     "calleeStatus": status}}
         self.ringouts[ro_id] = {"resource": resource, "to": to, "from": data["from"]["phoneNumber"],
                                 "callerId": (data.get("callerId") or {}).get("phoneNumber")}
-        self.add_call(ext.id, to, result, duration)
+        record = self.add_call(ext.id, to, result, duration)
+        if self.on_ringout is not None:
+            self.on_ringout(record)
         return 200, {}, {**resource, "status": {"callStatus": "InProgress",
                                                 "callerStatus": "InProgress",
                                                 "calleeStatus": "InProgress"}}
