@@ -364,6 +364,7 @@ class RingCentralStandin:
 class _Handler(BaseHTTPRequestHandler):
     standin: RingCentralStandin
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body in separate writes: no 40 ms stalls
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -28,8 +28,7 @@ from bot.telephony.connection import match_extensions, rc_client
 from integrations.ringcentral import RcError, RcRateLimited, RcSyncReset
 from integrations.ringcentral.client import parse_instant
 from storage import audit
-from storage.models import Candidate, Member
-from storage.repositories import candidates as cand_repo
+from storage.models import Candidate, Member, PrescreenCall
 from storage.repositories import ringcentral as repo
 
 log = logging.getLogger("prescreen.telephony")
@@ -39,6 +38,9 @@ SAME_CALL = dt.timedelta(minutes=10)  # a hand-logged call this close to a synce
 FIRST_SYNC_DAYS = 1
 ISYNC_PAGE = 250  # RingCentral returns at most this many records per ISync
 MAX_PAGES = 40
+MATCHED_AT = "ringcentral_matched_at"
+REMATCH = dt.timedelta(minutes=15)  # members are matched to extensions again this often
+INLINE_CADENCE = 100  # at most this many candidates get their next attempt planned at once
 CONNECTED = {"Call connected", "Accepted"}
 VOICEMAIL = {"Voicemail"}
 NO_ANSWER = {"No Answer", "Busy", "Missed", "Rejected", "Declined", "Hang Up", "Not Answered",
@@ -82,20 +84,23 @@ def call_log_job(ctx: AppContext) -> str:
 
 def sync_all(ctx: AppContext, *, match: bool = True) -> SyncReport:
     report = SyncReport()
-    if match:
+    now = ctx.clock.now()
+    last = ctx.extras.get(MATCHED_AT)
+    if match and (last is None or now - last >= REMATCH or now < last):
         try:
             match_extensions(ctx)
         except RcError as exc:
             report.rate_limited = isinstance(exc, RcRateLimited)
             report.errors.append(f"extension list: {exc}")
             return report
+        ctx.extras[MATCHED_AT] = now
     with ctx.db.session() as session:
-        pairs = [(e.member_id, e.extension_id) for e, _m in repo.matched(session)]
-    for member_id, ext_id in pairs:
+        pairs = [(e.member_id, e.extension_id, e.sync_token) for e, _m in repo.matched(session)]
+    for member_id, ext_id, token in pairs:
         assert ext_id is not None
         report.extensions += 1
         try:
-            sync_extension(ctx, member_id, ext_id, report)
+            sync_extension(ctx, member_id, ext_id, report, token)
         except RcRateLimited as exc:
             report.rate_limited = True
             report.errors.append(str(exc))
@@ -107,13 +112,11 @@ def sync_all(ctx: AppContext, *, match: bool = True) -> SyncReport:
     return report
 
 
-def sync_extension(ctx: AppContext, member_id: int, ext_id: str, report: SyncReport) -> None:
+def sync_extension(ctx: AppContext, member_id: int, ext_id: str, report: SyncReport,
+                   token: str | None) -> None:
     client = rc_client(ctx)
     assert client is not None
     now = ctx.clock.now()
-    with ctx.db.session() as session:
-        row = repo.extension_row(session, member_id)
-        token = row.sync_token if row is not None else None
     for _ in range(MAX_PAGES):
         try:
             page = client.call_log_sync(ext_id, sync_token=token,
@@ -122,8 +125,9 @@ def sync_extension(ctx: AppContext, member_id: int, ext_id: str, report: SyncRep
             token = None
             page = client.call_log_sync(ext_id, date_from=now - dt.timedelta(days=FIRST_SYNC_DAYS))
         ingest(ctx, member_id, page.records, report)
-        with ctx.db.session() as session:  # only after the records are safely stored
-            repo.save_sync(session, member_id, page.sync_token, now)
+        if page.sync_token != token or page.records:
+            with ctx.db.session() as session:  # only after the records are safely stored
+                repo.save_sync(session, member_id, page.sync_token, now)
         incremental = token is not None
         token = page.sync_token
         if not incremental or len(page.records) < ISYNC_PAGE:
@@ -144,7 +148,8 @@ def _number(raw: Any) -> str | None:
 
 def ingest(ctx: AppContext, member_id: int, records: list[dict[str, Any]],
            report: SyncReport) -> None:
-    """Store new outbound voice records and turn those to candidates into attempts."""
+    """Store new outbound voice records and turn those to candidates into attempts, in one
+    transaction and in batches (a first sync brings thousands of records)."""
     calls = [r for r in records if r.get("type", "Voice") == "Voice"
              and r.get("direction") == "Outbound" and r.get("id")]
     if not calls:
@@ -174,49 +179,90 @@ def ingest(ctx: AppContext, member_id: int, records: list[dict[str, Any]],
             cand = next((c for c in matches if c.owner_id == member_id), matches[0])
             cands[cand.id] = cand
             per_candidate[cand.id].append((rec, outcome))
-        for cand_id, items in per_candidate.items():
-            _attempts(ctx, session, cands[cand_id], member, items, report)
+        if per_candidate:
+            _attempts(ctx, session, cands, member, per_candidate, report)
 
 
-def _attempts(ctx: AppContext, session: Session, cand: Candidate, member: Member,
-              items: list[tuple[dict[str, Any], str]], report: SyncReport) -> None:
-    study = cand.study
-    unanswered = False
-    for rec, outcome in items:
-        at = parse_instant(str(rec["startTime"]))
-        duration = int(rec.get("duration") or 0)
-        record_id = str(rec["id"])
-        repo.settle_ringouts(session, cand.id, member.id, at, SAME_CALL)
-        hand = repo.hand_logged_near(session, cand.id, member.id, at, SAME_CALL)
-        call_id = None
-        if hand is not None:
-            call_id = hand.id
-            report.linked += 1
-        elif outcome == "connected":
-            report.connected += 1
-            _ask_to_log(ctx, session, cand, member, record_id, duration)
-        elif not cand.do_not_call:
-            call_id = _add_attempt(session, cand, member, outcome, at, record_id)
-            unanswered = True
-            report.attempts += 1
-        repo.add_record(session, record_id=record_id, member_id=member.id, candidate_id=cand.id,
-                        call_id=call_id, result=str(rec.get("result") or "")[:40], started_at=at,
-                        duration_s=duration, connected=outcome == "connected",
-                        created_at=ctx.clock.now())
-    if unanswered and cand.status == "needs_call" and not cand.do_not_call:
-        on_call_logged(session, cand, actor=ACTOR, now=ctx.clock.now())
-        cadence.after_unanswered(ctx, session, candidate=cand, study=study,
-                                 owner=cand.owner or member, actor=ACTOR)
+@dataclass
+class _Batch:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[tuple[int, PrescreenCall]] = field(default_factory=list)  # (record row, call)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[outbox.Message] = field(default_factory=list)
+    unanswered: list[Candidate] = field(default_factory=list)
 
 
-def _add_attempt(session: Session, cand: Candidate, member: Member, outcome: str,
-                 at: dt.datetime, record_id: str) -> int:
+def _attempts(ctx: AppContext, session: Session, cands: dict[int, Candidate], member: Member,
+              per_candidate: dict[int, list[tuple[dict[str, Any], str]]],
+              report: SyncReport) -> None:
+    ids_ = list(per_candidate)
+    times = [parse_instant(str(rec["startTime"])) for items in per_candidate.values()
+             for rec, _ in items]
+    lo, hi = min(times) - SAME_CALL, max(times) + SAME_CALL
+    placed = repo.placed_ringouts(session, ids_, member.id, lo, hi)
+    by_hand = repo.unclaimed_hand_logged(session, ids_, member.id, lo, hi)
+    with_open = repo.with_open_callbacks(session, ids_)
+    now = ctx.clock.now()
+    batch = _Batch()
+    for cand_id, items in per_candidate.items():
+        cand = cands[cand_id]
+        answered_none = False
+        for rec, outcome in items:
+            at = parse_instant(str(rec["startTime"]))
+            duration = int(rec.get("duration") or 0)
+            record_id = str(rec["id"])
+            for ro in placed.get(cand_id, []):
+                if ro.status == "placed" and abs(ro.placed_at - at) <= SAME_CALL:
+                    ro.status = "synced"  # the Call button's call, now known: counted once
+            row: dict[str, Any] = {
+                "record_id": record_id, "member_id": member.id, "candidate_id": cand_id,
+                "call_id": None, "result": str(rec.get("result") or "")[:40], "started_at": at,
+                "duration_s": duration, "connected": outcome == "connected", "created_at": now}
+            hand = next((c for c in by_hand.get(cand_id, []) if abs(c.called_at - at) <= SAME_CALL),
+                        None)
+            if hand is not None:
+                by_hand[cand_id].remove(hand)
+                row["call_id"] = hand.id
+                report.linked += 1
+            elif outcome == "connected":
+                report.connected += 1
+                batch.messages.append(_ask_to_log(cand, member, record_id, duration))
+            elif not cand.do_not_call:
+                batch.calls.append((len(batch.records), _add_attempt(cand, member, outcome, at,
+                                                                     record_id, batch)))
+                answered_none = True
+                report.attempts += 1
+            batch.records.append(row)
+        if answered_none:
+            batch.unanswered.append(cand)
+    session.add_all([call for _, call in batch.calls])
+    session.flush()  # the attempts get their ids
+    for index, call in batch.calls:
+        batch.records[index]["call_id"] = call.id
+    for event in batch.events:
+        event["after"]["call_id"] = event.pop("_call").id
+    repo.add_records(session, batch.records)
+    audit.record_many(session, batch.events)
+    if batch.messages:
+        outbox.post_many(ctx, session, batch.messages, now=now)
+    plan_now = len(batch.unanswered) <= INLINE_CADENCE
+    for cand in batch.unanswered:
+        if cand.id in with_open:
+            on_call_logged(session, cand, actor=ACTOR, now=now)
+        if plan_now and cand.status == "needs_call" and not cand.do_not_call:
+            cadence.after_unanswered(ctx, session, candidate=cand, study=cand.study,
+                                     owner=cand.owner or member, actor=ACTOR)
+        # a larger batch (a first sync) is planned by the cadence job at its next tick
+
+
+def _add_attempt(cand: Candidate, member: Member, outcome: str, at: dt.datetime,
+                 record_id: str, batch: _Batch) -> PrescreenCall:
     before = {"status": cand.status, "attempts": cand.attempts}
     attempt_no = cand.attempts + 1
-    call = cand_repo.add_call(session, candidate_id=cand.id, study_id=cand.study_id,
-                              coordinator_id=member.id, attempt_no=attempt_no, outcome=outcome,
-                              answers={}, eligible=None, failed_criteria=[], notes_enc=None,
-                              called_at=at, idempotency_key=f"rc:{record_id}")
+    call = PrescreenCall(candidate_id=cand.id, study_id=cand.study_id, coordinator_id=member.id,
+                         attempt_no=attempt_no, outcome=outcome, answers={}, eligible=None,
+                         failed_criteria=[], notes_enc=None, called_at=at,
+                         idempotency_key=f"rc:{record_id}")
     cand.attempts = attempt_no
     cand.last_outcome = outcome
     cand.last_called_at = max(cand.last_called_at or at, at)
@@ -224,15 +270,15 @@ def _add_attempt(session: Session, cand: Candidate, member: Member, outcome: str
     cand.owner_id = cand.owner_id or member.id
     if cand.status in ("new", "needs_call", "callback"):
         cand.status = "needs_call"  # no_answer and left_voicemail both leave it to call again
-    audit.record(session, actor=ACTOR, action="call.logged", entity="candidate",
-                 entity_id=cand.ref_code, before=before,
-                 after={"status": cand.status, "attempts": attempt_no, "call_id": call.id,
-                        "outcome": outcome, "from": "ringcentral", "record": record_id})
-    return call.id
+    batch.events.append({"actor": ACTOR, "action": "call.logged", "entity": "candidate",
+                         "entity_id": cand.ref_code, "before": before, "_call": call,
+                         "after": {"status": cand.status, "attempts": attempt_no,
+                                   "outcome": outcome, "from": "ringcentral",
+                                   "record": record_id}})
+    return call
 
 
-def _ask_to_log(ctx: AppContext, session: Session, cand: Candidate, member: Member,
-                record_id: str, duration: int) -> None:
+def _ask_to_log(cand: Candidate, member: Member, record_id: str, duration: int) -> outbox.Message:
     minutes = max(1, round(duration / 60))
     text = f"Call with {cand.ref_code} ended ({minutes} min) — log the outcome"
     blocks = [bk.section(f":telephone_receiver: *{text}*",
@@ -240,6 +286,6 @@ def _ask_to_log(ctx: AppContext, session: Session, cand: Candidate, member: Memb
                                              style="primary")),
               bk.context("From RingCentral's call log · the form you submit is this call's "
                          "attempt")]
-    outbox.post(ctx, session, key=f"rc-ended:{record_id}", kind="rc_call_ended",
-                channel=member.slack_user_id, text=text, blocks=blocks,
-                study_key=cand.study.key)
+    return outbox.Message(key=f"rc-ended:{record_id}", kind="rc_call_ended",
+                          channel=member.slack_user_id, text=text, blocks=blocks,
+                          study_key=cand.study.key)

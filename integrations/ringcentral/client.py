@@ -232,7 +232,8 @@ class RingCentralClient:
                                      what="RingOut status"))
 
     def call_log_sync(self, extension_id: str, *, sync_token: str | None = None,
-                      date_from: dt.datetime | None = None, record_count: int = 250) -> CallLogPage:
+                      date_from: dt.datetime | None = None, record_count: int = 1000
+                      ) -> CallLogPage:
         params: dict[str, Any] = {"statusGroup": "All"}
         if sync_token:
             params.update(syncType="ISync", syncToken=sync_token)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from storage.models import (
+    Callback,
     Candidate,
     Member,
     PrescreenCall,
@@ -21,6 +22,7 @@ from storage.models import (
     TextMessage,
     TextOptOut,
 )
+from storage.vocabulary import CALLBACK_OPEN_STATUSES
 
 # ----- extensions -----
 
@@ -126,6 +128,43 @@ def hand_logged_near(session: Session, candidate_id: int, member_id: int, at: dt
                    PrescreenCall.id.not_in(claimed))
             .order_by(PrescreenCall.called_at))
     return session.scalars(stmt).first()
+
+
+def placed_ringouts(session: Session, candidate_ids: Sequence[int], member_id: int,
+                    lo: dt.datetime, hi: dt.datetime) -> dict[int, list[RcRingOut]]:
+    out: dict[int, list[RcRingOut]] = {}
+    for i in range(0, len(candidate_ids), 500):
+        for row in session.scalars(select(RcRingOut).where(
+                RcRingOut.candidate_id.in_(list(candidate_ids[i:i + 500])),
+                RcRingOut.member_id == member_id, RcRingOut.status == "placed",
+                RcRingOut.placed_at >= lo, RcRingOut.placed_at <= hi)):
+            out.setdefault(row.candidate_id, []).append(row)
+    return out
+
+
+def unclaimed_hand_logged(session: Session, candidate_ids: Sequence[int], member_id: int,
+                          lo: dt.datetime, hi: dt.datetime) -> dict[int, list[PrescreenCall]]:
+    """Calls the coordinator logged by hand in [lo, hi] that no synced record claims yet."""
+    out: dict[int, list[PrescreenCall]] = {}
+    for i in range(0, len(candidate_ids), 500):
+        chunk = list(candidate_ids[i:i + 500])
+        claimed = select(RcCallRecord.call_id).where(RcCallRecord.call_id.is_not(None),
+                                                     RcCallRecord.candidate_id.in_(chunk))
+        for call in session.scalars(select(PrescreenCall).where(
+                PrescreenCall.candidate_id.in_(chunk), PrescreenCall.coordinator_id == member_id,
+                PrescreenCall.called_at >= lo, PrescreenCall.called_at <= hi,
+                PrescreenCall.id.not_in(claimed)).order_by(PrescreenCall.called_at)):
+            out.setdefault(call.candidate_id, []).append(call)
+    return out
+
+
+def with_open_callbacks(session: Session, candidate_ids: Sequence[int]) -> set[int]:
+    found: set[int] = set()
+    for i in range(0, len(candidate_ids), 500):
+        found.update(session.scalars(select(Callback.candidate_id).where(
+            Callback.candidate_id.in_(list(candidate_ids[i:i + 500])),
+            Callback.status.in_(CALLBACK_OPEN_STATUSES))))
+    return found
 
 
 def synced_call_ids(session: Session, call_ids: Sequence[int]) -> set[int]:
