@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ ISYNC_PAGE = 250  # RingCentral returns at most this many records per ISync
 MAX_PAGES = 40
 MATCHED_AT = "ringcentral_matched_at"
 REMATCH = dt.timedelta(minutes=15)  # members are matched to extensions again this often
+ASK_WITHIN = dt.timedelta(hours=2)  # connected calls older than this are recorded, not asked about
 INLINE_CADENCE = 100  # at most this many candidates get their next attempt planned at once
 CONNECTED = {"Call connected", "Accepted"}
 VOICEMAIL = {"Voicemail"}
@@ -139,7 +141,13 @@ def _remember_error(ctx: AppContext, member_id: int, message: str) -> None:
         repo.save_error(session, member_id, message)
 
 
+_E164 = re.compile(r"\+1[2-9][0-9]{2}[2-9][0-9]{6}")  # a NANP number as RingCentral writes it
+
+
 def _number(raw: Any) -> str | None:
+    """The number in E.164, as candidates' numbers are stored (and indexed)."""
+    if isinstance(raw, str) and _E164.fullmatch(raw):
+        return raw  # already what normalise_phone returns for it: skip the parse
     try:
         return normalise_phone(str(raw)) if raw else None
     except ValueError:
@@ -226,7 +234,8 @@ def _attempts(ctx: AppContext, session: Session, cands: dict[int, Candidate], me
                 report.linked += 1
             elif outcome == "connected":
                 report.connected += 1
-                batch.messages.append(_ask_to_log(cand, member, record_id, duration))
+                if at >= now - ASK_WITHIN:  # a first sync does not ask about yesterday's calls
+                    batch.messages.append(_ask_to_log(cand, member, record_id, duration))
             elif not cand.do_not_call:
                 batch.calls.append((len(batch.records), _add_attempt(cand, member, outcome, at,
                                                                      record_id, batch)))
