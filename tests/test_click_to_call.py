@@ -270,3 +270,29 @@ def test_in_the_sandbox_call_then_the_attempt_appears_without_typing(
     finally:
         with contextlib.suppress(StopIteration):
             next(gen)
+
+
+def test_call_from_a_callback_reminder(bot: Bot, rc_standin: RingCentralStandin) -> None:  # noqa: F811
+    from app.scheduler import run_job
+    from bot.callbacks.service import schedule_callback
+    from storage.models import Member
+
+    ref = lead(bot)
+    with bot.db.session() as s:
+        cand = s.scalars(select(Candidate).where(Candidate.ref_code == ref)).one()
+        owner = s.scalars(select(Member).where(Member.slack_user_id == CASEY)).one()
+        schedule_callback(bot.ctx, s, candidate=cand, study=cand.study, owner=owner,
+                          due_at=bot.ctx.clock.now() + dt.timedelta(minutes=5), call=None,
+                          actor=CASEY)
+    run_job(bot.ctx, "callbacks")
+    bot.deliver()
+    dm = bot.standin.wait_for(lambda s: [m for m in s.messages(s.dm_channel(CASEY))
+                                         if ids.RC_CALL_BLOCK in json.dumps(m)] or None,
+                              message="a reminder with a Call button")[0]
+    before = len(bot.standin.ephemerals(CASEY))
+    bot.slack.click(CASEY, ids.RC_CALL, message=dm, channel_id=bot.standin.dm_channel(CASEY))
+    bot.standin.wait_for(lambda s: len(s.calls_to("chat.postMessage")) and (
+        len(s.ephemerals(CASEY)) > before or any("Calling" in (m.get("text") or "")
+                                                 for m in s.messages(s.dm_channel(CASEY)))),
+                         message="the call's progress")
+    assert len(rc_standin.ringouts) == 1

@@ -117,3 +117,23 @@ def test_network(rc: RingCentralStandin) -> None:
 def test_the_command_is_wired() -> None:
     args = _parser().parse_args(["ringcentral", "check", "casey@example.org"])
     assert args.email == "casey@example.org" and args.func.__module__ == "app.cli.ringcentral"
+
+
+def test_half_a_configuration_refuses_to_start() -> None:
+    from bot.config import SettingsError, load_settings
+    from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, PORTAL_ENV, SIGNING_SECRET
+
+    base = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET,
+            "prescreen_encryption_keys": ENCRYPTION_KEY, "_env_file": None,
+            **{k.lower(): v for k, v in PORTAL_ENV.items()}}
+    with pytest.raises(SettingsError, match="RINGCENTRAL_JWT is required when RingCentral is used"):
+        load_settings(**base, ringcentral_client_id="id", ringcentral_client_secret="secret")
+    with pytest.raises(SettingsError, match="RINGCENTRAL_WEBHOOK_TOKEN"):
+        load_settings(**base, ringcentral_client_id="id", ringcentral_client_secret="secret",
+                      ringcentral_jwt="eyJ")
+    with pytest.raises(SettingsError, match="RINGCENTRAL_SERVER_URL must be https"):
+        load_settings(**base, ringcentral_server_url="http://platform.ringcentral.com")
+    ok = load_settings(**base, ringcentral_client_id="id", ringcentral_client_secret="secret",
+                       ringcentral_jwt="eyJ", ringcentral_webhook_token="t" * 20)
+    assert ok.ringcentral_configured
+    assert not load_settings(**base).ringcentral_configured
