@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import blocks as bk
@@ -35,8 +36,7 @@ log = logging.getLogger("prescreen.telephony")
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
-STOP_CONFIRMATION = ("You're unsubscribed and will get no more texts from us. "
-                     "Reply START if that was a mistake.")
+STOP_CONFIRMATION = "You're unsubscribed and will get no more texts from us."
 DEFAULT_HELP = "This number is for research study scheduling. Reply STOP to opt out."
 MAX_TEXT = 480
 _WORD = re.compile(r"[A-Za-z]+")
@@ -154,11 +154,27 @@ def handle_notification(ctx: AppContext, notification: dict[str, Any]) -> Inboun
     now = ctx.clock.now()
     indexes = ctx.cipher.indexes(phone)
     word = keyword(text)
-    reply: str | None = None
     to_number = str(((body.get("to") or [{}])[0] or {}).get("phoneNumber") or "")
+    try:
+        kind, ref, reply = _store_inbound(ctx, msg_id, text, indexes, word, now)
+    except IntegrityError:  # the same notification, delivered twice at the same moment
+        return Inbound("duplicate")
+    if reply and to_number:
+        client = rc_client(ctx)
+        if client is not None:
+            try:
+                client.send_sms("~", from_number=to_number, to_number=phone, text=reply)
+            except RcError as exc:
+                log.warning("automatic %s reply not sent: %s", kind, exc)
+    return Inbound(kind, ref)
+
+
+def _store_inbound(ctx: AppContext, msg_id: str, text: str, indexes: list[str], word: str | None,
+                   now: dt.datetime) -> tuple[str, str | None, str | None]:
+    reply: str | None = None
     with ctx.db.session() as session:
         if repo.text_by_rc_id(session, msg_id) is not None:
-            return Inbound("duplicate")  # RingCentral delivered it again: handled once
+            return "duplicate", None, None  # RingCentral delivered it again: handled once
         cands = repo.candidates_by_phone_index(session, indexes)
         cand = _latest([c for idx in indexes for c in cands.get(idx, [])])
         repo.add_text(session, candidate_id=cand.id if cand else None, phone_index=indexes[0],
@@ -166,7 +182,9 @@ def handle_notification(ctx: AppContext, notification: dict[str, Any]) -> Inboun
                       rc_message_id=msg_id, member_id=None, at=now)
         ref = cand.ref_code if cand else None
         if word == "STOP":
-            first = all(repo.opt_out(session, i, "STOP", now) for i in indexes[:1])
+            first = repo.opted_out(session, indexes) is None  # under any key, old or new
+            if first:
+                repo.opt_out(session, indexes[0], "STOP", now)
             audit.record(session, actor=ACTOR, action="text.opted_out", entity="candidate",
                          entity_id=ref or "unknown", after={"first": first})
             reply = STOP_CONFIRMATION if first else None
@@ -179,14 +197,7 @@ def handle_notification(ctx: AppContext, notification: dict[str, Any]) -> Inboun
             kind = "reply"
             if cand is not None and cand.owner is not None:
                 _tell_owner(ctx, session, cand, msg_id)
-    if reply and to_number:
-        client = rc_client(ctx)
-        if client is not None:
-            try:
-                client.send_sms("~", from_number=to_number, to_number=phone, text=reply)
-            except RcError as exc:
-                log.warning("automatic %s reply not sent: %s", kind, exc)
-    return Inbound(kind, ref)
+    return kind, ref, reply
 
 
 def _latest(cands: list[Candidate]) -> Candidate | None:

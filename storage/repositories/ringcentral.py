@@ -109,25 +109,8 @@ def add_records(session: Session, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(RcCallRecord), rows)
 
 
-def add_record(session: Session, **fields: Any) -> RcCallRecord:
-    rec = RcCallRecord(**fields)
-    session.add(rec)
-    session.flush()
-    return rec
 
 
-def hand_logged_near(session: Session, candidate_id: int, member_id: int, at: dt.datetime,
-                     window: dt.timedelta) -> PrescreenCall | None:
-    """A call the coordinator logged by hand around `at` that no synced record claims yet."""
-    claimed = select(RcCallRecord.call_id).where(RcCallRecord.call_id.is_not(None),
-                                                 RcCallRecord.candidate_id == candidate_id)
-    stmt = (select(PrescreenCall)
-            .where(PrescreenCall.candidate_id == candidate_id,
-                   PrescreenCall.coordinator_id == member_id,
-                   PrescreenCall.called_at >= at - window, PrescreenCall.called_at <= at + window,
-                   PrescreenCall.id.not_in(claimed))
-            .order_by(PrescreenCall.called_at))
-    return session.scalars(stmt).first()
 
 
 def placed_ringouts(session: Session, candidate_ids: Sequence[int], member_id: int,
@@ -167,17 +150,8 @@ def with_open_callbacks(session: Session, candidate_ids: Sequence[int]) -> set[i
     return found
 
 
-def synced_call_ids(session: Session, call_ids: Sequence[int]) -> set[int]:
-    """Which of these calls came from RingCentral's call log ("from RingCentral")."""
-    if not call_ids:
-        return set()
-    stmt = select(RcCallRecord.call_id).where(RcCallRecord.call_id.in_(list(call_ids)))
-    return {c for c in session.scalars(stmt) if c is not None}
 
 
-def records_for(session: Session, candidate_id: int) -> list[RcCallRecord]:
-    return list(session.scalars(select(RcCallRecord).where(RcCallRecord.candidate_id == candidate_id)
-                                .order_by(RcCallRecord.started_at)))
 
 
 # ----- RingOuts -----
@@ -197,14 +171,6 @@ def set_ringout_status(session: Session, row_id: int, status: str, ringout_id: s
         row.ringout_id = ringout_id
 
 
-def settle_ringouts(session: Session, candidate_id: int, member_id: int, at: dt.datetime,
-                    window: dt.timedelta) -> None:
-    """The call log now has the call a Call button placed: count it once, as the synced call."""
-    for row in session.scalars(select(RcRingOut).where(
-            RcRingOut.candidate_id == candidate_id, RcRingOut.member_id == member_id,
-            RcRingOut.status == "placed", RcRingOut.placed_at >= at - window,
-            RcRingOut.placed_at <= at + window)):
-        row.status = "synced"
 
 
 def ringout_times_since(session: Session, candidate_id: int, since: dt.datetime) -> list[dt.datetime]:
