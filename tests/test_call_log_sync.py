@@ -102,6 +102,15 @@ def test_a_connected_call_asks_its_coordinator_to_log_the_outcome(
     assert view["callback_id"] == ids.LOG_CALL_VIEW
     assert ref in json.dumps(view)
 
+    # twenty minutes later Casey logs the outcome: that is the call's one attempt
+    with time_machine.travel(NOON_NY + dt.timedelta(minutes=20), tick=True):
+        log_call(bot.ctx, CallInput(study_key="ALZ", coordinator=CASEY, outcome="considering",
+                                    existing_ref=ref))
+        run_job(bot.ctx, "call_log")
+    assert attempts(bot) == [("considering", 1)]
+    with bot.db.session() as s:
+        assert s.scalars(select(RcCallRecord.call_id)).one() is not None
+
 
 def test_a_sync_that_died_before_saving_its_token_resumes_without_duplicates(
         bot: Bot, rc_standin: RingCentralStandin, casey_ext: str) -> None:  # noqa: F811

@@ -42,6 +42,7 @@ MAX_PAGES = 40
 MATCHED_AT = "ringcentral_matched_at"
 REMATCH = dt.timedelta(minutes=15)  # members are matched to extensions again this often
 ASK_WITHIN = dt.timedelta(hours=2)  # connected calls older than this are recorded, not asked about
+LOG_WITHIN = dt.timedelta(hours=12)  # a call logged this long after a connected call is that call
 INLINE_CADENCE = 100  # at most this many candidates get their next attempt planned at once
 CONNECTED = {"Call connected", "Accepted"}
 VOICEMAIL = {"Voicemail"}
@@ -111,6 +112,8 @@ def sync_all(ctx: AppContext, *, match: bool = True) -> SyncReport:
         except RcError as exc:
             report.errors.append(str(exc))
             _remember_error(ctx, member_id, str(exc))
+    with ctx.db.session() as session:
+        report.linked += repo.link_logged_connected(session, now - dt.timedelta(days=1), LOG_WITHIN)
     return report
 
 

@@ -7,7 +7,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import String, any_, bindparam, delete, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from storage.models import (
@@ -23,6 +24,21 @@ from storage.models import (
     TextOptOut,
 )
 from storage.vocabulary import CALLBACK_OPEN_STATUSES
+
+CHUNK = 500
+
+
+def _chunks(values: Sequence[Any]) -> list[list[Any]]:
+    return [list(values[i:i + CHUNK]) for i in range(0, len(values), CHUNK)]
+
+
+def _among(session: Session, column: Any, values: list[str]) -> Any:
+    """`column IN values`; on PostgreSQL `= ANY(array)`, one parameter whatever the count (a
+    long IN list is re-parsed by the driver on every query)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(String())))
+    return column.in_(values)
+
 
 # ----- extensions -----
 
@@ -86,10 +102,9 @@ def matched(session: Session) -> list[tuple[RcExtension, Member]]:
 
 
 def candidates_by_phone_index(session: Session, indexes: Iterable[str]) -> dict[str, list[Candidate]]:
-    wanted = list(set(indexes))
     out: dict[str, list[Candidate]] = {}
-    for i in range(0, len(wanted), 500):
-        stmt = select(Candidate).where(Candidate.phone_index.in_(wanted[i:i + 500]))
+    for chunk in _chunks(sorted(set(indexes))):
+        stmt = select(Candidate).where(_among(session, Candidate.phone_index, chunk))
         for cand in session.scalars(stmt):
             out.setdefault(cand.phone_index, []).append(cand)
     return out
@@ -97,10 +112,9 @@ def candidates_by_phone_index(session: Session, indexes: Iterable[str]) -> dict[
 
 def known_records(session: Session, record_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    ids = list(record_ids)
-    for i in range(0, len(ids), 500):
+    for chunk in _chunks(list(record_ids)):
         found.update(session.scalars(select(RcCallRecord.record_id)
-                                     .where(RcCallRecord.record_id.in_(ids[i:i + 500]))))
+                                     .where(_among(session, RcCallRecord.record_id, chunk))))
     return found
 
 
@@ -139,6 +153,28 @@ def unclaimed_hand_logged(session: Session, candidate_ids: Sequence[int], member
                 PrescreenCall.id.not_in(claimed)).order_by(PrescreenCall.called_at)):
             out.setdefault(call.candidate_id, []).append(call)
     return out
+
+
+def link_logged_connected(session: Session, since: dt.datetime, within: dt.timedelta) -> int:
+    """Connected calls whose outcome the coordinator has since logged (the DM's Log call): the
+    logged call is that call's attempt. Returns how many were linked."""
+    linked = 0
+    open_records = session.scalars(select(RcCallRecord).where(
+        RcCallRecord.connected.is_(True), RcCallRecord.call_id.is_(None),
+        RcCallRecord.started_at >= since)).all()
+    for rec in open_records:
+        claimed = select(RcCallRecord.call_id).where(RcCallRecord.call_id.is_not(None),
+                                                     RcCallRecord.candidate_id == rec.candidate_id)
+        call = session.scalars(select(PrescreenCall).where(
+            PrescreenCall.candidate_id == rec.candidate_id,
+            PrescreenCall.coordinator_id == rec.member_id,
+            PrescreenCall.called_at >= rec.started_at,
+            PrescreenCall.called_at <= rec.started_at + within,
+            PrescreenCall.id.not_in(claimed)).order_by(PrescreenCall.called_at)).first()
+        if call is not None:
+            rec.call_id = call.id
+            linked += 1
+    return linked
 
 
 def with_open_callbacks(session: Session, candidate_ids: Sequence[int]) -> set[int]:
