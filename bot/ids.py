@@ -22,6 +22,13 @@ CB_DATE_BLOCK, CB_DATE_INPUT = "callback_date", "callback_date_input"
 CB_TIME_BLOCK, CB_TIME_INPUT = "callback_time", "callback_time_input"
 NOTES_BLOCK, NOTES_INPUT = "notes", "notes_input"
 CANDIDATE_INFO_BLOCK = "candidate_info"
+ADD_ON_PAGE_BLOCK = "add_on_page"
+
+# link buttons to the secure page (Slack still sends a block_actions for them; acked, no more)
+OPEN_PAGE_PREFIX = "open_page"
+OPEN_PAGE_ADD = "open_page_add_candidate"
+OPEN_PAGE_CARD = "open_page_contact_card"
+OPEN_PAGE_SEARCH = "open_page_search"
 
 # App Home
 HOME_LOG_CALL = "home_log_call"

@@ -18,7 +18,15 @@ from bot.errors import BadPayload, DomainError, InvalidInput
 from bot.referrals import views as rv
 from bot.referrals import workflow
 from handlers import payloads
-from handlers.common import CommandRequest, Subcommand, by_field, open_view, submit_form, tell
+from handlers.common import (
+    CommandRequest,
+    Subcommand,
+    by_field,
+    card_links,
+    open_view,
+    submit_form,
+    tell,
+)
 
 log = logging.getLogger("prescreen.handlers.referrals")
 
@@ -92,14 +100,16 @@ def register(app: App, ctx: AppContext) -> None:
         except DomainError as exc:
             _ephemeral(respond, f":warning: {exc.message}")
             return
-        view = rv.reject_modal(value.id, value.v or 0, choice.ref, channel, choice.reasons)
+        links = card_links(ctx)
+        view = rv.reject_modal(value.id, value.v or 0, choice.ref, channel, choice.reasons,
+                               card_url=links(choice.ref) if links else None)
         open_view(client, body.get("trigger_id"), view, respond=respond)
 
     @app.view(ids.REJECT_VIEW)
     def reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user_id, meta, field = _card_form(body)
         reason = field(ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_SELECT)
-        note = field(ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT)
+        note = None if ctx.settings.portal else field(ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT)
         result = submit_form(
             ack, lambda: workflow.decide(ctx, referral_id=meta.id, actor=user_id, approve=False,
                                          expected_version=meta.v or None, reason=reason,

@@ -73,7 +73,7 @@ class RunningSandbox:
         return dict(resp.json())
 
 
-def _sandbox_settings(tmp_path: Path, port: int) -> Settings:
+def _sandbox_settings(tmp_path: Path, port: int, phi_surface: str = "portal") -> Settings:
     # The sandbox always uses its own SQLite file (in a temporary DATA_DIR here), also on the
     # PostgreSQL CI run: it is a one-process demo, and the app's behaviour on PostgreSQL is
     # covered by the other stories, which drive the same handlers through the same stand-in.
@@ -85,11 +85,13 @@ def _sandbox_settings(tmp_path: Path, port: int) -> Settings:
         port=port,
         outbox_channel_interval=0,
         log_level="WARNING",
+        phi_surface=phi_surface,
     )
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSandbox]:
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            phi_surface: str) -> Iterator[RunningSandbox]:
     """`prescreen-bot run` without Slack tokens, in-process: web app, stand-in and worker."""
     from wsgiref.simple_server import make_server
 
@@ -98,7 +100,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
     for var in SANDBOX_UNSET:
         monkeypatch.delenv(var, raising=False)
     port = _free_port()
-    settings = _sandbox_settings(tmp_path, port)
+    settings = _sandbox_settings(tmp_path, port, phi_surface)
     assert settings.sandbox
     url = f"http://127.0.0.1:{port}"
     rt = build_runtime(settings, app_url=url, clock=OffsetClock(start=START))
@@ -153,6 +155,9 @@ def _field(page: Any, action_id: str) -> Any:
     return page.locator(f'#modal [data-action-id="{action_id}"]')
 
 
+# Logs a call for a new candidate in the modal; in portal mode that step goes through the secure
+# page, which this branch does not have yet.
+@pytest.mark.phi_surface("slack")
 def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: Any) -> None:
     from playwright.sync_api import expect
 

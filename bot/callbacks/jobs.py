@@ -9,7 +9,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from bot import outbox
+from bot import outbox, secure_links
 from bot.callbacks import cadence, views
 from bot.callbacks.service import escalate_after
 from bot.context import AppContext
@@ -45,7 +45,7 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
                     events.append(_event(cb, "callback.reminder_skipped", {"owner": "deactivated"},
                                          "owner deactivated; hand the callback to someone"))
                     continue
-                messages.append(_reminder_message(cb, now, call=_calling(ctx)))
+                messages.append(_reminder_message(ctx, cb, now, call=_calling(ctx)))
                 events.append(_event(cb, "callback.reminded",
                                      {"remind_at": cb.remind_at.isoformat(), "late": cb.reminded_late},
                                      None))
@@ -68,7 +68,8 @@ def _calling(ctx: AppContext) -> bool:
     return ctx.settings.ringcentral_configured or ctx.extras.get("ringcentral") is not None
 
 
-def _reminder_message(cb: Callback, now: dt.datetime, *, call: bool = False) -> outbox.Message:
+def _reminder_message(ctx: AppContext, cb: Callback, now: dt.datetime, *,
+                      call: bool = False) -> outbox.Message:
     cand, owner = cb.candidate, cb.owner
     text = views.reminder_text(ref=cand.ref_code, kind=cb.kind, due_at=cb.due_at,
                                owner_tz=owner.timezone, candidate_tz=cand.timezone,
@@ -76,7 +77,9 @@ def _reminder_message(cb: Callback, now: dt.datetime, *, call: bool = False) -> 
                                now=now, late=cb.reminded_late)
     blocks = views.reminder_blocks(callback_id=cb.id, ref=cand.ref_code, text=text,
                                    late=cb.reminded_late, reminded_for=cb.remind_at,
-                                   owner_tz=owner.timezone)
+                                   owner_tz=owner.timezone,
+                                   card_url=secure_links.contact_card_url(ctx.settings, cand.ref_code)
+                                   if ctx.settings.portal else None)
     if call:  # RingCentral configured: a Call button beside Log call
         blocks = [*blocks, views.call_row(cand.ref_code)]
     return outbox.Message(key=f"cb-remind:{cb.id}:v{cb.version}", kind="callback_reminder",

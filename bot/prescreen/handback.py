@@ -51,3 +51,14 @@ def read_handback(ctx: AppContext, user_id: str, token: str | None) -> str | Non
     if not any(hmac.compare_digest(tag, t) for t in _tags(ctx, user_id, nonce)):
         return None
     return _PREFIX + nonce
+
+
+def handback_of(ctx: AppContext, user_id: str, external_id: str | None) -> Handback | None:
+    """The handback of a modal `user_id` opened (by its external id), to render its link again
+    when the modal is re-rendered; None when the id is not one of ours."""
+    if not external_id or not external_id.startswith(_PREFIX):
+        return None
+    nonce = external_id[len(_PREFIX):]
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,32}", nonce):
+        return None
+    return Handback(external_id=external_id, token=f"{nonce}.{_tags(ctx, user_id, nonce)[0]}")

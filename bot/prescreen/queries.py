@@ -40,8 +40,9 @@ class CandidateStatus:
     referral_state: str | None
     do_not_call: bool
     viewer_tz: str
-    name: str | None = None  # PHI: only for study staff
+    name: str | None = None  # PHI: only for study staff, and only with PHI_SURFACE=slack
     phone: str | None = None
+    may_view_phi: bool = False  # the viewer's role may see identifiers (on the secure page)
 
 
 def is_ref(text: str) -> bool:
@@ -54,8 +55,9 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
         if cand is None:
             mine = [s.key for s, _ in study_repo.studies_for(session, user_id)]
             raise UnknownCandidate(
-                f"No candidate {bk.echo(ref.upper())}. Codes look like {mine[0] if mine else 'ALZ'}-0042; "
-                "try `/prescreen find` with a phone number."
+                f"No candidate {bk.echo_ref(ref)}. Codes look like {mine[0] if mine else 'ALZ'}-0042; "
+                + ("search by phone or name on the secure page (`/prescreen find`)."
+                   if ctx.settings.portal else "try `/prescreen find` with a phone number.")
             )
         role = study_repo.role_in(session, user_id, cand.study_id)
         if not allows(role, Action.VIEW_CANDIDATE):
@@ -70,7 +72,8 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
             timezone=cand.timezone, referral_state=ref_row.state if ref_row else None,
             do_not_call=cand.do_not_call, viewer_tz=member.timezone if member else "UTC",
         )
-        if allows(role, Action.VIEW_PHI):
+        out.may_view_phi = allows(role, Action.VIEW_PHI)
+        if out.may_view_phi and not ctx.settings.portal:
             out.name = ctx.cipher.decrypt(cand.name_enc)
             out.phone = ctx.cipher.decrypt(cand.phone_enc)
             audit.record(session, actor=user_id, action="phi.viewed", entity="candidate",
@@ -80,6 +83,13 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
             audit.record(session, actor=user_id, action="candidate.viewed", entity="candidate",
                          entity_id=cand.ref_code)
         return out
+
+
+def require_find(ctx: AppContext, user_id: str) -> None:
+    """`/prescreen find` in portal mode: only who may search is checked (the search itself
+    happens on the secure page)."""
+    with ctx.db.session() as session:
+        require_somewhere(session, user_id, Action.FIND_CANDIDATE)
 
 
 @dataclass
@@ -217,14 +227,14 @@ def log_modal_setup(ctx: AppContext, user_id: str, target: str | None) -> LogMod
         if target and is_ref(target):
             cand = cand_repo.by_ref(session, target)
             if cand is None:
-                raise UnknownCandidate(f"No candidate {bk.echo(target.upper())}. Check the code, or type "
+                raise UnknownCandidate(f"No candidate {bk.echo_ref(target)}. Check the code, or type "
                                        "`/prescreen` to log a new candidate.")
             require_role(session, user_id, cand.study, Action.LOG_CALL)
             return LogModalSetup(mine, cand.study.key, brief(cand))
         if target:
             key = target.upper()
             if key not in keys:
-                raise UnknownStudy(f"There is no study {bk.code(target)}. Your studies: "
+                raise UnknownStudy(f"There is no study {bk.code_word(target, 'by that name')}. Your studies: "
                                    f"{', '.join(sorted(keys))}.")
             return LogModalSetup(mine, key, None)
         return LogModalSetup(mine, mine[0].key if len(mine) == 1 else None, None)

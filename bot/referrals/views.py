@@ -111,8 +111,21 @@ def transition_text(ref: str, from_state: str | None, to_state: str, actor: str,
 
 
 def reject_modal(referral_id: int, version: int, ref: str, channel: str | None,
-                 reasons: dict[str, str]) -> bk.Block:
-    """Reasons come from the study's list; the note is free text, stored encrypted only."""
+                 reasons: dict[str, str], card_url: str | None = None) -> bk.Block:
+    """Reasons come from the study's list; the note is free text, stored encrypted only. With
+    `card_url` (PHI_SURFACE=portal) there is no note field: free text may name the patient, so
+    it is written on the contact card instead."""
+    note: bk.Block
+    if card_url is None:
+        note = {"type": "input", "block_id": ids.REJECT_TEXT_BLOCK, "optional": True,
+                "label": bk.plain("Note for the coordinator"),
+                "hint": bk.plain("Stored encrypted; not posted to the channel. No patient names."),
+                "element": {"type": "plain_text_input", "action_id": ids.REJECT_TEXT_INPUT,
+                            "multiline": True, "max_length": 500}}
+    else:
+        note = bk.section("Anything else to say? Add a note on the contact card.",
+                          accessory=bk.link_button("Open contact card", card_url,
+                                                   f"{ids.OPEN_PAGE_CARD}:{ref}"))
     return {
         "type": "modal",
         "callback_id": ids.REJECT_VIEW,
@@ -121,18 +134,14 @@ def reject_modal(referral_id: int, version: int, ref: str, channel: str | None,
         "close": bk.plain("Cancel", 24),
         "private_metadata": bk.encode({"id": referral_id, "v": version, "c": channel}),
         "blocks": [
-            bk.section(f"Reject *{ref}*? The coordinator is told, and the card shows the reason "
-                       "(the note is not shown there)."),
+            bk.section(f"Reject *{ref}*? The coordinator is told, and the card shows the reason"
+                       + (" (the note is not shown there)." if card_url is None else ".")),
             {"type": "input", "block_id": ids.REJECT_REASON_BLOCK, "label": bk.plain("Reason"),
              "element": {"type": "static_select", "action_id": ids.REJECT_REASON_SELECT,
                          "placeholder": bk.plain("Choose a reason"),
                          "options": [bk.option(text, value)
                                      for value, text in list(reasons.items())[:100]]}},
-            {"type": "input", "block_id": ids.REJECT_TEXT_BLOCK, "optional": True,
-             "label": bk.plain("Note for the coordinator"),
-             "hint": bk.plain("Stored encrypted; not posted to the channel. No patient names."),
-             "element": {"type": "plain_text_input", "action_id": ids.REJECT_TEXT_INPUT,
-                         "multiline": True, "max_length": 500}},
+            note,
         ],
     }
 

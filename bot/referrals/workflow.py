@@ -189,7 +189,7 @@ def decide(ctx: AppContext, *, referral_id: int, actor: str, approve: bool,
         target = "approved" if approve else "rejected"
         _apply(ctx, session, referral, target, actor, now, reason=reason,
                expected_version=expected_version)
-        if note:
+        if note and not ctx.settings.portal:  # portal: notes go on the contact card only
             referral.reason_note_enc = ctx.cipher.encrypt(note.strip()[:500])
         data = card_data(session, referral)
         if data.coordinator:
@@ -213,7 +213,7 @@ def advance(ctx: AppContext, *, actor: str, to_state: str, referral_id: int | No
         if referral_id is None:
             cand = cand_repo.by_ref(session, ref or "")
             if cand is None:
-                raise UnknownCandidate(f"No candidate {bk.echo((ref or '').upper())}. Codes look like "
+                raise UnknownCandidate(f"No candidate {bk.echo_ref(ref or '')}. Codes look like "
                                       "ALZ-0042.")
             latest = cand_repo.latest_referral(session, cand.id)
             if latest is None:
