@@ -7,7 +7,6 @@ never appears in Slack."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import time
@@ -24,6 +23,7 @@ from storage.models import AuditEvent, Candidate, Membership, RcRingOut
 from tests.conftest import Bot
 from tests.leads_factory import LEAD_PHONE, import_yaml, make_lead
 from tests.ringcentral_support import extension_of, rc_settings, rc_standin  # noqa: F401
+from tests.test_sandbox_console import RunningSandbox, sandbox  # noqa: F401  (the console's fixture)
 
 CASEY = "U0COORD01"  # ALZ coordinator, casey@example.org has a RingCentral extension
 PAT = "U0SPONS01"  # ALZ stakeholder
@@ -222,54 +222,47 @@ def test_call_from_the_contact_card(bot: Bot, rc_standin: RingCentralStandin) ->
 
 
 def test_in_the_sandbox_call_then_the_attempt_appears_without_typing(
-        tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        sandbox: RunningSandbox) -> None:  # noqa: F811
     """`prescreen-bot run` without tokens: press Call on /prescreen next in the console; the
     stand-in answers the first call and misses the second; the call log brings both back."""
     import requests
 
-    from tests.test_sandbox_console import sandbox as running  # the console's own fixture
+    sb = sandbox
+    standin = sb.runtime.sandbox.standin
+    rc = sb.runtime.ctx.extras["ringcentral"]
+    assert rc is not None
 
-    gen = running.__wrapped__(tmp_path, monkeypatch)  # type: ignore[attr-defined]
-    sb = next(gen)
-    try:
-        standin = sb.runtime.sandbox.standin
-        rc = sb.runtime.ctx.extras["ringcentral"]
-        assert rc is not None
+    def press() -> str:
+        before = len(standin.ephemerals(CASEY))
+        requests.post(sb.url + "/sandbox/command", json={"user": CASEY, "channel": "C0ALZ0001",
+                      "text": "/prescreen next ALZ"}, timeout=10).raise_for_status()
+        msg = standin.wait_for(lambda s: next((e for e in s.ephemerals(CASEY)[before:]
+                                               if ids.RC_CALL_BLOCK in json.dumps(e)), None),
+                               message="/prescreen next with a Call button: "
+                               + json.dumps(standin.ephemerals(CASEY)[before:])[:600])
+        ref = json.loads(msg["blocks"][-1]["elements"][0]["value"])["ref"]
+        answer = requests.post(sb.url + "/sandbox/action", json={
+            "user": CASEY, "channel": "C0ALZ0001", "ts": msg["ts"],
+            "block_id": ids.RC_CALL_BLOCK, "action_id": ids.RC_CALL}, timeout=10).json()
+        assert answer["ok"], answer
+        return str(ref)
 
-        def press() -> str:
-            before = len(standin.ephemerals(CASEY))
-            requests.post(sb.url + "/sandbox/command", json={"user": CASEY, "channel": "C0ALZ0001",
-                          "text": "/prescreen next ALZ"}, timeout=10).raise_for_status()
-            msg = standin.wait_for(lambda s: next((e for e in s.ephemerals(CASEY)[before:]
-                                                   if ids.RC_CALL_BLOCK in json.dumps(e)), None),
-                                   message="/prescreen next with a Call button: "
-                                   + json.dumps(standin.ephemerals(CASEY)[before:])[:600])
-            ref = json.loads(msg["blocks"][-1]["elements"][0]["value"])["ref"]
-            answer = requests.post(sb.url + "/sandbox/action", json={
-                "user": CASEY, "channel": "C0ALZ0001", "ts": msg["ts"],
-                "block_id": ids.RC_CALL_BLOCK, "action_id": ids.RC_CALL}, timeout=10).json()
-            assert answer["ok"], answer
-            return str(ref)
-
-        # the demo opens at 07:30 in New York: two hours later the calling window is open
-        requests.post(sb.url + "/sandbox/clock", json={"minutes": 120}, timeout=60).raise_for_status()
-        ref = press()  # answered: Casey is asked to log the outcome
-        standin.wait_for(lambda s: any(f"Call with {ref} ended" in (m.get("text") or "")
-                                       for m in s.messages(s.dm_channel(CASEY))),
-                         timeout=15, message="the call-ended DM")
-        ref2 = press()  # missed: an attempt appears by itself
-        with sb.runtime.ctx.db.session() as s:
-            def outcome() -> str | None:
-                s.expire_all()
-                return s.scalars(select(Candidate.last_outcome)
-                                 .where(Candidate.ref_code == ref2)).one()
-            deadline = time.monotonic() + 15
-            while outcome() != "no_answer" and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert outcome() == "no_answer"
-    finally:
-        with contextlib.suppress(StopIteration):
-            next(gen)
+    # the demo opens at 07:30 in New York: two hours later the calling window is open
+    requests.post(sb.url + "/sandbox/clock", json={"minutes": 120}, timeout=60).raise_for_status()
+    ref = press()  # answered: Casey is asked to log the outcome
+    standin.wait_for(lambda s: any(f"Call with {ref} ended" in (m.get("text") or "")
+                                   for m in s.messages(s.dm_channel(CASEY))),
+                     timeout=15, message="the call-ended DM")
+    ref2 = press()  # missed: an attempt appears by itself
+    with sb.runtime.ctx.db.session() as s:
+        def outcome() -> str | None:
+            s.expire_all()
+            return s.scalars(select(Candidate.last_outcome)
+                             .where(Candidate.ref_code == ref2)).one()
+        deadline = time.monotonic() + 15
+        while outcome() != "no_answer" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert outcome() == "no_answer"
 
 
 def test_call_from_a_callback_reminder(bot: Bot, rc_standin: RingCentralStandin) -> None:  # noqa: F811
