@@ -111,7 +111,7 @@ def send_text(ctx: AppContext, user_id: str, ref: str, template: str) -> TextSen
             raise TextRefused(f"It is {window.local_now:%a %H:%M} for {cand.ref_code}: outside "
                               f"contact hours. Next allowed: {when} their time. No text was sent.")
         phone = ctx.cipher.decrypt(cand.phone_enc)
-        cand_id, phone_index, member = cand.id, cand.phone_index, cand_repo_member(session, user_id)
+        cand_id, phone_index, member = cand.id, cand.phone_index, _member_id(session, user_id)
     try:
         msg_id = client.send_sms("~", from_number=str(number), to_number=phone, text=body)
     except RcError as exc:
@@ -127,7 +127,7 @@ def send_text(ctx: AppContext, user_id: str, ref: str, template: str) -> TextSen
     return TextSent(ref.upper(), f"Text “{template}” sent to {ref.upper()}.")
 
 
-def cand_repo_member(session: Session, user_id: str) -> int | None:
+def _member_id(session: Session, user_id: str) -> int | None:
     member = study_repo.get_member(session, user_id)
     return member.id if member else None
 
