@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, delete, insert, select
+from sqlalchemy import Integer, String, any_, bindparam, delete, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,12 @@ CHUNK = 500
 
 def _chunks(values: Sequence[Any]) -> list[list[Any]]:
     return [list(values[i:i + CHUNK]) for i in range(0, len(values), CHUNK)]
+
+
+def _among_ids(session: Session, column: Any, values: list[int]) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(Integer())))
+    return column.in_(values)
 
 
 def _among(session: Session, column: Any, values: list[str]) -> Any:
@@ -157,21 +163,29 @@ def unclaimed_hand_logged(session: Session, candidate_ids: Sequence[int], member
 
 def link_logged_connected(session: Session, since: dt.datetime, within: dt.timedelta) -> int:
     """Connected calls whose outcome the coordinator has since logged (the DM's Log call): the
-    logged call is that call's attempt. Returns how many were linked."""
-    linked = 0
-    open_records = session.scalars(select(RcCallRecord).where(
+    logged call is that call's attempt. Two queries whatever the number. Returns how many."""
+    records = list(session.scalars(select(RcCallRecord).where(
         RcCallRecord.connected.is_(True), RcCallRecord.call_id.is_(None),
-        RcCallRecord.started_at >= since)).all()
-    for rec in open_records:
-        claimed = select(RcCallRecord.call_id).where(RcCallRecord.call_id.is_not(None),
-                                                     RcCallRecord.candidate_id == rec.candidate_id)
-        call = session.scalars(select(PrescreenCall).where(
-            PrescreenCall.candidate_id == rec.candidate_id,
-            PrescreenCall.coordinator_id == rec.member_id,
-            PrescreenCall.called_at >= rec.started_at,
-            PrescreenCall.called_at <= rec.started_at + within,
-            PrescreenCall.id.not_in(claimed)).order_by(PrescreenCall.called_at)).first()
+        RcCallRecord.started_at >= since).order_by(RcCallRecord.started_at)))
+    if not records:
+        return 0
+    cand_ids = sorted({r.candidate_id for r in records})
+    claimed = select(RcCallRecord.call_id).where(RcCallRecord.call_id.is_not(None),
+                                                 RcCallRecord.started_at >= since - within)
+    calls: dict[tuple[int, int], list[PrescreenCall]] = {}
+    for chunk in _chunks(cand_ids):
+        for call in session.scalars(select(PrescreenCall).where(
+                _among_ids(session, PrescreenCall.candidate_id, chunk),
+                PrescreenCall.called_at >= since, PrescreenCall.id.not_in(claimed))
+                .order_by(PrescreenCall.called_at)):
+            calls.setdefault((call.candidate_id, call.coordinator_id), []).append(call)
+    linked = 0
+    for rec in records:
+        options = calls.get((rec.candidate_id, rec.member_id), [])
+        call = next((c for c in options if rec.started_at <= c.called_at <= rec.started_at + within),
+                    None)
         if call is not None:
+            options.remove(call)
             rec.call_id = call.id
             linked += 1
     return linked
