@@ -4,9 +4,9 @@ through the phone lookup index (never by decrypting anyone), become attempts: no
 as `no_answer`, voicemail as `left_voicemail`, counted in cadence and unreachable like logged
 ones. A connected call asks its coordinator to log the outcome (the form is the attempt).
 
-Idempotent by RingCentral's record id: records are stored with their attempt in one transaction
-and the sync token only afterwards, so a sync that dies in between re-reads the records at its
-next tick and skips them. A call logged by hand within minutes of a synced one is the same call."""
+Idempotent by RingCentral's record id: records, their attempts and the new sync token are stored
+in one transaction, and a record already stored is skipped, so a sync that dies (or a token that
+is lost) never doubles an attempt. A call logged by hand within minutes of a synced one is the same call."""
 
 from __future__ import annotations
 
@@ -129,10 +129,9 @@ def sync_extension(ctx: AppContext, member_id: int, ext_id: str, report: SyncRep
         except RcSyncReset:
             token = None
             page = client.call_log_sync(ext_id, date_from=now - dt.timedelta(days=FIRST_SYNC_DAYS))
-        ingest(ctx, member_id, page.records, report)
-        if page.sync_token != token or page.records:
-            with ctx.db.session() as session:  # only after the records are safely stored
-                repo.save_sync(session, member_id, page.sync_token, now)
+        # the records, their attempts and the new sync token in one transaction: all or nothing
+        ingest(ctx, member_id, page.records, report,
+               sync_token=page.sync_token if page.sync_token != token or page.records else None)
         incremental = token is not None
         token = page.sync_token
         if not incremental or len(page.records) < ISYNC_PAGE:
@@ -158,15 +157,17 @@ def _number(raw: Any) -> str | None:
 
 
 def ingest(ctx: AppContext, member_id: int, records: list[dict[str, Any]],
-           report: SyncReport) -> None:
+           report: SyncReport, *, sync_token: str | None = None) -> None:
     """Store new outbound voice records and turn those to candidates into attempts, in one
     transaction and in batches (a first sync brings thousands of records)."""
     calls = [r for r in records if r.get("type", "Voice") == "Voice"
              and r.get("direction") == "Outbound" and r.get("id")]
-    if not calls:
+    if not calls and sync_token is None:
         return
     with ctx.db.session() as session:
-        known = repo.known_records(session, [str(r["id"]) for r in calls])
+        if sync_token is not None:
+            repo.save_sync(session, member_id, sync_token, ctx.clock.now())
+        known = repo.known_records(session, [str(r["id"]) for r in calls]) if calls else set()
         fresh = [r for r in calls if str(r["id"]) not in known]
         report.records += len(fresh)
         if not fresh:
