@@ -175,3 +175,19 @@ def test_texts_wait_for_the_calling_window(texting_bot: Bot) -> None:
     with time_machine.travel(dt.datetime(2026, 11, 25, 3, 0, tzinfo=dt.UTC), tick=True), \
             pytest.raises(TextRefused, match=f"It is Tue 22:00 for {ref}: outside contact hours"):
         send_text(texting_bot.ctx, CASEY, ref, "missed_you")
+
+
+def test_the_subscription_is_renewed_before_it_expires_and_made_again_when_lost(
+        texting_bot: Bot, rc_standin: RingCentralStandin) -> None:  # noqa: F811
+    (first,) = rc_standin.subscriptions.values()
+    texting_bot.clock.advance(dt.timedelta(days=4))
+    assert run_job(texting_bot.ctx, "ringcentral_webhook") == ""  # 3 days left: not yet
+    texting_bot.clock.advance(dt.timedelta(days=2))  # 1 day left: renewed
+    assert run_job(texting_bot.ctx, "ringcentral_webhook").startswith("webhook subscription renewed")
+    rc_standin.subscriptions.clear()  # RingCentral no longer knows it
+    texting_bot.clock.advance(dt.timedelta(days=6))
+    assert run_job(texting_bot.ctx, "ringcentral_webhook").startswith("webhook subscription created")
+    (second,) = rc_standin.subscriptions.values()
+    assert second.id != first.id
+    with texting_bot.db.session() as s:
+        assert s.scalars(select(RcSubscription.id)).all() == [second.id]
