@@ -23,6 +23,7 @@ from bot.housekeeping import purge_processed_requests
 from bot.leads.assignment import assignment_job
 from bot.leads.sla import slas_job
 from bot.outbox import outbox_job
+from bot.referrals.escalation import approvals_job
 from bot.telephony.jobs import call_log_job, subscription_job
 
 log = logging.getLogger("prescreen.scheduler")
@@ -51,6 +52,8 @@ def job_specs() -> list[JobSpec]:
                 "round robin; skips out-of-office)", 60, assignment_job),
         JobSpec("slas", "stage SLA breaches: DM the owner once; channel note (counts) at 2x", 300,
                 slas_job),
+        JobSpec("approvals", "escalate referrals pending past their study's approval SLA, once "
+                "(admins and available approvers, by DM)", 300, approvals_job),
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
                 outbox_job),
         JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,

@@ -38,6 +38,7 @@ HOME_REFRESH = "home_refresh"
 REFERRAL_APPROVE = "referral_approve"
 REFERRAL_REJECT = "referral_reject"
 REFERRAL_ADVANCE = "referral_advance"
+REFERRAL_SIGN = "referral_sign"  # a link button to the signature page (acked, nothing else)
 REFERRAL_ACTIONS_BLOCK = "referral_actions"
 REJECT_VIEW = "referral_reject_view"
 REJECT_REASON_BLOCK, REJECT_REASON_SELECT = "reject_reason", "reject_reason_select"

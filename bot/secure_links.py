@@ -42,6 +42,20 @@ def search_url(settings: Settings) -> str:
     return f"{_base(settings)}{PREFIX}/search"
 
 
+def sign_path(public_id: str, decision: str, version: int, reason: str | None = None) -> str:
+    """The page where an approver signs a decision: the referral's opaque id, the decision, the
+    version they clicked on and, for a rejection, the reason code chosen in Slack."""
+    args: dict[str, str | int] = {"decision": decision, "v": version}
+    if reason:
+        args["reason"] = reason
+    return f"{PREFIX}/sign/{quote(public_id, safe='')}?{urlencode(args)}"
+
+
+def sign_url(settings: Settings, public_id: str, decision: str, version: int,
+             reason: str | None = None) -> str:
+    return _base(settings) + sign_path(public_id, decision, version, reason)
+
+
 def redirect_uri(settings: Settings) -> str:
     """Where Slack sends the browser back after sign-in (registered in the Slack app)."""
     return _base(settings) + CALLBACK

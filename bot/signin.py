@@ -146,7 +146,9 @@ def complete(ctx: AppContext, *, state: str | None, code: str | None, error: str
             require_page_access(session, user_id)
     except NotAllowed as exc:
         raise _refuse(ctx, exc.message, "no role that may see identifiers", actor=user_id) from None
-    cookie = web_sessions.start(ctx, user_id, team_id)
+    name = claims.get("name")
+    printed = " ".join(name.split())[:200] if isinstance(name, str) and name.strip() else None
+    cookie = web_sessions.start(ctx, user_id, team_id, printed)
     with ctx.db.session() as session:
         audit.record(session, actor=user_id, action="signin.succeeded", entity="web_session",
                      entity_id="-")

@@ -28,19 +28,21 @@ class SignedIn:
     team_id: str
     csrf_token: str
     authenticated_at: dt.datetime  # when Slack last confirmed the person (for fresh-login rules)
+    printed_name: str | None = None  # the name in Slack's ID token at that sign-in
 
 
 def digest(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def start(ctx: AppContext, user_id: str, team_id: str) -> str:
+def start(ctx: AppContext, user_id: str, team_id: str, printed_name: str | None = None) -> str:
     """A new session; returns the cookie value (shown nowhere else, stored only hashed)."""
     raw = secrets.token_urlsafe(32)
     now = ctx.clock.now()
     with ctx.db.session() as session:
         repo.add_session(session, id_hash=digest(raw), slack_user_id=user_id, team_id=team_id,
-                         csrf_secret=secrets.token_urlsafe(32), now=now)
+                         csrf_secret=secrets.token_urlsafe(32), now=now,
+                         printed_name=printed_name)
         repo.purge_sessions(session, idle_before=now - IDLE, created_before=now - ABSOLUTE)
     return raw
 
@@ -66,7 +68,8 @@ def resume(ctx: AppContext, raw: str | None) -> SignedIn | None:
             session.commit()
             raise
         repo.touch_session(session, key, now)
-        return SignedIn(row.slack_user_id, row.team_id, row.csrf_secret, row.authenticated_at)
+        return SignedIn(row.slack_user_id, row.team_id, row.csrf_secret, row.authenticated_at,
+                        row.printed_name)
 
 
 def end(ctx: AppContext, raw: str | None) -> None:

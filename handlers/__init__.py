@@ -11,6 +11,7 @@ from handlers import (
     calendar,
     callbacks,
     commands,
+    delegation,
     leads,
     members,
     prescreen,
@@ -24,7 +25,8 @@ from handlers.common import Subcommand
 
 def feature_modules() -> list[ModuleType]:
     """The features, in the order their subcommands appear in /prescreen help."""
-    return [prescreen, leads, queues, callbacks, referrals, calendar, stats, members, telephony]
+    return [prescreen, leads, queues, callbacks, referrals, delegation, calendar, stats, members,
+            telephony]
 
 
 def register_all(app: App, ctx: AppContext) -> None:

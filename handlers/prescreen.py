@@ -51,7 +51,8 @@ def _open_log_modal(req: CommandRequest) -> None:
     req.ack()
     state = modal.ModalState(study=setup.study_key, ref=setup.candidate.ref if setup.candidate else None,
                              mode="existing" if setup.candidate else "new", channel=req.channel_id)
-    handback = new_handback(req.ctx, req.user_id) if req.ctx.settings.portal else None
+    handback = (new_handback(req.ctx, req.user_id, req.channel_id) if req.ctx.settings.portal
+                else None)
     view = log_view(req.ctx, req.user_id, setup, state, handback)
     open_view(req.client, req.trigger_id, view, respond=req.respond)
 
@@ -111,7 +112,8 @@ def register(app: App, ctx: AppContext) -> None:
             state.mode = mode if mode in ("new", "existing") else "new"
         ack()
         setup = queries.log_modal_for_study(ctx, user_id, state.study, state.ref)
-        new_view = log_view(ctx, user_id, setup, state, handback_of(ctx, user_id, view.external_id))
+        handback = handback_of(ctx, user_id, view.external_id, state.channel)
+        new_view = log_view(ctx, user_id, setup, state, handback)
         try:
             client.views_update(view_id=view.id, hash=view.hash, view=new_view)
         except SlackApiError as exc:

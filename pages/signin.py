@@ -10,7 +10,8 @@ from pages.framework import LOGIN_COOKIE_TTL_S, PageRequest, Pages, Response
 def register(pages: Pages) -> None:
     @pages.route("GET", "/login", signed_in=False)
     def login(req: PageRequest) -> Response:
-        if req.session is not None:
+        # `fresh=1`: a new trip to Slack even when signed in (signing a decision needs one)
+        if req.session is not None and req.args.get("fresh") != "1":
             return pages.redirect(req, req.args.get("next") or "/secure/")
         try:
             start = signin.begin(req.ctx, req.args.get("next"))

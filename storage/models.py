@@ -74,6 +74,11 @@ class Study(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     timezone: Mapped[str] = mapped_column(String(64))
     approval_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    # approvals (issue 18): signed decisions, the two-person rule, escalation after N hours
+    approval_signature: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    signature_meaning: Mapped[str | None] = mapped_column(String(200))
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    approval_sla_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     min_attempt_days: Mapped[int] = mapped_column(Integer, default=3)
     digest_time: Mapped[str] = mapped_column(String(5), default="08:30")
@@ -269,6 +274,8 @@ class Referral(Base):
     visit_date: Mapped[dt.date | None] = mapped_column()
     card_channel: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
+    public_id: Mapped[str | None] = mapped_column(String(32), index=True, unique=True)  # opaque, for links
+    escalated_at: Mapped[dt.datetime | None] = mapped_column()  # pending past the approval SLA
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -295,6 +302,60 @@ class ReferralEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     referral: Mapped[Referral] = relationship(back_populates="events")
+
+
+class ReferralDecision(Base):
+    """One approver's decision on a referral (approve or reject), kept whatever happens next.
+    `event_id` is the state change it made (None for the first of two approvals)."""
+
+    __tablename__ = "referral_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(8))  # approve | reject
+    actor: Mapped[str] = mapped_column(String(32))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(32))  # the approver a delegate stood in for
+    role: Mapped[str] = mapped_column(String(16))  # the actor's role (or "delegate") when deciding
+    reason: Mapped[str | None] = mapped_column(String(300))
+    step: Mapped[int] = mapped_column(Integer, default=1)  # 1 of approvals_needed, 2 of 2…
+    needed: Mapped[int] = mapped_column(Integer, default=1)
+    referral_version: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("referral_events.id"))
+    at: Mapped[dt.datetime] = mapped_column()
+
+
+class DecisionSignature(Base):
+    """An electronic signature of a decision: append-only (the app's role may only INSERT and
+    SELECT, like audit_events)."""
+
+    __tablename__ = "decision_signatures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("referral_decisions.id"), unique=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    referral_version: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(8))
+    signer: Mapped[str] = mapped_column(String(32))  # Slack user id, as Slack's ID token said
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(200))
+    signed_at: Mapped[dt.datetime] = mapped_column()
+    authenticated_at: Mapped[dt.datetime] = mapped_column()  # the fresh sign-in it rests on
+
+
+class Delegation(Base):
+    """An approver's stand-in for one study until an instant (the end of a day in the approver's
+    time zone). Cancelled ones are kept."""
+
+    __tablename__ = "delegations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(32), index=True)
+    delegate: Mapped[str] = mapped_column(String(32), index=True)
+    starts_at: Mapped[dt.datetime] = mapped_column()
+    ends_at: Mapped[dt.datetime] = mapped_column()
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(32))
 
 
 class Callback(Base):
@@ -472,6 +533,7 @@ class WebSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column()
     last_seen_at: Mapped[dt.datetime] = mapped_column()
     authenticated_at: Mapped[dt.datetime] = mapped_column()  # when Slack last confirmed who it is
+    printed_name: Mapped[str | None] = mapped_column(String(200))  # `name` of Slack's ID token
 
 
 class LoginAttempt(Base):

@@ -30,6 +30,7 @@ from tests.conftest import FIXTURES, Bot
 
 CASEY = "U0COORD01"  # ALZ coordinator
 SAM = "U0COORD02"  # ALZ and MDD coordinator
+ALZ_CHANNEL = "C0ALZ0001"  # where the log-call modal is opened from
 LEE = "U0LEAD001"  # ALZ approver
 PAT = "U0SPONS01"  # ALZ stakeholder
 NAME, PHONE, E164, DOB = "Theodora Quimbleworth", "(617) 555-0177", "+16175550177", "1971-06-05"
@@ -320,9 +321,9 @@ def test_search_by_phone_and_name_stays_within_the_members_studies(bot: Bot) -> 
 def open_log_call_modal(bot: Bot, user_id: str) -> tuple[str, str]:
     """The log-call modal as Slack shows it when it sends the coordinator to the page: opened with
     an external id, the handback token in its link. Returns (view id, token)."""
-    handback = new_handback(bot.ctx, user_id)
+    handback = new_handback(bot.ctx, user_id, ALZ_CHANNEL)
     setup = log_modal_setup(bot.ctx, user_id, "ALZ")
-    view = {**log_call_modal(setup.studies, ModalState(study="ALZ")),
+    view = {**log_call_modal(setup.studies, ModalState(study="ALZ", channel=ALZ_CHANNEL)),
             "external_id": handback.external_id}
     opened = bot.ctx.slack.views_open(trigger_id=bot.standin.issue_trigger_id(user_id), view=view)
     return opened["view"]["id"], handback.token
@@ -339,6 +340,8 @@ def test_the_new_reference_code_goes_back_to_the_log_call_modal(bot: Bot) -> Non
     modal = bot.standin.view(view_id)
     assert bot.standin.is_open(view_id)
     assert '"r":"ALZ-0001"' in modal["private_metadata"].replace(" ", "")
+    # and still knows its channel: the call summary goes there, not to a DM
+    assert f'"c":"{ALZ_CHANNEL}"' in modal["private_metadata"].replace(" ", "")
     assert "ALZ-0001" in str(modal["blocks"])
     updates = bot.standin.calls_to("views.update")
     assert len(updates) == 1
@@ -359,6 +362,12 @@ def test_someone_elses_handback_token_changes_nothing_in_slack(bot: Bot) -> None
     assert resp.status_code == 200
     assert "ALZ-0001 added. Go back to Slack to finish logging the call." in resp.text
     assert "type <code>/prescreen log ALZ-0001</code>" in resp.text
+    # nor does her own token with another channel put in
+    casey = signed_in(bot, CASEY)
+    moved = token.replace(f".{ALZ_CHANNEL}.", ".C0MDD0001.")
+    assert moved != token
+    resp = submit(casey, bot, add_form(casey, bot, "ALZ", handback=moved), phone="617 555 0178")
+    assert "type <code>/prescreen log ALZ-0002</code>" in resp.text
     assert bot.standin.calls_to("views.update") == []
     assert bot.standin.view(view_id) == before
     assert_nothing_reached_slack(bot)

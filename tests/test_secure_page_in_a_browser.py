@@ -146,7 +146,8 @@ def add_and_see_the_card(bot: Bot, page: Any) -> None:
 def running_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSandbox]:
     from tests import test_sandbox_console
 
-    yield from test_sandbox_console.sandbox.__wrapped__(tmp_path, monkeypatch)  # type: ignore[attr-defined]
+    yield from test_sandbox_console.sandbox.__wrapped__(  # type: ignore[attr-defined]
+        tmp_path, monkeypatch, "portal")
 
 
 def test_the_sandbox_console_opens_the_secure_page_as_the_acting_member(

@@ -222,6 +222,7 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
     errors.extend(_validate_lead_sources(label, s.get("lead_sources")))
     errors.extend(_validate_reject_reasons(label, s.get("reject_reasons")))
     errors.extend(_validate_ringcentral(label, s.get("ringcentral")))
+    errors.extend(_validate_approvals(label, s))
     if "assignment" in s and s["assignment"] not in ASSIGNMENT_STRATEGIES:
         errors.append(f"{label}: assignment: must be one of {', '.join(ASSIGNMENT_STRATEGIES)}")
     sites = s.get("sites", [])
@@ -353,6 +354,27 @@ def _validate_slas(label: str, slas: Any) -> list[str]:
             start, end = hours.replace(" ", "").split("-")
             if start >= end:
                 errors.append(f"{label}: slas.business_hours: the start must be before the end")
+    return errors
+
+
+def _validate_approvals(label: str, s: dict[str, Any]) -> list[str]:
+    """approval_signature: required · signature_meaning: "…" · approvals_needed: 1|2 ·
+    approval_sla_hours: 1..720 (escalation of a pending referral, default 24)."""
+    errors: list[str] = []
+    if "approval_signature" in s and s["approval_signature"] not in ("required", "none"):
+        errors.append(f"{label}: approval_signature: must be required or none")
+    meaning = s.get("signature_meaning")
+    if meaning is not None and (not isinstance(meaning, str) or not meaning.strip()
+                                or len(meaning) > 200):
+        errors.append(f"{label}: signature_meaning: must be text of at most 200 characters, like "
+                      "\"Approved for referral as PI delegate\"")
+    needed = s.get("approvals_needed")
+    if "approvals_needed" in s and (needed not in (1, 2) or isinstance(needed, bool)):
+        errors.append(f"{label}: approvals_needed: must be 1 or 2")
+    hours = s.get("approval_sla_hours")
+    if "approval_sla_hours" in s and (not isinstance(hours, int) or isinstance(hours, bool)
+                                      or not 1 <= hours <= 720):
+        errors.append(f"{label}: approval_sla_hours: must be a whole number of hours from 1 to 720")
     return errors
 
 
@@ -614,6 +636,10 @@ def _study_fields(s: dict[str, Any]) -> dict[str, Any]:
         "channel_id": s["channel"],
         "timezone": tz,
         "approval_required": s.get("approval_required", True),
+        "approval_signature": s.get("approval_signature") == "required",
+        "signature_meaning": (s.get("signature_meaning") or "").strip() or None,
+        "approvals_needed": s.get("approvals_needed", 1),
+        "approval_sla_hours": s.get("approval_sla_hours", 24),
         "max_attempts": s.get("max_attempts", 5),
         "min_attempt_days": s.get("min_attempt_days", 3),
         "digest_time": s.get("digest_time", "08:30"),

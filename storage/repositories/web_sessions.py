@@ -11,10 +11,11 @@ from storage.models import LoginAttempt, WebSession
 
 
 def add_session(session: Session, *, id_hash: str, slack_user_id: str, team_id: str,
-                csrf_secret: str, now: dt.datetime) -> WebSession:
+                csrf_secret: str, now: dt.datetime, printed_name: str | None = None
+                ) -> WebSession:
     row = WebSession(id_hash=id_hash, slack_user_id=slack_user_id, team_id=team_id,
                      csrf_secret=csrf_secret, created_at=now, last_seen_at=now,
-                     authenticated_at=now)
+                     authenticated_at=now, printed_name=printed_name)
     session.add(row)
     session.flush()
     return row

@@ -1,8 +1,8 @@
 """RingCentral: extensions and their call-log sync, synced call records, RingOuts, texts,
 text opt-outs, the webhook subscription; candidates' consent to text
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 import storage.models
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
