@@ -41,6 +41,7 @@ class Action(StrEnum):
     VIEW_CALENDAR = "see your calendar"
     PLACE_CALL = "call candidates from Slack"
     SEND_TEXT = "text candidates"
+    CHANGE_TEXT_CONSENT = "change a candidate's consent to texts"
     DELEGATE_APPROVALS = "hand their approvals to a delegate"
 
 
@@ -64,6 +65,7 @@ POLICY: dict[Action, tuple[str, ...]] = {
     Action.VIEW_CALENDAR: ROLES,
     Action.PLACE_CALL: (COORDINATOR, ADMIN),
     Action.SEND_TEXT: (COORDINATOR, ADMIN),
+    Action.CHANGE_TEXT_CONSENT: (COORDINATOR, ADMIN),
     Action.DELEGATE_APPROVALS: (APPROVER, ADMIN),
 }
 

@@ -3,8 +3,11 @@ validation token); RingCentral then delivers inbound texts carrying the verifica
 anything without it is refused. STOP (or UNSUBSCRIBE, CANCEL, END, QUIT) opts the number out at
 once and is confirmed once, even when RingCentral delivers the notification twice; HELP gets the
 study's help text; any other reply tells the lead's owner "New text from ALZ-0001" with a link to
-read it on the secure page — the words themselves never go to Slack. Sending a study text needs
-consent to text and is audited."""
+read it on the secure page — the words themselves never go to Slack. START (or UNSTOP) opts the
+number back in, confirmed once. Sending a study text needs consent to text, which a coordinator
+records when adding the candidate (the secure page's form, or a consent_to_text column in a lead
+file) or later on the contact card; a number that texted STOP cannot be opted back in from the
+card. Sending and every change of consent are audited."""
 
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ from pathlib import Path
 import pytest
 import requests
 import time_machine
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from app.scheduler import run_job
 from bot.config import Settings
-from bot.telephony.texts import STOP_CONFIRMATION, TextRefused, send_text
+from bot.leads.intake import import_leads
+from bot.telephony.texts import START_CONFIRMATION, STOP_CONFIRMATION, TextRefused, send_text
 from sandbox.ringcentral_standin import RingCentralStandin
 from storage.models import AuditEvent, Candidate, RcSubscription, TextMessage, TextOptOut
 from tests.conftest import Bot
@@ -29,6 +33,7 @@ from tests.leads_factory import LEAD_PHONE, import_yaml, make_lead
 from tests.ringcentral_support import TEXTING_NUMBER, WEBHOOK_TOKEN, rc_settings, rc_standin  # noqa: F401
 
 CASEY = "U0COORD01"
+LEE = "U0LEAD001"  # approver in ALZ: sees the card, may not change consent
 NOON_NY = dt.datetime(2026, 11, 24, 17, 0, tzinfo=dt.UTC)
 REPLY = "Yes I can talk after 3, my husband drives me"
 HELP_TEXT = "Boston Memory Clinic research team. Call +16175550150. Reply STOP to opt out."
@@ -154,8 +159,7 @@ def test_sending_a_study_text_needs_consent_to_text_and_is_audited(
     ref = lead(texting_bot)
     with pytest.raises(TextRefused, match=f"{ref} has not agreed to texts: no text was sent."):
         send_text(texting_bot.ctx, CASEY, ref, "missed_you")
-    with texting_bot.db.session() as s:
-        s.execute(update(Candidate).values(consent_to_text=True))
+    assert toggle_consent(texting_bot, CASEY, ref, "yes").status_code == 303
 
     browser = texting_bot.signed_in(CASEY, f"/secure/c/{ref}/texts")
     page = browser.get(f"{texting_bot.url}/secure/c/{ref}/texts", timeout=10).text
@@ -191,3 +195,100 @@ def test_the_subscription_is_renewed_before_it_expires_and_made_again_when_lost(
     assert second.id != first.id
     with texting_bot.db.session() as s:
         assert s.scalars(select(RcSubscription.id)).all() == [second.id]
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+
+
+def toggle_consent(bot: Bot, user: str, ref: str, value: str) -> requests.Response:
+    web = bot.signed_in(user, f"/secure/c/{ref}")
+    page = web.get(f"{bot.url}/secure/c/{ref}", timeout=10).text
+    return web.post(f"{bot.url}/secure/c/{ref}/consent-to-text",
+                    data={"csrf_token": csrf(page), "consent_to_text": value},
+                    allow_redirects=False, timeout=10)
+
+
+def consent_to_text(bot: Bot, ref: str) -> bool:
+    with bot.db.session() as s:
+        return bool(s.scalars(select(Candidate.consent_to_text)
+                              .where(Candidate.ref_code == ref)).one())
+
+
+def test_consent_to_text_is_ticked_on_the_add_form(texting_bot: Bot) -> None:
+    web = texting_bot.signed_in(CASEY, "/secure/candidates/new?study=ALZ")
+    refs = []
+    for extra in ({"consent_to_text": "yes"}, {}):
+        form = web.get(f"{texting_bot.url}/secure/candidates/new", params={"study": "ALZ"},
+                       timeout=10).text
+        assert "Agreed to receive texts about this study" in form
+        token = re.search(r'name="form_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        resp = web.post(f"{texting_bot.url}/secure/candidates/new", allow_redirects=False,
+                        timeout=10, data={
+                            "csrf_token": csrf(form), "form_token": token, "study": "ALZ",
+                            "name": "Ruth Example", "phone": f"617555010{len(refs) + 3}",
+                            "state": "MA", "source": "other", "consent": "yes", **extra})
+        assert resp.status_code == 303, resp.text
+        refs.append(resp.headers["location"].rsplit("/", 1)[-1])
+    assert [consent_to_text(texting_bot, r) for r in refs] == [True, False]
+    send_text(texting_bot.ctx, CASEY, refs[0], "missed_you")
+    with pytest.raises(TextRefused, match="has not agreed to texts"):
+        send_text(texting_bot.ctx, CASEY, refs[1], "missed_you")
+
+
+def test_a_lead_files_consent_to_text_column_is_read(texting_bot: Bot, tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text("name,phone,state,consent_to_text\n"
+                    "Ann One,6175550111,MA,yes\nBob Two,6175550112,MA,no\n"
+                    "Cy Three,6175550113,MA,\nDee Four,6175550114,MA,maybe\n")
+    result = import_leads(texting_bot.ctx, path, study_key="ALZ", source="web-ads",
+                          skip_invalid=True)
+    assert (result.created, result.rejected) == (3, 1)
+    assert [str(p) for p in result.problems] == [
+        "line 5: rejected: consent_to_text must be yes or no"]
+    with texting_bot.db.session() as s:
+        rows = s.execute(select(Candidate.ref_code, Candidate.consent_to_text)
+                         .order_by(Candidate.id)).all()
+    assert [c for _, c in rows] == [True, False, False]
+
+
+def test_consent_to_text_changes_on_the_card_by_coordinators_and_is_audited(
+        texting_bot: Bot) -> None:
+    ref = lead(texting_bot)
+    lee = texting_bot.signed_in(LEE, f"/secure/c/{ref}")
+    card = lee.get(f"{texting_bot.url}/secure/c/{ref}", timeout=10).text
+    assert "Consent to texts" in card and "Agreed to receive texts</button>" not in card
+    assert toggle_consent(texting_bot, LEE, ref, "yes").status_code == 403
+    assert consent_to_text(texting_bot, ref) is False
+
+    assert toggle_consent(texting_bot, CASEY, ref, "yes").status_code == 303
+    assert consent_to_text(texting_bot, ref) is True
+    assert toggle_consent(texting_bot, CASEY, ref, "no").status_code == 303
+    assert consent_to_text(texting_bot, ref) is False
+    with texting_bot.db.session() as s:
+        changes = s.scalars(select(AuditEvent).where(
+            AuditEvent.action == "candidate.consent_to_text_changed").order_by(AuditEvent.id)).all()
+    assert [(e.actor, e.entity_id, e.before, e.after) for e in changes] == [
+        (CASEY, ref, {"consent_to_text": False}, {"consent_to_text": True, "via": "contact card"}),
+        (CASEY, ref, {"consent_to_text": True}, {"consent_to_text": False, "via": "contact card"})]
+
+
+def test_a_number_that_texted_stop_opts_back_in_only_by_texting_start(
+        texting_bot: Bot, rc_standin: RingCentralStandin) -> None:  # noqa: F811
+    ref = lead(texting_bot, consent_to_text=True)
+    rc_standin.receive_text(LEAD_PHONE, TEXTING_NUMBER, "STOP")
+    assert toggle_consent(texting_bot, CASEY, ref, "no").status_code == 303
+    refused = toggle_consent(texting_bot, CASEY, ref, "yes")
+    assert refused.status_code == 400
+    assert ("This number texted STOP on Tue 24 Nov 2026; it can only opt back in by texting "
+            "START.") in refused.text
+    assert consent_to_text(texting_bot, ref) is False
+
+    note = rc_standin.receive_text(LEAD_PHONE, TEXTING_NUMBER, "Start")
+    rc_standin.deliver(note)  # delivered twice: confirmed once
+    rc_standin.receive_text(LEAD_PHONE, TEXTING_NUMBER, "UNSTOP")  # already back in: no answer
+    assert [m["text"] for m in rc_standin.sms] == [STOP_CONFIRMATION, START_CONFIRMATION]
+    with texting_bot.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(TextOptOut)) == 0
+    assert toggle_consent(texting_bot, CASEY, ref, "yes").status_code == 303
+    send_text(texting_bot.ctx, CASEY, ref, "missed_you")

@@ -36,7 +36,9 @@ log = logging.getLogger("prescreen.telephony")
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
+START_WORDS = frozenset({"START", "UNSTOP"})
 STOP_CONFIRMATION = "You're unsubscribed and will get no more texts from us."
+START_CONFIRMATION = "You're subscribed again to texts from us. Reply STOP to opt out."
 DEFAULT_HELP = "This number is for research study scheduling. Reply STOP to opt out."
 MAX_TEXT = 480
 _WORD = re.compile(r"[A-Za-z]+")
@@ -69,7 +71,8 @@ def keyword(text: str) -> str | None:
     if len(words) != 1:
         return None
     word = words[0].upper()
-    return "STOP" if word in STOP_WORDS else "HELP" if word in HELP_WORDS else None
+    return ("STOP" if word in STOP_WORDS else "HELP" if word in HELP_WORDS
+            else "START" if word in START_WORDS else None)
 
 
 # ----- sending -----
@@ -136,7 +139,7 @@ def _member_id(session: Session, user_id: str) -> int | None:
 
 @dataclass(frozen=True)
 class Inbound:
-    kind: str  # stop | help | reply | duplicate | ignored
+    kind: str  # stop | start | help | reply | duplicate | ignored
     ref: str | None = None
 
 
@@ -189,6 +192,13 @@ def _store_inbound(ctx: AppContext, msg_id: str, text: str, indexes: list[str], 
                          entity_id=ref or "unknown", after={"first": first})
             reply = STOP_CONFIRMATION if first else None
             kind = "stop"
+        elif word == "START":
+            lifted = repo.opt_in(session, indexes)  # only a number that said STOP is answered
+            if lifted:
+                audit.record(session, actor=ACTOR, action="text.opted_in", entity="candidate",
+                             entity_id=ref or "unknown", after={"keyword": "START"})
+            reply = START_CONFIRMATION if lifted else None
+            kind = "start"
         elif word == "HELP":
             reply = str(study_texting(cand.study).get("help_text") or DEFAULT_HELP) if cand \
                 else DEFAULT_HELP

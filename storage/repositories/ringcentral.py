@@ -245,6 +245,13 @@ def opted_out(session: Session, indexes: Sequence[str]) -> TextOptOut | None:
     return session.scalars(select(TextOptOut).where(TextOptOut.phone_index.in_(list(indexes)))).first()
 
 
+def opt_in(session: Session, indexes: Sequence[str]) -> bool:
+    """Lift the number's opt-out (under any of its keys); False when it had none."""
+    gone = session.execute(delete(TextOptOut).where(TextOptOut.phone_index.in_(list(indexes))))
+    session.flush()
+    return bool(gone.rowcount)  # type: ignore[attr-defined]
+
+
 def opt_out(session: Session, phone_index: str, keyword: str, at: dt.datetime) -> bool:
     """Record the opt-out; False when the number had already opted out."""
     if session.get(TextOptOut, phone_index) is not None:
