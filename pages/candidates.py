@@ -136,6 +136,7 @@ def register(pages: Pages) -> None:
             next_callback=(f"{_when(card.next_callback, card.timezone)} their time"
                            if card.next_callback else ""),
             notes=[(n, _when(n.at, card.viewer_tz)) for n in card.notes],
+            attempts=[(a, _when(a.at, card.viewer_tz)) for a in card.attempt_list],
             note=note, note_error=note_error, max_note=MAX_NOTE, consent_error=consent_error,
             texted_stop=(f"{card.texted_stop_at.astimezone(ZoneInfo(card.viewer_tz)):%a %d %b %Y}"
                          if card.texted_stop_at else ""))

@@ -4,12 +4,15 @@ calls to a candidate's number into attempts without anyone typing: no answer and
 `no_answer`, voicemail as `left_voicemail`, counted in cadence like logged attempts. A connected
 call asks its coordinator to log the outcome. Records are matched through the phone lookup
 index; nothing is decrypted to match. The sync is idempotent by record id, resumes after a
-crash without duplicating, waits out rate limits, and says plainly when the JWT has expired."""
+crash without duplicating, waits out rate limits, and says plainly when the JWT has expired.
+Wherever attempts are shown, a synced one says "from RingCentral": the contact card's attempts
+list, and the last outcome of `/prescreen status`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +25,7 @@ from bot.config import Settings
 from bot.prescreen.workflow import CallInput, log_call
 from bot.telephony.sync import sync_all
 from sandbox.ringcentral_standin import RingCentralStandin
-from storage.models import Callback, Candidate, PrescreenCall, RcCallRecord, RcExtension
+from storage.models import Callback, Candidate, Member, PrescreenCall, RcCallRecord, RcExtension
 from tests.conftest import Bot
 from tests.leads_factory import LEAD_PHONE, make_lead
 from tests.ringcentral_support import extension_of, rc_settings, rc_standin  # noqa: F401
@@ -180,3 +183,33 @@ def test_records_are_matched_through_the_phone_index_without_decrypting(
     run_job(bot.ctx, "call_log")
     assert decrypted == []
     assert len(attempts(bot)) == 1
+
+
+def test_synced_attempts_say_from_ringcentral_on_the_card_and_in_status(
+        bot: Bot, rc_standin: RingCentralStandin, casey_ext: str) -> None:  # noqa: F811
+    ref = lead(bot)
+    rc_standin.add_call(casey_ext, LEAD_PHONE, "No Answer", start=NOON_NY - dt.timedelta(hours=1))
+    run_job(bot.ctx, "call_log")
+
+    status = json.dumps(bot.slack.slash_command(CASEY, text=f"status {ref}").json())
+    assert "No answer (from RingCentral)" in status
+
+    with time_machine.travel(NOON_NY + dt.timedelta(hours=2), tick=True):
+        log_call(bot.ctx, CallInput(study_key="ALZ", coordinator=CASEY,
+                                    outcome="left_voicemail", existing_ref=ref))
+        status = json.dumps(bot.slack.slash_command(CASEY, text=f"status {ref}").json())
+        assert "Left voicemail" in status and "from RingCentral" not in status
+
+        web = bot.signed_in(CASEY, f"/secure/c/{ref}")
+        card = web.get(f"{bot.url}/secure/c/{ref}", timeout=10).text
+    listed = re.findall(r"<li>([^<]*) · ([^<·]*) · (from RingCentral|logged by @[^<]*)</li>", card)
+    # newest first, in Casey's time zone (New York)
+    assert [(w.strip(), o.strip(), by.strip()) for w, o, by in listed] == [
+        ("Tue 24 Nov 2026 14:00", "Left voicemail", f"logged by @{casey_name(bot)}"),
+        ("Tue 24 Nov 2026 11:00", "No answer", "from RingCentral")]
+
+
+def casey_name(bot: Bot) -> str:
+    with bot.db.session() as s:
+        m = s.scalars(select(Member).where(Member.slack_user_id == CASEY)).one()
+        return m.display_name or m.slack_user_id

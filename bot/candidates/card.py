@@ -37,6 +37,14 @@ class NoteEntry:
 
 
 @dataclass(frozen=True)
+class AttemptEntry:
+    at: dt.datetime  # UTC
+    outcome: str  # label
+    by: str  # display name, else the Slack user id
+    from_ringcentral: bool  # made by the call-log sync, not logged by hand
+
+
+@dataclass(frozen=True)
 class ContactCard:
     ref: str
     study_key: str
@@ -66,6 +74,7 @@ class ContactCard:
     consent_to_text: bool = False
     texted_stop_at: dt.datetime | None = None  # UTC; the number opted out of texts
     may_change_text_consent: bool = False
+    attempt_list: tuple[AttemptEntry, ...] = ()  # newest first, the last ten
 
     @property
     def fields_shown(self) -> list[str]:
@@ -132,7 +141,11 @@ def contact_card(ctx: AppContext, user_id: str, ref: str) -> ContactCard:
             may_add_note=allows(role, Action.ADD_NOTE),
             consent_to_text=bool(cand.consent_to_text),
             texted_stop_at=stop.at if stop is not None else None,
-            may_change_text_consent=allows(role, Action.CHANGE_TEXT_CONSENT))
+            may_change_text_consent=allows(role, Action.CHANGE_TEXT_CONSENT),
+            attempt_list=tuple(
+                AttemptEntry(a.at, outcome_label(a.outcome), a.author_name or a.author_slack_id,
+                             a.from_ringcentral)
+                for a in notes_repo.attempts(session, cand.id)))
         audit.record(session, actor=user_id, action="phi.viewed", entity="candidate",
                      entity_id=cand.ref_code, after={"fields": card.fields_shown, "via": VIA})
         return card

@@ -31,6 +31,7 @@ from integrations.ringcentral.client import parse_instant
 from storage import audit
 from storage.models import Candidate, Member, PrescreenCall
 from storage.repositories import ringcentral as repo
+from storage.repositories.candidate_notes import SYNCED_KEY
 
 log = logging.getLogger("prescreen.telephony")
 
@@ -275,7 +276,7 @@ def _add_attempt(cand: Candidate, member: Member, outcome: str, at: dt.datetime,
     call = PrescreenCall(candidate_id=cand.id, study_id=cand.study_id, coordinator_id=member.id,
                          attempt_no=attempt_no, outcome=outcome, answers={}, eligible=None,
                          failed_criteria=[], notes_enc=None, called_at=at,
-                         idempotency_key=f"rc:{record_id}")
+                         idempotency_key=f"{SYNCED_KEY}{record_id}")
     cand.attempts = attempt_no
     cand.last_outcome = outcome
     cand.last_called_at = max(cand.last_called_at or at, at)
