@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt import App
 
 from app.factory import create_app, create_context
+from app.ringcentral_webhook import webhook_routes
 from app.web import Route, SlackWebApp, WebRequest, WebResponse
 from bot.clock import Clock, OffsetClock
 from bot.config import Settings
@@ -75,7 +76,8 @@ def build_runtime(
     ctx = create_context(settings, db=db, clock=clock)
     secret = settings.slack_signing_secret or secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
-    web = SlackWebApp(bolt, db, prefix_routes=secure_page_routes(ctx), signing_secret=secret)
+    web = SlackWebApp(bolt, db, routes=webhook_routes(ctx), prefix_routes=secure_page_routes(ctx),
+                      signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret)
     rt.closers.append(db.dispose)
     return rt

@@ -24,6 +24,7 @@ from bot.leads.assignment import assignment_job
 from bot.leads.sla import slas_job
 from bot.outbox import outbox_job
 from bot.referrals.escalation import approvals_job
+from bot.telephony.jobs import call_log_job, subscription_job
 
 log = logging.getLogger("prescreen.scheduler")
 
@@ -57,6 +58,10 @@ def job_specs() -> list[JobSpec]:
                 outbox_job),
         JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,
                 graph_sync_job),
+        JobSpec("call_log", "RingCentral: sync each matched extension's call log into attempts "
+                "(full once, then incremental)", 120, call_log_job),
+        JobSpec("ringcentral_webhook", "RingCentral: create and renew the webhook subscription "
+                "for inbound texts", 3600, subscription_job),
         JobSpec(
             "housekeeping",
             "forget Slack request ids older than 7 days (retry de-duplication window)",

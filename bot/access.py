@@ -39,6 +39,9 @@ class Action(StrEnum):
     FIND_CANDIDATE = "search candidates"
     VIEW_STATS = "see stats"
     VIEW_CALENDAR = "see your calendar"
+    PLACE_CALL = "call candidates from Slack"
+    SEND_TEXT = "text candidates"
+    CHANGE_TEXT_CONSENT = "change a candidate's consent to texts"
     DELEGATE_APPROVALS = "hand their approvals to a delegate"
 
 
@@ -60,6 +63,9 @@ POLICY: dict[Action, tuple[str, ...]] = {
     Action.FIND_CANDIDATE: (COORDINATOR, APPROVER, ADMIN),
     Action.VIEW_STATS: ROLES,
     Action.VIEW_CALENDAR: ROLES,
+    Action.PLACE_CALL: (COORDINATOR, ADMIN),
+    Action.SEND_TEXT: (COORDINATOR, ADMIN),
+    Action.CHANGE_TEXT_CONSENT: (COORDINATOR, ADMIN),
     Action.DELEGATE_APPROVALS: (APPROVER, ADMIN),
 }
 

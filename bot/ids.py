@@ -48,6 +48,10 @@ VISIT_VIEW = "referral_visit_view"
 VISIT_SLOT_BLOCK, VISIT_SLOT_SELECT = "visit_slot", "calendar_visit_slot"
 VISIT_DATE_BLOCK, VISIT_DATE_INPUT = "visit_date", "visit_date_input"
 
+# RingCentral: click-to-call
+RC_CALL = "rc_call"
+RC_CALL_BLOCK = "rc_call_actions"
+
 # callback reminders
 CALLBACK_LOG = "callback_log"
 CALLBACK_SNOOZE = "callback_snooze"

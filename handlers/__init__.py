@@ -18,13 +18,15 @@ from handlers import (
     queues,
     referrals,
     stats,
+    telephony,
 )
 from handlers.common import Subcommand
 
 
 def feature_modules() -> list[ModuleType]:
     """The features, in the order their subcommands appear in /prescreen help."""
-    return [prescreen, leads, queues, callbacks, referrals, delegation, calendar, stats, members]
+    return [prescreen, leads, queues, callbacks, referrals, delegation, calendar, stats, members,
+            telephony]
 
 
 def register_all(app: App, ctx: AppContext) -> None:

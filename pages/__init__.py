@@ -7,7 +7,7 @@ modules and mounts ``Pages.handle`` under /secure. See pages/framework.py for th
 from __future__ import annotations
 
 from bot.context import AppContext
-from pages import approvals, candidates, home, signin
+from pages import approvals, candidates, home, signin, telephony
 from pages.framework import Pages, RawRequest, Response
 
 __all__ = ["Pages", "RawRequest", "Response", "build_pages"]
@@ -16,6 +16,6 @@ __all__ = ["Pages", "RawRequest", "Response", "build_pages"]
 def build_pages(ctx: AppContext) -> Pages:
     """The secure page with every feature registered."""
     pages = Pages(ctx)
-    for module in (signin, home, candidates, approvals):
+    for module in (signin, home, candidates, approvals, telephony):
         module.register(pages)
     return pages

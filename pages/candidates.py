@@ -17,6 +17,7 @@ from bot.candidates.card import ContactCard, contact_card
 from bot.candidates.handback import handback_update
 from bot.candidates.notes import MAX_NOTE, add_note
 from bot.candidates.search import HOW, search_candidates
+from bot.candidates.text_consent import set_consent_to_text
 from bot.errors import DomainError, InvalidInput
 from bot.forms import FormErrors
 from bot.regions import STATES
@@ -74,7 +75,8 @@ def register(pages: Pages) -> None:
     def new_candidate(req: PageRequest) -> Response:
         values = {"study": req.args.get("study", "").strip().upper()[:16],
                   "handback": req.args.get("handback", "")[:100],
-                  "form_token": secrets.token_urlsafe(16), "consent": ""}
+                  "form_token": secrets.token_urlsafe(16), "consent": "",
+                  "consent_to_text": ""}
         return form_page(req, values=values, errors={})
 
     @pages.route("POST", "/candidates/new")
@@ -84,6 +86,7 @@ def register(pages: Pages) -> None:
         values = {k: f.get(k, "")[:300] for k in (*FIELDS, "study", "handback", "form_token")}
         values["study"] = values["study"].strip().upper()
         values["consent"] = "yes" if f.get("consent", "").lower() in YES else ""
+        values["consent_to_text"] = "yes" if f.get("consent_to_text", "").lower() in YES else ""
         if not values["form_token"]:
             values["form_token"] = secrets.token_urlsafe(16)
         try:
@@ -91,7 +94,8 @@ def register(pages: Pages) -> None:
                 user_id=req.user_id, study_key=values["study"], name=values["name"],
                 phone=values["phone"], dob=values["dob"], state=values["state"],
                 source=values["source"], consent=bool(values["consent"]),
-                form_token=values["form_token"]))
+                form_token=values["form_token"],
+                consent_to_text=bool(values["consent_to_text"])))
         except FormErrors as exc:
             errors = dict(exc.errors)
             if exc.duplicate_of:  # the modal's wording points to Slack; here the card is a click away
@@ -124,7 +128,7 @@ def register(pages: Pages) -> None:
     # ----- the contact card and its notes -----
 
     def card_page(req: PageRequest, ref: str, *, note: str = "", note_error: str = "",
-                  status: int = 200) -> Response:
+                  consent_error: str = "", status: int = 200) -> Response:
         assert req.user_id is not None
         card = contact_card(req.ctx, req.user_id, ref)
         return pages.render(
@@ -132,7 +136,10 @@ def register(pages: Pages) -> None:
             next_callback=(f"{_when(card.next_callback, card.timezone)} their time"
                            if card.next_callback else ""),
             notes=[(n, _when(n.at, card.viewer_tz)) for n in card.notes],
-            note=note, note_error=note_error, max_note=MAX_NOTE)
+            attempts=[(a, _when(a.at, card.viewer_tz)) for a in card.attempt_list],
+            note=note, note_error=note_error, max_note=MAX_NOTE, consent_error=consent_error,
+            texted_stop=(f"{card.texted_stop_at.astimezone(ZoneInfo(card.viewer_tz)):%a %d %b %Y}"
+                         if card.texted_stop_at else ""))
 
     @pages.route("GET", "/c/{ref}")
     def card(req: PageRequest) -> Response:
@@ -148,6 +155,17 @@ def register(pages: Pages) -> None:
             return card_page(req, req.params["ref"], note=text[:MAX_NOTE * 2],
                              note_error=exc.errors.get("text", ""), status=400)
         return pages.redirect(req, card_path(added.ref))
+
+    @pages.route("POST", "/c/{ref}/consent-to-text")
+    def consent_to_text(req: PageRequest) -> Response:
+        assert req.user_id is not None
+        wanted = req.form.get("consent_to_text", "").lower() in YES
+        try:
+            done = set_consent_to_text(req.ctx, req.user_id, req.params["ref"], wanted)
+        except FormErrors as exc:
+            return card_page(req, req.params["ref"], status=400,
+                             consent_error=exc.errors.get("consent_to_text", ""))
+        return pages.redirect(req, card_path(done.ref))
 
     # ----- search -----
 

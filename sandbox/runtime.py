@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from app.factory import create_app, create_context
+from app.ringcentral_webhook import webhook_routes
 from app.runtime import Runtime, sandbox_key, secure_page_routes
 from app.web import SlackWebApp
 from bot.clock import OffsetClock
@@ -18,6 +19,7 @@ from bot.secure_links import CALLBACK
 from bot.studies.importer import import_studies
 from sandbox.console import console_routes, static_routes
 from sandbox.graph import start_sandbox_graph
+from sandbox.ringcentral import start_sandbox_ringcentral
 from sandbox.seed import has_candidates, seed_demo
 from sandbox.slack_standin import SlackSender, SlackStandin
 from sandbox.state import SANDBOX_TEAM, SANDBOX_TOKEN, Sandbox, demo_file
@@ -78,11 +80,14 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
                  "`prescreen-bot sandbox reset` restores the full demo")
 
     sandbox.ctx = ctx
-    web = SlackWebApp(bolt, db, routes=console_routes(sandbox),
+    ringcentral = start_sandbox_ringcentral(ctx, demo, url)
+    web = SlackWebApp(bolt, db, routes={**console_routes(sandbox), **webhook_routes(ctx)},
                       prefix_routes={**static_routes(sandbox.port), **secure_page_routes(ctx)},
                       signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
+    if ringcentral is not None:
+        rt.closers.append(ringcentral.stop)
     graph = start_sandbox_graph(ctx)
     if graph is not None:
         rt.closers.append(graph.stop)

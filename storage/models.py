@@ -188,6 +188,7 @@ class Candidate(Base):
     region: Mapped[str | None] = mapped_column(String(8))
     timezone: Mapped[str] = mapped_column(String(64))
     consent_to_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_to_text: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(24), default="new")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -547,3 +548,89 @@ class LoginAttempt(Base):
     next_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(index=True)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# ----- RingCentral (click-to-call, call log, texts) -------------------------------------------
+
+class RcExtension(Base):
+    """A member's RingCentral extension (matched by email, or named in the studies file) and
+    where the call-log sync of that extension stands."""
+
+    __tablename__ = "rc_extensions"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    extension_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    explicit: Mapped[str | None] = mapped_column(String(32))  # ringcentral_extension in the file
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class RcCallRecord(Base):
+    """One call-log record seen from RingCentral, by its record id (the sync is idempotent on it)."""
+
+    __tablename__ = "rc_call_records"
+    __table_args__ = (Index("ix_rc_call_records_candidate_started", "candidate_id", "started_at"),)
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("prescreen_calls.id"), index=True)
+    result: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[dt.datetime] = mapped_column()
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RcRingOut(Base):
+    """A call placed from a Call button (RingOut): counted toward the 24 h limit at once."""
+
+    __tablename__ = "rc_ringouts"
+    __table_args__ = (Index("ix_rc_ringouts_candidate_placed", "candidate_id", "placed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    ringout_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24), default="placing")
+    placed_at: Mapped[dt.datetime] = mapped_column()
+
+
+class TextMessage(Base):
+    """A text to or from a candidate; the body is encrypted and read only on the secure page."""
+
+    __tablename__ = "text_messages"
+    __table_args__ = (Index("ix_text_messages_candidate_at", "candidate_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"))
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    body_enc: Mapped[str] = mapped_column(Text)
+    keyword: Mapped[str | None] = mapped_column(String(16))  # STOP | HELP | None
+    rc_message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    at: Mapped[dt.datetime] = mapped_column()
+
+
+class TextOptOut(Base):
+    """A number that said STOP: no text goes to it again (whichever candidate has it)."""
+
+    __tablename__ = "text_opt_outs"
+
+    phone_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column()
+    keyword: Mapped[str] = mapped_column(String(16))
+
+
+class RcSubscription(Base):
+    """The webhook subscription the bot created for inbound texts, renewed before it expires."""
+
+    __tablename__ = "rc_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(500))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

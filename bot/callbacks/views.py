@@ -56,6 +56,12 @@ def reminder_blocks(*, callback_id: int, ref: str, text: str, late: bool,
     return out
 
 
+def call_row(ref: str) -> bk.Block:
+    """RingCentral's click-to-call under a reminder (the reference code only)."""
+    return bk.actions([bk.button("Call", ids.RC_CALL, {"ref": ref}, style="primary")],
+                      block_id=ids.RC_CALL_BLOCK)
+
+
 def result_blocks(message: str) -> list[bk.Block]:
     """What the reminder DM becomes once acted on (buttons gone)."""
     return [bk.section(message)]

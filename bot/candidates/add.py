@@ -50,6 +50,7 @@ class NewCandidate:
     source: str
     consent: bool
     form_token: str  # one per rendered form: a second submit of it returns the first result
+    consent_to_text: bool = False  # "Agreed to receive texts about this study"
 
 
 def add_candidate(ctx: AppContext, inp: NewCandidate) -> LeadAdded:
@@ -60,4 +61,5 @@ def add_candidate(ctx: AppContext, inp: NewCandidate) -> LeadAdded:
         study_key=inp.study_key.strip().upper(), user_id=inp.user_id, name=inp.name,
         phone=inp.phone, dob=None, dob_text=inp.dob, state=inp.state.strip() or None,
         source=inp.source.strip() or None, consent=inp.consent,
+        consent_to_text=inp.consent_to_text,
         idempotency_key=f"page:add-candidate:{token}" if token else None, via=VIA))

@@ -21,6 +21,7 @@ from storage import audit
 from storage.repositories import callbacks as callback_repo
 from storage.repositories import candidate_notes as notes_repo
 from storage.repositories import candidates as cand_repo
+from storage.repositories import ringcentral as rc_repo
 from storage.repositories import studies as study_repo
 
 VIA = "contact card"
@@ -33,6 +34,14 @@ class NoteEntry:
     text: str  # PHI
     kind: str  # note | call
     outcome: str | None = None  # for a call's notes: the outcome's label
+
+
+@dataclass(frozen=True)
+class AttemptEntry:
+    at: dt.datetime  # UTC
+    outcome: str  # label
+    by: str  # display name, else the Slack user id
+    from_ringcentral: bool  # made by the call-log sync, not logged by hand
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,10 @@ class ContactCard:
     notes: list[NoteEntry]
     viewer_tz: str
     may_add_note: bool
+    consent_to_text: bool = False
+    texted_stop_at: dt.datetime | None = None  # UTC; the number opted out of texts
+    may_change_text_consent: bool = False
+    attempt_list: tuple[AttemptEntry, ...] = ()  # newest first, the last ten
 
     @property
     def fields_shown(self) -> list[str]:
@@ -106,6 +119,7 @@ def contact_card(ctx: AppContext, user_id: str, ref: str) -> ContactCard:
         if source and isinstance(sources.get(source), dict):
             source = str(sources[source].get("label") or source)
         owner = cand.owner
+        stop = rc_repo.opted_out(session, c.indexes(phone))
         notes = [NoteEntry(n.at, n.author_name or n.author_slack_id, c.decrypt(n.text_enc), n.kind,
                            outcome_label(n.outcome) if n.kind == "call" else None)
                  for n in notes_repo.history(session, cand.id)]
@@ -124,7 +138,14 @@ def contact_card(ctx: AppContext, user_id: str, ref: str) -> ContactCard:
             next_callback=nxt.due_at if nxt else None, source=source,
             owner=(owner.display_name or owner.slack_user_id) if owner else None,
             notes=notes, viewer_tz=viewer_tz,
-            may_add_note=allows(role, Action.ADD_NOTE))
+            may_add_note=allows(role, Action.ADD_NOTE),
+            consent_to_text=bool(cand.consent_to_text),
+            texted_stop_at=stop.at if stop is not None else None,
+            may_change_text_consent=allows(role, Action.CHANGE_TEXT_CONSENT),
+            attempt_list=tuple(
+                AttemptEntry(a.at, outcome_label(a.outcome), a.author_name or a.author_slack_id,
+                             a.from_ringcentral)
+                for a in notes_repo.attempts(session, cand.id)))
         audit.record(session, actor=user_id, action="phi.viewed", entity="candidate",
                      entity_id=cand.ref_code, after={"fields": card.fields_shown, "via": VIA})
         return card

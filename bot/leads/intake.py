@@ -82,6 +82,7 @@ class Lead:
     timezone: str
     timezone_assumed: bool
     consent: bool
+    consent_to_text: bool = False  # the optional consent_to_text column (yes/no; empty: no)
 
 
 @dataclass
@@ -168,6 +169,16 @@ def parse_consent(raw: str) -> bool:
     raise ValueError("consent must be yes or no")
 
 
+def parse_consent_to_text(raw: str) -> bool:
+    """The optional consent_to_text column: yes → True; empty or no → False (texts need a yes)."""
+    value = raw.strip().casefold()
+    if not value or value in NO:
+        return False
+    if value in YES:
+        return True
+    raise ValueError("consent_to_text must be yes or no")
+
+
 def validate_lead(values: dict[str, str], *, line: int, today: dt.date, study_tz: str,
                   known_phone: str | None = None) -> tuple[Lead | None, str | None]:
     """(lead, None) or (None, reason). `values` maps LEAD_FIELDS to raw text. `known_phone` is this
@@ -213,8 +224,13 @@ def validate_lead(values: dict[str, str], *, line: int, today: dt.date, study_tz
         consent = parse_consent(values.get("consent", ""))
     except ValueError as exc:
         return None, str(exc)
+    try:
+        consent_to_text = parse_consent_to_text(values.get("consent_to_text", ""))
+    except ValueError as exc:
+        return None, str(exc)
     return Lead(line=line, name=name, phone=phone, dob=dob, region=state,
-                timezone=tz or study_tz, timezone_assumed=tz is None, consent=consent), None
+                timezone=tz or study_tz, timezone_assumed=tz is None, consent=consent,
+                consent_to_text=consent_to_text), None
 
 
 # ----- reading the file -----
@@ -481,6 +497,7 @@ def lead_row(cipher: PHICipher, lead: Lead, *, source: str, now: dt.datetime, ph
         "region": lead.region,
         "timezone": lead.timezone,
         "consent_to_contact": lead.consent,
+        "consent_to_text": lead.consent_to_text,
         "do_not_call": False,
         "status": "needs_call",
         "attempts": 0,
@@ -509,6 +526,7 @@ class InboundLead:
     idempotency_key: str | None = None
     via: str = "inbound lead"  # where it was entered, for the audit trail
     dob_text: str = ""  # the date of birth as typed, when `dob` is None (YYYY-MM-DD, MM/DD/YYYY)
+    consent_to_text: bool = False  # agreed to receive texts about this study
 
 
 @dataclass
@@ -601,6 +619,7 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
             session.commit()
             raise refusal
         assert lead is not None
+        lead.consent_to_text = inp.consent_to_text
         c = ctx.cipher
         dedupe = c.index(study.key, lead.phone, lead.dob.isoformat()) if lead.dob else None
         cand = cand_repo.create(session, study.id, study.key, lead_row(
@@ -610,7 +629,7 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
                      entity_id=cand.ref_code, after={
                          "status": cand.status, "source": cfg.slug, "region": cand.region,
                          "timezone": cand.timezone, "consent": cand.consent_to_contact,
-                         "via": inp.via})
+                         "consent_to_text": cand.consent_to_text, "via": inp.via})
         if inp.idempotency_key:
             req_repo.claim(session, inp.idempotency_key,
                            {"ref": cand.ref_code, "source": cfg.slug, "tz": cand.timezone,

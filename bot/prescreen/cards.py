@@ -31,7 +31,8 @@ def status_blocks(s: CandidateStatus, card_url: str | None = None) -> list[bk.Bl
         next_cb = f"{_when(s.next_callback, s.viewer_tz)} your time ({theirs} theirs)"
     out.append(bk.fields([
         ("Attempts", f"{s.attempts} of {s.max_attempts}"),
-        ("Last outcome", label(s.last_outcome)),
+        ("Last outcome", label(s.last_outcome)
+         + (" (from RingCentral)" if s.last_from_ringcentral and s.last_outcome else "")),
         ("Last call", _when(s.last_called_at, s.viewer_tz)),
         ("Next callback", next_cb),
         ("Referral", ref_states.label(s.referral_state) if s.referral_state else "none"),

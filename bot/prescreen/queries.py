@@ -19,6 +19,7 @@ from bot.prescreen.outcomes import STATUS_LABELS, label
 from bot.referrals import states as ref_states
 from storage import audit
 from storage.models import Candidate, Study
+from storage.repositories import candidate_notes as notes_repo
 from storage.repositories import candidates as cand_repo
 from storage.repositories import referrals as ref_repo
 from storage.repositories import studies as study_repo
@@ -43,6 +44,7 @@ class CandidateStatus:
     name: str | None = None  # PHI: only for study staff, and only with PHI_SURFACE=slack
     phone: str | None = None
     may_view_phi: bool = False  # the viewer's role may see identifiers (on the secure page)
+    last_from_ringcentral: bool = False  # the last attempt came from RingCentral's call log
 
 
 def is_ref(text: str) -> bool:
@@ -73,6 +75,8 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
             do_not_call=cand.do_not_call, viewer_tz=member.timezone if member else "UTC",
         )
         out.may_view_phi = allows(role, Action.VIEW_PHI)
+        last = notes_repo.attempts(session, cand.id, limit=1)
+        out.last_from_ringcentral = bool(last) and last[0].from_ringcentral
         if out.may_view_phi and not ctx.settings.portal:
             out.name = ctx.cipher.decrypt(cand.name_enc)
             out.phone = ctx.cipher.decrypt(cand.phone_enc)

@@ -50,3 +50,28 @@ def history(session: Session, candidate_id: int, limit: int = MAX_ROWS) -> list[
     rows = [NoteRow("note", at, uid, name, enc) for at, uid, name, enc in notes]
     rows += [NoteRow("call", at, uid, name, enc, outcome) for at, uid, name, enc, outcome in calls]
     return sorted(rows, key=lambda r: r.at, reverse=True)[:limit]
+
+
+SYNCED_KEY = "rc:"  # the idempotency key of an attempt made from RingCentral's call log
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    at: dt.datetime
+    outcome: str
+    author_slack_id: str
+    author_name: str | None
+    from_ringcentral: bool
+
+
+def attempts(session: Session, candidate_id: int, limit: int = 10) -> list[AttemptRow]:
+    """The candidate's latest call attempts, newest first, and whether the call-log sync made
+    each one (rather than a member logging it)."""
+    rows = session.execute(
+        select(PrescreenCall.called_at, PrescreenCall.outcome, Member.slack_user_id,
+               Member.display_name, PrescreenCall.idempotency_key)
+        .join(Member, Member.id == PrescreenCall.coordinator_id)
+        .where(PrescreenCall.candidate_id == candidate_id)
+        .order_by(PrescreenCall.called_at.desc(), PrescreenCall.id.desc()).limit(limit))
+    return [AttemptRow(at, outcome, uid, name, bool(key and key.startswith(SYNCED_KEY)))
+            for at, outcome, uid, name, key in rows]
