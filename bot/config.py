@@ -89,13 +89,7 @@ class Settings(BaseSettings):
     @field_validator("ringcentral_server_url")
     @classmethod
     def _rc_server(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an https URL like https://platform.ringcentral.com")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must be https (http only for a loopback host)")
-        return v
+        return base_url(v, "https://platform.ringcentral.com")
 
     @field_validator("public_url")
     @classmethod
