@@ -34,7 +34,7 @@ from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, PORTAL_ENV, SIGNING_SECRET
 
 VERSIONS = migrate.MIGRATIONS / "versions"
 RELEASED = migrate.MIGRATIONS / "released.txt"
-EARLIER = ("0001", "0002", "0003")  # every released revision before head
+EARLIER = ("0001", "0002", "0003")  # the releases before the audit chain, whose data the story seeds
 AUDIT_EVENTS = 5_003  # more than one of 0004's 5,000-row chaining batches
 T0 = dt.datetime(2026, 11, 2, 14, 5, 7, 123456)  # naive UTC, as the app stores instants
 CIPHER = PHICipher([ENCRYPTION_KEY])
