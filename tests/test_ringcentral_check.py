@@ -131,7 +131,7 @@ def test_half_a_configuration_refuses_to_start() -> None:
     with pytest.raises(SettingsError, match="RINGCENTRAL_WEBHOOK_TOKEN"):
         load_settings(**base, ringcentral_client_id="id", ringcentral_client_secret="secret",
                       ringcentral_jwt="eyJ")
-    with pytest.raises(SettingsError, match="RINGCENTRAL_SERVER_URL must be https"):
+    with pytest.raises(SettingsError, match="RINGCENTRAL_SERVER_URL must start with https://"):
         load_settings(**base, ringcentral_server_url="http://platform.ringcentral.com")
     ok = load_settings(**base, ringcentral_client_id="id", ringcentral_client_secret="secret",
                        ringcentral_jwt="eyJ", ringcentral_webhook_token="t" * 20)

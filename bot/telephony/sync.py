@@ -249,8 +249,7 @@ def _attempts(ctx: AppContext, session: Session, cands: dict[int, Candidate], me
             batch.records.append(row)
         if answered_none:
             batch.unanswered.append(cand)
-    session.add_all([call for _, call in batch.calls])
-    session.flush()  # the attempts get their ids
+    repo.add_calls(session, [call for _, call in batch.calls])  # they get their ids
     for index, call in batch.calls:
         batch.records[index]["call_id"] = call.id
     for event in batch.events:

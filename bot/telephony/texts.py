@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import blocks as bk
@@ -158,9 +157,8 @@ def handle_notification(ctx: AppContext, notification: dict[str, Any]) -> Inboun
     indexes = ctx.cipher.indexes(phone)
     word = keyword(text)
     to_number = str(((body.get("to") or [{}])[0] or {}).get("phoneNumber") or "")
-    try:
-        kind, ref, reply = _store_inbound(ctx, msg_id, text, indexes, word, now)
-    except IntegrityError:  # the same notification, delivered twice at the same moment
+    kind, ref, reply = _store_inbound(ctx, msg_id, text, indexes, word, now)
+    if kind == "duplicate":
         return Inbound("duplicate")
     if reply and to_number:
         client = rc_client(ctx)
@@ -180,9 +178,12 @@ def _store_inbound(ctx: AppContext, msg_id: str, text: str, indexes: list[str], 
             return "duplicate", None, None  # RingCentral delivered it again: handled once
         cands = repo.candidates_by_phone_index(session, indexes)
         cand = _latest([c for idx in indexes for c in cands.get(idx, [])])
-        repo.add_text(session, candidate_id=cand.id if cand else None, phone_index=indexes[0],
-                      direction="in", body_enc=ctx.cipher.encrypt(text), keyword=word,
-                      rc_message_id=msg_id, member_id=None, at=now)
+        stored = repo.add_inbound_text(
+            session, candidate_id=cand.id if cand else None, phone_index=indexes[0],
+            direction="in", body_enc=ctx.cipher.encrypt(text), keyword=word, rc_message_id=msg_id,
+            member_id=None, at=now)
+        if stored is None:  # delivered twice at the same moment: the other delivery handles it
+            return "duplicate", None, None
         ref = cand.ref_code if cand else None
         if word == "STOP":
             first = repo.opted_out(session, indexes) is None  # under any key, old or new

@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import Integer, String, any_, bindparam, delete, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import savepoint
 from storage.models import (
     Callback,
     Candidate,
@@ -288,6 +290,22 @@ def add_text(session: Session, **fields: Any) -> TextMessage:
     session.add(row)
     session.flush()
     return row
+
+
+def add_inbound_text(session: Session, **fields: Any) -> TextMessage | None:
+    """The inbound message, or None when its RingCentral id is stored already (the same
+    notification delivered twice at the same moment: the other delivery handles it)."""
+    try:
+        with savepoint(session):
+            return add_text(session, **fields)
+    except IntegrityError:
+        return None
+
+
+def add_calls(session: Session, calls: Sequence[PrescreenCall]) -> None:
+    """Store attempts made from synced call records; they have their ids afterwards."""
+    session.add_all(calls)
+    session.flush()
 
 
 def texts_for(session: Session, candidate_id: int) -> list[TextMessage]:
