@@ -23,6 +23,7 @@ STORIES=(
 BROWSER=(
   --deselect tests/test_sandbox_console.py::test_try_the_whole_bot_in_a_browser
   --deselect tests/test_sandbox_console.py::test_mrkdwn_is_escaped_before_formatting
+  --deselect tests/test_sandbox_console.py::test_log_a_new_candidate_through_the_secure_page
 )
 
 # TZ (the machine's local zone) and the instant, with its offset in that zone.

@@ -12,11 +12,13 @@ from typing import Any
 from slack_bolt import App
 
 from app.factory import create_app, create_context
-from app.web import Route, SlackWebApp
+from app.ringcentral_webhook import webhook_routes
+from app.web import Route, SlackWebApp, WebRequest, WebResponse
 from bot import outbox
 from bot.clock import Clock, OffsetClock
 from bot.config import Settings
 from bot.context import AppContext
+from pages import build_pages
 from storage import migrate
 from storage.crypto import PHICipher
 from storage.db import Database
@@ -75,13 +77,25 @@ def build_runtime(
     ctx = create_context(settings, db=db, clock=clock)
     secret = settings.slack_signing_secret or secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
-    web = SlackWebApp(bolt, db, signing_secret=secret,
+    web = SlackWebApp(bolt, db, routes=webhook_routes(ctx), prefix_routes=secure_page_routes(ctx),
+                      signing_secret=secret,
                       # METRICS_PORT moves /metrics off the web port (app/server.py serves it)
                       metrics_token=None if settings.metrics_port else settings.metrics_token,
                       metrics_live=lambda: outbox.gauges(ctx))
     rt = Runtime(settings, ctx, bolt, web, secret)
     rt.closers.append(db.dispose)
     return rt
+
+
+def secure_page_routes(ctx: AppContext) -> dict[tuple[str, str], Route]:
+    """The secure page (pages/), mounted under /secure: its own router answers every path there."""
+    pages = build_pages(ctx)
+
+    def serve(req: WebRequest) -> WebResponse:
+        resp = pages.handle(req)
+        return WebResponse(resp.status, resp.body, resp.headers)
+
+    return {("GET", "/secure"): serve, ("POST", "/secure"): serve}
 
 
 def sandbox_package() -> ModuleType:

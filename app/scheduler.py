@@ -24,6 +24,8 @@ from bot.kpi_jobs import kpis_job
 from bot.leads.assignment import assignment_job
 from bot.leads.sla import slas_job
 from bot.outbox import outbox_job
+from bot.referrals.escalation import approvals_job
+from bot.telephony.jobs import call_log_job, subscription_job
 from integrations import metrics
 
 log = logging.getLogger("prescreen.scheduler")
@@ -54,10 +56,16 @@ def job_specs() -> list[JobSpec]:
                 slas_job),
         JobSpec("kpis", "recompute the KPI rollups of the study days that changed (rebuild a "
                 "study never built or whose time zone changed)", 60, kpis_job),
+        JobSpec("approvals", "escalate referrals pending past their study's approval SLA, once "
+                "(admins and available approvers, by DM)", 300, approvals_job),
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
                 outbox_job),
         JobSpec("graph_sync", "refresh the Outlook calendar cache (next 14 days, delta sync)", 300,
                 graph_sync_job),
+        JobSpec("call_log", "RingCentral: sync each matched extension's call log into attempts "
+                "(full once, then incremental)", 120, call_log_job),
+        JobSpec("ringcentral_webhook", "RingCentral: create and renew the webhook subscription "
+                "for inbound texts", 3600, subscription_job),
         JobSpec(
             "housekeeping",
             "forget Slack request ids older than 7 days (retry de-duplication window)",

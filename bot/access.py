@@ -6,12 +6,14 @@ role or a deactivated member counts from the next request on. Refusals use `refu
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
 from bot.errors import NotAllowed
 from storage.models import Study
+from storage.repositories import approvals as approvals_repo
 from storage.repositories import studies as study_repo
 
 COORDINATOR, APPROVER, STAKEHOLDER, ADMIN = "coordinator", "approver", "stakeholder", "admin"
@@ -33,9 +35,14 @@ class Action(StrEnum):
     VIEW_REFERRALS = "list referrals"
     VIEW_CANDIDATE = "see candidates"
     VIEW_PHI = "see candidates' names and phone numbers"
+    ADD_NOTE = "add notes to candidates"
     FIND_CANDIDATE = "search candidates"
     VIEW_STATS = "see stats"
     VIEW_CALENDAR = "see your calendar"
+    PLACE_CALL = "call candidates from Slack"
+    SEND_TEXT = "text candidates"
+    CHANGE_TEXT_CONSENT = "change a candidate's consent to texts"
+    DELEGATE_APPROVALS = "hand their approvals to a delegate"
 
 
 # THE policy: each action and the roles allowed to do it. Nothing else decides.
@@ -52,10 +59,17 @@ POLICY: dict[Action, tuple[str, ...]] = {
     Action.VIEW_REFERRALS: ROLES,
     Action.VIEW_CANDIDATE: ROLES,
     Action.VIEW_PHI: (COORDINATOR, APPROVER, ADMIN),
+    Action.ADD_NOTE: (COORDINATOR, APPROVER, ADMIN),
     Action.FIND_CANDIDATE: (COORDINATOR, APPROVER, ADMIN),
     Action.VIEW_STATS: ROLES,
     Action.VIEW_CALENDAR: ROLES,
+    Action.PLACE_CALL: (COORDINATOR, ADMIN),
+    Action.SEND_TEXT: (COORDINATOR, ADMIN),
+    Action.CHANGE_TEXT_CONSENT: (COORDINATOR, ADMIN),
+    Action.DELEGATE_APPROVALS: (APPROVER, ADMIN),
 }
+
+DELEGATE = "delegate"  # the role recorded for someone deciding in an approver's place
 
 ASK = "Ask your admin to add you."
 
@@ -121,3 +135,68 @@ def require_somewhere(session: Session, user_id: str, action: Action) -> list[St
     if not allowed:
         raise NotAllowed(nowhere_text([(s.key, r) for s, r in pairs], action))
     return allowed
+
+
+def page_refusal_text(roles: list[tuple[str, str]]) -> str:
+    """Why the secure page (identifiers) is closed to someone with these (study key, role)."""
+    if not roles:
+        return f"You are not a member of any study. {ASK}"
+    mine = " and ".join(f"{_a(role)} of {key}" for key, role in roles)
+    allowed = [f"{r}s" for r in POLICY[Action.VIEW_PHI]]
+    who = f"{', '.join(allowed[:-1])} and {allowed[-1]}"
+    return f"You are {mine}: contact cards are for {who}."
+
+
+def require_page_access(session: Session, user_id: str) -> list[Study]:
+    """The secure page's gate: the active studies where the user may see identifiers
+    (Action.VIEW_PHI), or NotAllowed saying why not. Asked again on every request."""
+    pairs = study_repo.studies_for(session, user_id)
+    allowed = [s for s, role in pairs if allows(role, Action.VIEW_PHI)]
+    if not allowed:
+        raise NotAllowed(page_refusal_text([(s.key, r) for s, r in pairs]))
+    return allowed
+
+
+# ----- deciding on a referral: who, in whose place, and the two-person rule -------------------
+
+def require_decider(session: Session, user_id: str, study: Study, now: dt.datetime
+                    ) -> tuple[str, str | None]:
+    """(role, on behalf of) for someone deciding a referral of `study` now: an approver or admin
+    decides as themselves; otherwise a delegation in force (not expired, not cancelled) lets them
+    decide in that approver's place, while the approver may still decide. NotAllowed otherwise."""
+    role = role_of(session, user_id, study)
+    if allows(role, Action.DECIDE_REFERRAL):
+        assert role is not None
+        return role, None
+    for d in approvals_repo.acting_for(session, study.id, user_id, now):
+        if may(session, d.approver, study, Action.DECIDE_REFERRAL):
+            return DELEGATE, d.approver
+    raise NotAllowed(refusal_text(study.key, role, Action.DECIDE_REFERRAL))
+
+
+def independence_refusal(ref: str, who_can: list[str]) -> str:
+    if who_can:
+        names = ", ".join(f"<@{u}>" for u in who_can)
+        return f"Only an approver who did not log this call can approve {ref}: {names}."
+    return (f"Only an approver who did not log this call can approve {ref}, and there is none "
+            f"in the study yet. Ask your admin to add one.")
+
+
+def require_independent(actor: str, on_behalf_of: str | None, involved: set[str], ref: str,
+                        who_can: list[str]) -> None:
+    """Separation of duties: whoever logged the qualifying call, or coordinates or owns the
+    referral (`involved`), may not approve it, whatever their role, nor may a delegate approve
+    in their place."""
+    if actor in involved or (on_behalf_of is not None and on_behalf_of in involved):
+        raise NotAllowed(independence_refusal(ref, who_can))
+
+
+def require_second_person(actor: str, on_behalf_of: str | None, earlier: list[tuple[str, str | None]],
+                          ref: str, needed: int) -> None:
+    """The two-person rule: each approval of a referral comes from a different person (an
+    approver and their delegate count as one)."""
+    mine = {actor} | ({on_behalf_of} if on_behalf_of else set())
+    for who, for_whom in earlier:
+        if mine & ({who} | ({for_whom} if for_whom else set())):
+            raise NotAllowed(f"You already approved {ref} ({len(earlier)} of {needed}). A "
+                             "different approver gives the next approval.")

@@ -72,6 +72,14 @@ def button(
     return el
 
 
+def link_button(text: str, url: str, action_id: str, style: str | None = None) -> Block:
+    """A button that opens `url` (Slack still sends the app a block_actions for it)."""
+    el: Block = {"type": "button", "text": plain(text, 75), "url": url, "action_id": action_id}
+    if style in ("primary", "danger"):
+        el["style"] = style
+    return el
+
+
 def actions(elements: list[Block], block_id: str | None = None) -> Block:
     block: Block = {"type": "actions", "elements": elements[:25]}
     if block_id:
@@ -278,6 +286,25 @@ def escape(text: object) -> str:
 def echo(text: object, limit: int = 40) -> str:
     """User-entered text repeated back in a sentence: one line, clipped, escaped."""
     return escape(clip(" ".join(str(text).split()), limit))
+
+
+_REF_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,9}-\d{1,8}")
+_SLUG_LIKE = re.compile(r"[a-z][a-z0-9_\-]{0,29}|[A-Z][A-Z0-9_\-]{0,29}")
+
+
+def echo_ref(text: object) -> str:
+    """A reference code the user typed, repeated only when it looks like one: what was typed in
+    its place may be a phone number or a name, which no reply repeats."""
+    typed = str(text).strip()
+    return echo(typed.upper()) if _REF_LIKE.fullmatch(typed) else "with that code"
+
+
+def code_word(text: object, instead: str = "That") -> str:
+    """A command word the user typed (a reason, a state, a study key, a member), quoted back only
+    when it is one all-lowercase or all-uppercase word like the words it should have been; else
+    `instead`, so free text that may name a patient (`Margaret`, a phone) is never repeated."""
+    typed = str(text).strip()
+    return code(typed) if _SLUG_LIKE.fullmatch(typed) else instead
 
 
 def code(text: object, limit: int = 40) -> str:

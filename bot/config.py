@@ -18,7 +18,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SANDBOX_DB_FILE = "prescreen-sandbox.db"
 # Settings that only a real deployment has (credentials, keys): any of them set without a bot
 # token means a deployment lost its token, not someone trying the sandbox.
-_REAL_SETTING = re.compile(r"secret|token|key|password|client_id|tenant_id|cert")
+_REAL_SETTING = re.compile(r"secret|token|key|password|client_id|tenant_id|cert|jwt")
 
 
 class SettingsError(Exception):
@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     slack_oidc_client_secret: str | None = None
     slack_oidc_issuer: str = "https://slack.com"
     public_url: str | None = None  # the secure page's external base URL, e.g. https://prescreen.example.org
+    # RingCentral (click-to-call, call log, texts): a server app with the JWT credential.
+    ringcentral_server_url: str = "https://platform.ringcentral.com"
+    ringcentral_client_id: str | None = None
+    ringcentral_client_secret: str | None = None
+    ringcentral_jwt: str | None = None
+    ringcentral_webhook_token: str | None = None  # the subscription's verification token
 
     @field_validator("slack_api_url")
     @classmethod
@@ -83,28 +89,17 @@ class Settings(BaseSettings):
     @field_validator("slack_oidc_issuer")
     @classmethod
     def _issuer(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an https URL like https://slack.com")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must be https (http only for a loopback host)")
-        return v
+        return base_url(v, "https://slack.com")
+
+    @field_validator("ringcentral_server_url")
+    @classmethod
+    def _rc_server(cls, v: str) -> str:
+        return base_url(v, "https://platform.ringcentral.com")
 
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip().rstrip("/")
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be the page's base URL, like https://prescreen.example.org")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must start with https:// (http:// only for a loopback host)")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ValueError("must be a plain base URL, without query, fragment or credentials")
-        return v
+        return base_url(v, "https://prescreen.example.org") if v and v.strip() else None
 
     @field_validator("database_url")
     @classmethod
@@ -201,6 +196,16 @@ class Settings(BaseSettings):
         )
 
     @property
+    def ringcentral_configured(self) -> bool:
+        """RingCentral is used only when its three credentials are set; otherwise nothing changes."""
+        return bool(self.ringcentral_client_id and self.ringcentral_client_secret
+                    and self.ringcentral_jwt)
+
+    @property
+    def ringcentral_webhook_url(self) -> str | None:
+        return f"{self.public_url}/ringcentral/webhook" if self.public_url else None
+
+    @property
     def portal(self) -> bool:
         """Identifiers live on the secure page only; no Slack surface carries them."""
         return self.phi_surface == "portal"
@@ -240,6 +245,16 @@ class Settings(BaseSettings):
                         f"{name.upper()} is required with PHI_SURFACE=portal (the default): the "
                         "secure page signs people in with Slack. See the README's Privacy section"
                     )
+        rc = ("ringcentral_client_id", "ringcentral_client_secret", "ringcentral_jwt")
+        if any(getattr(self, name) for name in rc):
+            for name in rc:
+                if not getattr(self, name):
+                    raise SettingsError(f"{name.upper()} is required when RingCentral is used "
+                                        "(see the README's RingCentral section)")
+            if not self.ringcentral_webhook_token or len(self.ringcentral_webhook_token) < 16:
+                raise SettingsError("RINGCENTRAL_WEBHOOK_TOKEN (at least 16 characters) is "
+                                    "required when RingCentral is used: it proves texts come "
+                                    "from RingCentral")
         if any([self.ms_tenant_id, self.ms_client_id, self.ms_client_secret]):
             for name in ("ms_tenant_id", "ms_client_id"):
                 if not getattr(self, name):
@@ -248,6 +263,20 @@ class Settings(BaseSettings):
                 raise SettingsError(
                     "MS_CLIENT_SECRET or MS_CLIENT_CERT_PATH is required when Microsoft Graph is used"
                 )
+
+
+def base_url(value: str, example: str) -> str:
+    """A service's base URL without a trailing slash: https, or http for a loopback host only;
+    no query, fragment or credentials. ValueError says what is wrong, with `example`."""
+    v = value.strip().rstrip("/")
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be a base URL like {example}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("must start with https:// (http:// only for a loopback host)")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must be a plain base URL, without query, fragment or credentials")
+    return v
 
 
 def is_loopback_host(host: str) -> bool:

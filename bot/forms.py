@@ -9,6 +9,7 @@ SOMEONE_ELSES_FORM = "That form was submitted by someone else. Open your own wit
 class FormErrors(Exception):
     """One message per bad field; nothing was stored."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, str], *, duplicate_of: str | None = None) -> None:
         super().__init__(", ".join(errors))
         self.errors = errors
+        self.duplicate_of = duplicate_of  # the reference code a duplicate candidate already has

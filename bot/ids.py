@@ -22,6 +22,13 @@ CB_DATE_BLOCK, CB_DATE_INPUT = "callback_date", "callback_date_input"
 CB_TIME_BLOCK, CB_TIME_INPUT = "callback_time", "callback_time_input"
 NOTES_BLOCK, NOTES_INPUT = "notes", "notes_input"
 CANDIDATE_INFO_BLOCK = "candidate_info"
+ADD_ON_PAGE_BLOCK = "add_on_page"
+
+# link buttons to the secure page (Slack still sends a block_actions for them; acked, no more)
+OPEN_PAGE_PREFIX = "open_page"
+OPEN_PAGE_ADD = "open_page_add_candidate"
+OPEN_PAGE_CARD = "open_page_contact_card"
+OPEN_PAGE_SEARCH = "open_page_search"
 
 # App Home
 HOME_LOG_CALL = "home_log_call"
@@ -31,6 +38,7 @@ HOME_REFRESH = "home_refresh"
 REFERRAL_APPROVE = "referral_approve"
 REFERRAL_REJECT = "referral_reject"
 REFERRAL_ADVANCE = "referral_advance"
+REFERRAL_SIGN = "referral_sign"  # a link button to the signature page (acked, nothing else)
 REFERRAL_ACTIONS_BLOCK = "referral_actions"
 REJECT_VIEW = "referral_reject_view"
 REJECT_REASON_BLOCK, REJECT_REASON_SELECT = "reject_reason", "reject_reason_select"
@@ -39,6 +47,10 @@ REJECT_TEXT_BLOCK, REJECT_TEXT_INPUT = "reject_text", "reject_text_input"
 VISIT_VIEW = "referral_visit_view"
 VISIT_SLOT_BLOCK, VISIT_SLOT_SELECT = "visit_slot", "calendar_visit_slot"
 VISIT_DATE_BLOCK, VISIT_DATE_INPUT = "visit_date", "visit_date_input"
+
+# RingCentral: click-to-call
+RC_CALL = "rc_call"
+RC_CALL_BLOCK = "rc_call_actions"
 
 # callback reminders
 CALLBACK_LOG = "callback_log"

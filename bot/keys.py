@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from storage import audit
 from storage.crypto import PHICipher
 from storage.db import Database
-from storage.models import Candidate, PrescreenCall, Referral
+from storage.models import Candidate, CandidateNote, PrescreenCall, Referral
 from storage.repositories import candidates as repo
 from storage.repositories import studies as study_repo
 
@@ -19,10 +19,12 @@ class RotationReport:
     candidates: int = 0
     calls: int = 0
     referrals: int = 0
+    notes: int = 0
 
     def __str__(self) -> str:
         return (f"re-encrypted {self.candidates} candidates, {self.calls} call notes, "
-                f"{self.referrals} rejection notes with the newest key")
+                f"{self.referrals} rejection notes, {self.notes} contact-card notes with the "
+                "newest key")
 
 
 def rotate_keys(db: Database, cipher: PHICipher, actor: str = "cli") -> RotationReport:
@@ -48,7 +50,8 @@ def rotate_keys(db: Database, cipher: PHICipher, actor: str = "cli") -> Rotation
         report.candidates += len(rows)
         last = rows[-1].id
     for model, attr, counter in ((PrescreenCall, "notes_enc", "calls"),
-                                 (Referral, "reason_note_enc", "referrals")):
+                                 (Referral, "reason_note_enc", "referrals"),
+                                 (CandidateNote, "text_enc", "notes")):
         last = 0
         while True:
             with db.session() as session:
@@ -64,7 +67,7 @@ def rotate_keys(db: Database, cipher: PHICipher, actor: str = "cli") -> Rotation
     with db.session() as session:
         audit.record(session, actor=actor, action="keys.rotated", entity="encryption", entity_id="*",
                      after={"candidates": report.candidates, "calls": report.calls,
-                            "referrals": report.referrals})
+                            "referrals": report.referrals, "notes": report.notes})
     return report
 
 

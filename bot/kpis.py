@@ -170,7 +170,7 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
     with ctx.db.session() as s:
         study = get_study(s, study_key)
         if study is None:
-            raise UnknownStudy(f"There is no study {bk.code(study_key)}.")
+            raise UnknownStudy(f"There is no study {bk.code_word(study_key, 'by that name')}.")
         sid, start, end = study.id, period.start, period.end
         site_id: int | None = None
         sites = repo.study_sites(s, sid)
@@ -375,7 +375,7 @@ def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> Stats
     if rest and rest[0].upper() in all_keys:
         key = rest.pop(0).upper()
         if key not in mine:  # a study that is no longer active
-            raise UnknownStudy(f"{bk.code(key)} is not an active study. Your studies: "
+            raise UnknownStudy(f"{bk.code_word(key)} is not an active study. Your studies: "
                                f"{', '.join(keys)}.")
         keys = [key]
     site: str | None = None
@@ -383,7 +383,7 @@ def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> Stats
         site = rest.pop().upper()
     spec = " ".join(rest)
     if len(rest) > 1 or (rest and rest[0].isalpha() and rest[0].lower() not in ("today", "yesterday")):
-        raise DomainError(f"{bk.code(spec)} is not one of your studies ({', '.join(sorted(mine))}) or a "
+        raise DomainError(f"{bk.code_word(spec)} is not one of your studies ({', '.join(sorted(mine))}) or a "
                           f"period. {PERIOD_HELP} Usage: `{STATS_USAGE}`")
     now = ctx.clock.now()
     items = []

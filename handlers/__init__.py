@@ -7,13 +7,26 @@ from types import ModuleType
 from slack_bolt import App
 
 from bot.context import AppContext
-from handlers import calendar, callbacks, commands, leads, members, prescreen, queues, referrals, stats
+from handlers import (
+    calendar,
+    callbacks,
+    commands,
+    delegation,
+    leads,
+    members,
+    prescreen,
+    queues,
+    referrals,
+    stats,
+    telephony,
+)
 from handlers.common import Subcommand
 
 
 def feature_modules() -> list[ModuleType]:
     """The features, in the order their subcommands appear in /prescreen help."""
-    return [prescreen, leads, queues, callbacks, referrals, calendar, stats, members]
+    return [prescreen, leads, queues, callbacks, referrals, delegation, calendar, stats, members,
+            telephony]
 
 
 def register_all(app: App, ctx: AppContext) -> None:

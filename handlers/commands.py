@@ -60,7 +60,7 @@ def register(app: App, ctx: AppContext, subcommands: list[Subcommand]) -> None:
         sub = table.get(name) if name else default
         if sub is None:
             req.args = args
-            _help(req, intro=f":grey_question: I don't know {bk.code(args[0])}. "
+            _help(req, intro=f":grey_question: I don't know {bk.code_word(args[0], 'that')}. "
                              "Here is what I can do:")
             return
         sub.run(req)

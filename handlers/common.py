@@ -13,6 +13,7 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import secure_links
 from bot.context import AppContext
 from bot.errors import BadPayload, DomainError, InvalidInput
 from bot.forms import FormErrors
@@ -47,6 +48,14 @@ class Subcommand:
     summary: str
     run: Callable[[CommandRequest], None]
     aliases: tuple[str, ...] = ()
+
+
+def card_links(ctx: AppContext) -> Callable[[str], str] | None:
+    """Portal mode: each candidate's contact card URL (by reference code) for link buttons;
+    None with PHI_SURFACE=slack."""
+    if not ctx.settings.portal:
+        return None
+    return lambda ref: secure_links.contact_card_url(ctx.settings, ref)
 
 
 def error_ref() -> str:

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks as bk
-from bot import ids
+from bot import ids, secure_links
 from bot.context import AppContext
 from bot.leads import intake
 from bot.leads import views as lv
@@ -23,6 +23,13 @@ log = logging.getLogger("prescreen.handlers.leads")
 
 def _lead(req: CommandRequest) -> None:
     form = intake.lead_form(req.ctx, req.user_id, req.args[0] if req.args else None)
+    if req.ctx.settings.portal:
+        # identifiers are entered on the secure page only: no form with name or phone in Slack
+        links = [(s.key, secure_links.add_candidate_url(req.ctx.settings, s.key))
+                 for s in form.studies if form.study_key in (None, s.key)]
+        text, blocks = lv.lead_on_page(links)
+        req.reply(text, blocks=blocks)
+        return
     req.ack()  # a refusal above goes to the error handler, like every command's
     open_view(req.client, req.trigger_id, lv.lead_modal(form.studies, form.study_key,
                                                         req.channel_id), respond=req.respond)

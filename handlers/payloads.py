@@ -68,6 +68,7 @@ class ViewRef(Payload):
     id: ShortText | None = None
     callback_id: ShortText | None = None
     hash: ShortText | None = None
+    external_id: ShortText | None = None
     private_metadata: Annotated[str, StringConstraints(max_length=bk.MAX_PRIVATE_METADATA)] = ""
     state: ViewState = Field(default_factory=ViewState)
     blocks: list[dict[str, Any]] = Field(default_factory=list)

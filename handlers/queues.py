@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from bot.leads import queue, service, views
 from bot.leads import reasons as reason_codes
-from handlers.common import CommandRequest, Subcommand
+from bot.leads.queue import NextLead
+from bot.telephony.connection import enabled as calling_enabled
+from bot.telephony.views import with_call_buttons
+from handlers.common import CommandRequest, Subcommand, card_links
 
 
 def _next(req: CommandRequest) -> None:
     result = queue.next_lead(req.ctx, req.user_id, req.args[0] if req.args else None)
-    text, blocks = views.next_blocks(result)
+    text, blocks = views.next_blocks(result, card_links(req.ctx))
+    if isinstance(result, NextLead) and calling_enabled(req.ctx):  # RingCentral: a Call button
+        blocks = with_call_buttons(blocks, [result.ref])
     req.reply(text, blocks=blocks)
 
 
 def _queue(req: CommandRequest) -> None:
     key = req.args[0] if req.args else None
     q = queue.my_work(req.ctx, req.user_id, key, limit=20)
-    text, blocks = views.queue_blocks(q, key)
+    text, blocks = views.queue_blocks(q, key, card=card_links(req.ctx))
+    if calling_enabled(req.ctx):  # RingCentral: Call buttons for the most urgent items
+        blocks = with_call_buttons(blocks, [it.ref for it in q.items if not it.window_closed
+                                                  and not it.what.startswith("pending")])
     req.reply(text, blocks=blocks)
 
 

@@ -18,7 +18,15 @@ from bot.errors import BadPayload, DomainError, InvalidInput
 from bot.referrals import views as rv
 from bot.referrals import workflow
 from handlers import payloads
-from handlers.common import CommandRequest, Subcommand, by_field, open_view, submit_form, tell
+from handlers.common import (
+    CommandRequest,
+    Subcommand,
+    by_field,
+    card_links,
+    open_view,
+    submit_form,
+    tell,
+)
 
 log = logging.getLogger("prescreen.handlers.referrals")
 
@@ -36,7 +44,12 @@ def _referral(req: CommandRequest) -> None:
         except ValueError:
             raise InvalidInput(f"{bk.code(req.args[2])} is not a date. Use YYYY-MM-DD, like "
                                "2026-12-03.") from None
-    result = workflow.advance(req.ctx, actor=req.user_id, ref=ref, to_state=target, visit_date=visit)
+    try:
+        result = workflow.advance(req.ctx, actor=req.user_id, ref=ref, to_state=target,
+                                  visit_date=visit)
+    except workflow.SignatureNeeded as sign:
+        req.reply(sign.message, blocks=rv.sign_blocks(sign.ref, sign.approve, sign.url))
+        return
     req.reply(f":white_check_mark: {result.message} The channel card is updated.")
 
 
@@ -76,6 +89,10 @@ def register(app: App, ctx: AppContext) -> None:
         try:
             result = workflow.decide(ctx, referral_id=value.id, actor=user_id, approve=True,
                                      expected_version=value.v)
+        except workflow.SignatureNeeded as sign:
+            respond(text=sign.message, blocks=rv.sign_blocks(sign.ref, sign.approve, sign.url),
+                    response_type="ephemeral", replace_original=False)
+            return
         except DomainError as exc:
             _ephemeral(respond, f":warning: {exc.message}")
             return
@@ -92,23 +109,38 @@ def register(app: App, ctx: AppContext) -> None:
         except DomainError as exc:
             _ephemeral(respond, f":warning: {exc.message}")
             return
-        view = rv.reject_modal(value.id, value.v or 0, choice.ref, channel, choice.reasons)
+        links = card_links(ctx)
+        view = rv.reject_modal(value.id, value.v or 0, choice.ref, channel, choice.reasons,
+                               card_url=links(choice.ref) if links else None)
         open_view(client, body.get("trigger_id"), view, respond=respond)
 
     @app.view(ids.REJECT_VIEW)
     def reject_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         user_id, meta, field = _card_form(body)
         reason = field(ids.REJECT_REASON_BLOCK, ids.REJECT_REASON_SELECT)
-        note = field(ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT)
+        note = None if ctx.settings.portal else field(ids.REJECT_TEXT_BLOCK, ids.REJECT_TEXT_INPUT)
+
+        def reject_it() -> workflow.TransitionResult | workflow.SignatureNeeded:
+            try:
+                return workflow.decide(ctx, referral_id=meta.id, actor=user_id, approve=False,
+                                       expected_version=meta.v or None, reason=reason, note=note)
+            except workflow.SignatureNeeded as sign:  # the reason travels to the page as a code
+                return sign
+
         result = submit_form(
-            ack, lambda: workflow.decide(ctx, referral_id=meta.id, actor=user_id, approve=False,
-                                         expected_version=meta.v or None, reason=reason,
-                                         note=note),
+            ack, reject_it,
             field_blocks=by_field(REJECT_BLOCKS, ids.REJECT_REASON_BLOCK),
             domain_block=ids.REJECT_REASON_BLOCK, failure_block=ids.REJECT_REASON_BLOCK,
             again="Press Reject again.", what="rejecting a referral")
-        if result is not None:
+        if isinstance(result, workflow.SignatureNeeded):
+            tell(client, user_id, meta.c, result.message,
+                 rv.sign_blocks(result.ref, result.approve, result.url))
+        elif result is not None:
             tell(client, user_id, meta.c, f":x: {result.message}", None)
+
+    @app.action(ids.REFERRAL_SIGN)
+    def sign_link(ack: Ack) -> None:
+        ack()  # a link button: the browser opens the page; nothing to do here
 
     @app.view(ids.VISIT_VIEW)
     def visit_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

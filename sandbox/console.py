@@ -20,8 +20,11 @@ import requests
 
 from app.scheduler import job_specs
 from app.web import Route, WebRequest, WebResponse
+from bot import signin, web_sessions
 from bot.config import is_loopback_host
+from bot.errors import NotAllowed
 from bot.outbox import deliver
+from bot.secure_links import login_path, safe_next
 from sandbox.slack_standin.blocks import block_elements
 from sandbox.slack_standin.sender import state_value
 from sandbox.state import Sandbox
@@ -37,6 +40,11 @@ CLOCK_STEPS = 60
 DELIVER_SECONDS = 1.5
 FILE_TYPES = {"png": "image/png", "csv": "text/csv", "txt": "text/plain", "pdf": "application/pdf",
               "json": "application/json", "ics": "text/calendar"}
+
+
+# The secure page's session cookie: the sandbox serves it over http on loopback, so without the
+# __Host- prefix (pages/framework.py).
+SESSION_COOKIE = "prescreen_session"
 
 
 class ConsoleError(Exception):
@@ -107,6 +115,23 @@ def _user(sandbox: Sandbox, data: dict[str, Any]) -> str:
     return user
 
 
+def _cookie(req: WebRequest, name: str) -> str | None:
+    for pair in req.headers.get("cookie", "").split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None
+
+
+def _page_user(ctx: Any, raw: str) -> str | None:
+    """Who is signed in to the secure page with this session cookie, if anyone still is."""
+    try:
+        signed_in = web_sessions.resume(ctx, raw)
+    except NotAllowed:
+        return None  # their sessions are already ended
+    return signed_in.user_id if signed_in else None
+
+
 def state_for(sandbox: Sandbox, user: str) -> dict[str, Any]:
     """What ``user`` would see in Slack right now: their channels, DM, ephemerals, modal, home."""
     s = sandbox.standin
@@ -132,6 +157,8 @@ def state_for(sandbox: Sandbox, user: str) -> dict[str, Any]:
         "modal_depth": len(stack),
         "modal_errors": errors,
         "home": s.home(user),
+        # where the app's links to the secure page point: the console opens them signed in
+        "secure_base": sandbox.ctx.settings.public_url if sandbox.ctx is not None else None,
     }
 
 
@@ -287,8 +314,31 @@ def console_routes(sandbox: Sandbox) -> dict[tuple[str, str], Route]:
                      else "attachment")])
         return WebResponse.text("not found", 404)
 
+    def secure(req: WebRequest) -> WebResponse:
+        """The secure page, signed in with the stand-in's Sign in with Slack as the member the
+        console is acting as: Slack's authorize page sends them straight back. ``next`` is the
+        page to land on (a link to the secure page in a Slack message or modal); a session of
+        another member in this browser is ended first, as if they had signed out."""
+        user = (req.query.get("user") or [""])[-1]
+        if user not in _member_ids(sandbox):
+            return WebResponse.text("pick a demo member", 400)
+        target = safe_next((req.query.get("next") or [""])[-1] or None)
+        sandbox.standin.sign_in_as(user)
+        headers = [("cache-control", "no-store"), ("referrer-policy", "no-referrer")]
+        raw = _cookie(req, SESSION_COOKIE)
+        if raw and sandbox.ctx is not None:
+            signed_in_as = _page_user(sandbox.ctx, raw)
+            if signed_in_as == user:
+                return WebResponse(302, b"", [("location", target), *headers])
+            if signed_in_as is not None:
+                signin.sign_out(sandbox.ctx, raw, signed_in_as)
+            headers.append(("set-cookie", f"{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; "
+                                          "Max-Age=0"))
+        return WebResponse(302, b"", [("location", login_path(target)), *headers])
+
     routes: dict[tuple[str, str], Route] = {
         ("GET", "/"): page,
+        ("GET", "/sandbox/secure"): secure,
         ("GET", "/sandbox/file"): file,
         ("GET", "/sandbox/state"): guarded(state),
         ("POST", "/sandbox/command"): guarded(command),

@@ -10,13 +10,16 @@ from urllib.parse import urlsplit
 import yaml
 
 from app.factory import create_app, create_context
-from app.runtime import Runtime, sandbox_key
+from app.ringcentral_webhook import webhook_routes
+from app.runtime import Runtime, sandbox_key, secure_page_routes
 from app.web import SlackWebApp
 from bot.clock import OffsetClock
 from bot.config import Settings
+from bot.secure_links import CALLBACK
 from bot.studies.importer import import_studies
 from sandbox.console import console_routes, static_routes
 from sandbox.graph import start_sandbox_graph
+from sandbox.ringcentral import start_sandbox_ringcentral
 from sandbox.seed import has_candidates, seed_demo
 from sandbox.slack_standin import SlackSender, SlackStandin
 from sandbox.state import SANDBOX_TEAM, SANDBOX_TOKEN, Sandbox, demo_file
@@ -37,6 +40,10 @@ def seed_standin(standin: SlackStandin, demo: dict[str, Any]) -> None:
                 standin.add_channel(site["channel"], f"site-{site['key'].lower()}", members=ids)
 
 
+def redirect_uri_for(url: str) -> str:
+    return url + CALLBACK
+
+
 def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
                   app_url: str | None = None) -> Runtime:
     settings.check_sandbox()
@@ -48,14 +55,21 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
     seed_standin(standin, demo)
     import_studies(db, demo_path, actor="sandbox")
 
-    sandbox_settings = settings.model_copy(update={"slack_api_url": standin.url})
+    url = app_url or f"http://{settings.host}:{settings.port}"
+    url = url.rstrip("/")
+    # Sign in with Slack against the stand-in, set here and not from the environment (real-looking
+    # settings there stop the sandbox): a client of its own, the page at the sandbox's address.
+    oidc_id, oidc_secret = f"sandbox.{secrets.token_hex(6)}", secrets.token_hex(16)
+    standin.register_oidc_client(oidc_id, oidc_secret, [redirect_uri_for(url)])
+    sandbox_settings = settings.model_copy(update={
+        "slack_api_url": standin.url, "public_url": url, "slack_oidc_issuer": standin.base_url,
+        "slack_oidc_client_id": oidc_id, "slack_oidc_client_secret": oidc_secret})
     keys = [sandbox_key(settings.data_dir)]  # never a real key: the sandbox runs without any
     ctx = create_context(sandbox_settings, db=db, clock=clock, encryption_keys=keys,
                          bot_token=SANDBOX_TOKEN)
     secret = secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
-    url = app_url or f"http://{settings.host}:{settings.port}"
-    sender = SlackSender(url.rstrip("/") + "/slack/events", secret, standin, team_id=SANDBOX_TEAM)
+    sender = SlackSender(url + "/slack/events", secret, standin, team_id=SANDBOX_TEAM)
     sandbox = Sandbox(standin=standin, sender=sender, clock=clock, demo=demo,
                       port=urlsplit(url).port or settings.port)
     ctx.extras["sandbox"] = sandbox
@@ -66,10 +80,14 @@ def start_sandbox(settings: Settings, *, db: Database, clock: OffsetClock,
                  "`prescreen-bot sandbox reset` restores the full demo")
 
     sandbox.ctx = ctx
-    web = SlackWebApp(bolt, db, routes=console_routes(sandbox),
-                      prefix_routes=static_routes(sandbox.port), signing_secret=secret)
+    ringcentral = start_sandbox_ringcentral(ctx, demo, url)
+    web = SlackWebApp(bolt, db, routes={**console_routes(sandbox), **webhook_routes(ctx)},
+                      prefix_routes={**static_routes(sandbox.port), **secure_page_routes(ctx)},
+                      signing_secret=secret)
     rt = Runtime(settings, ctx, bolt, web, secret, sandbox=sandbox)
     rt.closers.extend([db.dispose, standin.stop])
+    if ringcentral is not None:
+        rt.closers.append(ringcentral.stop)
     graph = start_sandbox_graph(ctx)
     if graph is not None:
         rt.closers.append(graph.stop)

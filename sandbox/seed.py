@@ -19,7 +19,7 @@ from bot.callbacks.service import remind_lead, schedule_callback
 from bot.clock import Clock
 from bot.context import AppContext
 from bot.leads import service as leads
-from bot.leads.intake import InboundLead, add_lead
+from bot.leads.intake import OTHER_SOURCE, InboundLead, add_lead
 from bot.prescreen.workflow import CallInput, NewCandidateInput, log_call
 from bot.referrals import workflow as referrals
 from storage.models import Study
@@ -117,14 +117,22 @@ def seed_demo(ctx: AppContext) -> int:
     """Create the demo candidates; returns how many. Call on a database with the demo studies."""
     made = 0
     for i, demo in enumerate(DEMO, start=1):
+        region = "MA" if demo.study == "ALZ" else "IL"
+        existing, new = None, None
+        if ctx.settings.portal:  # added the way the secure page adds a candidate, then called
+            existing = add_lead(ctx, InboundLead(
+                study_key=demo.study, user_id=demo.coordinator, name=demo.name, phone=_phone(i),
+                dob=_dob(i, demo.answers), state=region, source=OTHER_SOURCE, consent=True,
+                idempotency_key=f"sandbox-demo-candidate-{i}")).ref
+        else:
+            new = NewCandidateInput(name=demo.name, phone=_phone(i), dob=_dob(i, demo.answers),
+                                    region=region, timezone=None, consent=True)
         logged = log_call(ctx, CallInput(
             study_key=demo.study,
             coordinator=demo.coordinator,
             outcome=demo.outcome,
-            new=NewCandidateInput(name=demo.name, phone=_phone(i),
-                                  dob=_dob(i, demo.answers),
-                                  region="MA" if demo.study == "ALZ" else "IL",
-                                  timezone=None, consent=True),
+            existing_ref=existing,
+            new=new,
             raw_answers=dict(demo.answers),
             idempotency_key=f"sandbox-demo-{i}",
         ))

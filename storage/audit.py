@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Text, cast, event, insert, select, text, type_coerce
 from sqlalchemy.orm import Session, SessionTransaction
 
-from storage.models import AuditEvent, utcnow
+from storage.models import AuditEvent, DecisionSignature, utcnow
 
 FORMAT = "prescreen-audit/1"
 GENESIS = "0" * 64
@@ -186,10 +186,13 @@ def history(session: Session, entity: str, entity_id: str | int) -> list[AuditEv
 
 
 def guard_append_only(session: Session, _flush_context: Any, _instances: Any) -> None:
-    """before_flush hook: refuse any UPDATE or DELETE of an audit event."""
+    """before_flush hook: refuse any UPDATE or DELETE of an audit event or a signature."""
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
             raise PermissionError("audit events are append-only; record a correction instead")
+        if isinstance(obj, DecisionSignature) and (obj in session.deleted
+                                                   or session.is_modified(obj)):
+            raise PermissionError("signatures are append-only; sign a new decision instead")
 
 
 # ----- verification -----

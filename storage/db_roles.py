@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from storage.models import AuditEvent, Base
+from storage.models import AuditEvent, Base, DecisionSignature
 
 AUDIT_TABLE = AuditEvent.__tablename__
+# tables the app's role may only INSERT into and SELECT from (the owner migrates them)
+APPEND_ONLY = (AUDIT_TABLE, DecisionSignature.__tablename__)
 REWRITE = ("UPDATE", "DELETE", "TRUNCATE")
 ROLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
@@ -82,17 +84,18 @@ def tables_without_access(conn: Connection, role: str) -> list[str]:
 
 def grant_statements(conn: Connection, role: str) -> list[str]:
     """SQL giving `role` what the app needs: read/write on every table except the audit trail,
-    where it may only INSERT and SELECT. Run it as the owner after each migration."""
+    and the signatures of decisions, where it may only INSERT and SELECT. Run it as the owner
+    after each migration."""
     if not ROLE_NAME.match(role):
         raise ValueError(f"{role!r} is not a plain role name")
     schema = conn.scalar(text("SELECT current_schema()"))
     q = f'"{role}"'
-    tables = ", ".join(f'"{t}"' for t in Base.metadata.tables if t != AUDIT_TABLE)
+    tables = ", ".join(f'"{t}"' for t in Base.metadata.tables if t not in APPEND_ONLY)
     return [
         f'GRANT USAGE ON SCHEMA "{schema}" TO {q};',
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {q};",
-        f'REVOKE ALL ON "{AUDIT_TABLE}" FROM {q};',
-        f'GRANT SELECT, INSERT ON "{AUDIT_TABLE}" TO {q};',
+        *(f'REVOKE ALL ON "{t}" FROM {q};' for t in APPEND_ONLY),
+        *(f'GRANT SELECT, INSERT ON "{t}" TO {q};' for t in APPEND_ONLY),
         f'GRANT SELECT ON "alembic_version" TO {q};',
         f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {q};',
     ]

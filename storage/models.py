@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -74,6 +75,11 @@ class Study(Base):
     channel_id: Mapped[str] = mapped_column(String(32))
     timezone: Mapped[str] = mapped_column(String(64))
     approval_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    # approvals (issue 18): signed decisions, the two-person rule, escalation after N hours
+    approval_signature: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    signature_meaning: Mapped[str | None] = mapped_column(String(200))
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    approval_sla_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)
     min_attempt_days: Mapped[int] = mapped_column(Integer, default=3)
     digest_time: Mapped[str] = mapped_column(String(5), default="08:30")
@@ -183,6 +189,7 @@ class Candidate(Base):
     region: Mapped[str | None] = mapped_column(String(8))
     timezone: Mapped[str] = mapped_column(String(64))
     consent_to_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_to_text: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(24), default="new")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -231,6 +238,21 @@ class PrescreenCall(Base):
     coordinator: Mapped[Member] = relationship()
 
 
+class CandidateNote(Base):
+    """A note added on the secure page's contact card. The text is PHI (a Fernet token)."""
+
+    __tablename__ = "candidate_notes"
+    __table_args__ = (Index("ix_candidate_notes_candidate_at", "candidate_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    text_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[Member] = relationship()
+
+
 class Referral(Base):
     __tablename__ = "referrals"
     __table_args__ = (
@@ -253,6 +275,8 @@ class Referral(Base):
     visit_date: Mapped[dt.date | None] = mapped_column()
     card_channel: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
+    public_id: Mapped[str | None] = mapped_column(String(32), index=True, unique=True)  # opaque, for links
+    escalated_at: Mapped[dt.datetime | None] = mapped_column()  # pending past the approval SLA
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -279,6 +303,60 @@ class ReferralEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     referral: Mapped[Referral] = relationship(back_populates="events")
+
+
+class ReferralDecision(Base):
+    """One approver's decision on a referral (approve or reject), kept whatever happens next.
+    `event_id` is the state change it made (None for the first of two approvals)."""
+
+    __tablename__ = "referral_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(8))  # approve | reject
+    actor: Mapped[str] = mapped_column(String(32))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(32))  # the approver a delegate stood in for
+    role: Mapped[str] = mapped_column(String(16))  # the actor's role (or "delegate") when deciding
+    reason: Mapped[str | None] = mapped_column(String(300))
+    step: Mapped[int] = mapped_column(Integer, default=1)  # 1 of approvals_needed, 2 of 2…
+    needed: Mapped[int] = mapped_column(Integer, default=1)
+    referral_version: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("referral_events.id"))
+    at: Mapped[dt.datetime] = mapped_column()
+
+
+class DecisionSignature(Base):
+    """An electronic signature of a decision: append-only (the app's role may only INSERT and
+    SELECT, like audit_events)."""
+
+    __tablename__ = "decision_signatures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("referral_decisions.id"), unique=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    referral_version: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(8))
+    signer: Mapped[str] = mapped_column(String(32))  # Slack user id, as Slack's ID token said
+    printed_name: Mapped[str] = mapped_column(String(200))
+    meaning: Mapped[str] = mapped_column(String(200))
+    signed_at: Mapped[dt.datetime] = mapped_column()
+    authenticated_at: Mapped[dt.datetime] = mapped_column()  # the fresh sign-in it rests on
+
+
+class Delegation(Base):
+    """An approver's stand-in for one study until an instant (the end of a day in the approver's
+    time zone). Cancelled ones are kept."""
+
+    __tablename__ = "delegations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(32), index=True)
+    delegate: Mapped[str] = mapped_column(String(32), index=True)
+    starts_at: Mapped[dt.datetime] = mapped_column()
+    ends_at: Mapped[dt.datetime] = mapped_column()
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(32))
 
 
 class Callback(Base):
@@ -514,3 +592,119 @@ class KpiState(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     grace_minutes: Mapped[int] = mapped_column(Integer)
     built_at: Mapped[dt.datetime] = mapped_column()
+
+
+class WebSession(Base):
+    """A signed-in browser on the secure page. The cookie holds a random id; only its SHA-256
+    is stored, so a copy of this table signs nobody in."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slack_user_id: Mapped[str] = mapped_column(String(32), index=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column()
+    last_seen_at: Mapped[dt.datetime] = mapped_column()
+    authenticated_at: Mapped[dt.datetime] = mapped_column()  # when Slack last confirmed who it is
+    printed_name: Mapped[str | None] = mapped_column(String(200))  # `name` of Slack's ID token
+
+
+class LoginAttempt(Base):
+    """One trip to Slack and back: the state (as a hash), nonce and PKCE verifier it must match,
+    and where to land. Used once, kept for minutes."""
+
+    __tablename__ = "login_attempts"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# ----- RingCentral (click-to-call, call log, texts) -------------------------------------------
+
+class RcExtension(Base):
+    """A member's RingCentral extension (matched by email, or named in the studies file) and
+    where the call-log sync of that extension stands."""
+
+    __tablename__ = "rc_extensions"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    extension_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    explicit: Mapped[str | None] = mapped_column(String(32))  # ringcentral_extension in the file
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class RcCallRecord(Base):
+    """One call-log record seen from RingCentral, by its record id (the sync is idempotent on it)."""
+
+    __tablename__ = "rc_call_records"
+    __table_args__ = (Index("ix_rc_call_records_candidate_started", "candidate_id", "started_at"),)
+
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("prescreen_calls.id"), index=True)
+    result: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[dt.datetime] = mapped_column()
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RcRingOut(Base):
+    """A call placed from a Call button (RingOut): counted toward the 24 h limit at once."""
+
+    __tablename__ = "rc_ringouts"
+    __table_args__ = (Index("ix_rc_ringouts_candidate_placed", "candidate_id", "placed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    ringout_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24), default="placing")
+    placed_at: Mapped[dt.datetime] = mapped_column()
+
+
+class TextMessage(Base):
+    """A text to or from a candidate; the body is encrypted and read only on the secure page."""
+
+    __tablename__ = "text_messages"
+    __table_args__ = (Index("ix_text_messages_candidate_at", "candidate_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"))
+    phone_index: Mapped[str] = mapped_column(String(64), index=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    body_enc: Mapped[str] = mapped_column(Text)
+    keyword: Mapped[str | None] = mapped_column(String(16))  # STOP | HELP | None
+    rc_message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    at: Mapped[dt.datetime] = mapped_column()
+
+
+class TextOptOut(Base):
+    """A number that said STOP: no text goes to it again (whichever candidate has it)."""
+
+    __tablename__ = "text_opt_outs"
+
+    phone_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column()
+    keyword: Mapped[str] = mapped_column(String(16))
+
+
+class RcSubscription(Base):
+    """The webhook subscription the bot created for inbound texts, renewed before it expires."""
+
+    __tablename__ = "rc_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(500))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

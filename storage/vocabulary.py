@@ -21,7 +21,7 @@ ASSIGNMENT_STRATEGIES = ("least_loaded", "round_robin")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # the candidate fields a lead source's CSV columns can map to
-LEAD_FIELDS = ("name", "phone", "dob", "state", "zip", "email", "consent")
+LEAD_FIELDS = ("name", "phone", "dob", "state", "zip", "email", "consent", "consent_to_text")
 
 # calendar_events.show_as (Outlook's free/busy): the values that make a mailbox busy
 BUSY_SHOW_AS = ("busy", "tentative", "oof")

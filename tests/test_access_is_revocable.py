@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from app import cli
 from bot import ids
 from storage.models import AuditEvent, Member, Membership
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, FIXTURES, SIGNING_SECRET, Bot
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, FIXTURES, PORTAL_ENV, SIGNING_SECRET, Bot
 from tests.test_callback_reminders import DUE, START, at, callback, log_callback, reminders, tick
 from tests.test_log_prescreen_call import CASEY, LEE, PAT, SAM
 from tests.test_referral_pipeline import CHANNEL, pre_qualify
@@ -47,7 +47,7 @@ def admin_shell(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Pa
     monkeypatch.chdir(tmp_path)
     for name, value in (("DATABASE_URL", database_url), ("SLACK_BOT_TOKEN", BOT_TOKEN),
                         ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)):
+                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY), *PORTAL_ENV.items()):
         monkeypatch.setenv(name, value)
 
 

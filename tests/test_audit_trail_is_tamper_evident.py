@@ -31,12 +31,14 @@ from tests.conftest import (
     BOT_TOKEN,
     ENCRYPTION_KEY,
     FIXTURES,
+    PORTAL_ENV,
     SIGNING_SECRET,
     Bot,
     _pg_admin_url,
     is_postgres,
+    phi_surface_env,
 )
-from tests.test_log_prescreen_call import CASEY, new_candidate
+from tests.test_log_prescreen_call import CASEY, new_candidate, submit
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> s
     monkeypatch.chdir(tmp_path)
     for name, value in (("DATABASE_URL", database_url), ("SLACK_BOT_TOKEN", BOT_TOKEN),
                         ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)):
+                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY), *PORTAL_ENV.items()):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PRESCREEN_REQUIRE_SEPARATE_DB_ROLE", raising=False)
     return database_url
@@ -87,7 +89,7 @@ def as_owner(db: Database, sql: str, **params: Any) -> None:
 
 def work_through_the_app(bot: Bot) -> None:
     """A coordinator logs a pre-qualified call and looks the candidate up: several events."""
-    resp = bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"], new_candidate())
+    resp = submit(bot, CASEY, bot.open_modal(CASEY), new_candidate())
     assert resp.status_code == 200
     bot.standin.wait_for(lambda s: s.ephemerals(CASEY), message="summary")
     assert bot.slack.slash_command(CASEY, text="status ALZ-0001").status_code == 200
@@ -97,7 +99,10 @@ def test_actions_through_the_app_write_a_chain_that_verifies(bot: Bot, env: str)
     work_through_the_app(bot)
     events = chain(bot.db)
     actions = {e.action for e in events}
-    assert {"candidate.created", "call.logged", "phi.viewed"} <= actions
+    # with PHI_SURFACE=slack the status reply shows the name (a PHI view); in portal mode it
+    # links to the contact card and records a plain view
+    looked = "phi.viewed" if bot.ctx.settings.phi_surface == "slack" else "candidate.viewed"
+    assert {"candidate.created", "call.logged", looked} <= actions
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[0].prev_hash == audit.GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
@@ -261,7 +266,8 @@ def test_events_written_before_the_upgrade_are_chained_by_the_migration(empty_ur
 # ----- PostgreSQL: the app's role cannot rewrite the trail -----
 
 @pytest.fixture
-def roles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str, str, str, str]]:
+def roles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+          phi_surface: str) -> Iterator[tuple[str, str, str, str]]:
     """An owner role with its own database (it migrates) and a login role for the app."""
     admin = _pg_admin_url()
     assert admin is not None
@@ -275,7 +281,8 @@ def roles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[str
     base = admin.split("://", 1)[0] + "://{}@" + admin.split("@", 1)[1].rsplit("/", 1)[0] + "/" + name
     monkeypatch.chdir(tmp_path)
     for var, value in (("SLACK_BOT_TOKEN", BOT_TOKEN), ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                       ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)):
+                       ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY),
+                       *phi_surface_env(phi_surface).items()):
         monkeypatch.setenv(var, value)
     monkeypatch.delenv("PRESCREEN_REQUIRE_SEPARATE_DB_ROLE", raising=False)
     yield owner, app, base.format(owner), base.format(app)

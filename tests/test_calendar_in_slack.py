@@ -19,7 +19,7 @@ from sandbox.graph_standin import SANDBOX_TOKEN, GraphStandin, seed_demo
 from storage.models import Referral
 from storage.repositories import studies as study_repo
 from tests.conftest import Bot
-from tests.test_log_prescreen_call import CASEY, LEE, new_candidate
+from tests.test_log_prescreen_call import CASEY, LEE, new_candidate, submit
 from tests.test_referral_pipeline import CHANNEL, card
 
 WORKDAY_NOON = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)  # a Tuesday, 10:00 in New York
@@ -68,7 +68,7 @@ def test_people_without_a_study_get_a_clear_answer(bot: Bot, graph: GraphStandin
 def test_visit_form_offers_the_sites_free_slots(bot: Bot, graph: GraphStandin) -> None:
     run_job(bot.ctx, "graph_sync")
     view = bot.open_modal(CASEY)
-    bot.slack.submit(CASEY, view["id"], new_candidate())
+    submit(bot, CASEY, view, new_candidate())
     bot.deliver()
     value = next(el["value"] for b in card(bot)["blocks"] if b.get("type") == "actions"
                  for el in b["elements"] if el["action_id"] == ids.REFERRAL_APPROVE)
@@ -96,7 +96,7 @@ def test_callback_on_a_busy_block_is_flagged(bot: Bot, graph: GraphStandin) -> N
     run_job(bot.ctx, "graph_sync")
     # the demo calendar has "Sponsor check-in" 11:00–11:30 New York time today (Tue Nov 24)
     view = bot.open_modal(CASEY)
-    resp = bot.slack.submit(CASEY, view["id"], new_candidate(**{
+    resp = submit(bot, CASEY, view, new_candidate(**{
         ids.REGION_INPUT: "NY", ids.OUTCOME_SELECT: "callback_requested",
         ids.CB_DATE_INPUT: dt.date(2026, 11, 24), ids.CB_TIME_INPUT: "11:10"}))
     assert resp.status_code == 200, resp.text

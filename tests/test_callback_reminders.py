@@ -23,7 +23,7 @@ from bot import blocks as bk
 from bot import ids
 from storage.models import AuditEvent, Callback, Candidate
 from tests.conftest import Bot
-from tests.test_log_prescreen_call import CASEY, PAT, PHI_STRINGS, SAM, new_candidate
+from tests.test_log_prescreen_call import CASEY, PAT, PHI_STRINGS, SAM, new_candidate, submit
 
 START = dt.datetime(2026, 11, 24, 14, 0, tzinfo=dt.UTC)  # Tue 09:00 New York, 08:00 Chicago
 CHICAGO, NEW_YORK = ZoneInfo("America/Chicago"), ZoneInfo("America/New_York")
@@ -46,7 +46,7 @@ def log_callback(bot: Bot, user: str = CASEY, due: dt.datetime = DUE, **fields: 
     values = new_candidate(**{ids.REGION_INPUT: "IL", ids.OUTCOME_SELECT: "callback_requested",
                               ids.CB_DATE_INPUT: local.date(), ids.CB_TIME_INPUT: f"{local:%H:%M}",
                               **fields})
-    resp = bot.slack.submit(user, bot.open_modal(user)["id"], values)
+    resp = submit(bot, user, bot.open_modal(user), values)
     assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
     return values
 
@@ -90,7 +90,8 @@ def test_reminder_fires_once_ten_minutes_before_with_both_times(bot: Bot, clock:
     assert len(sent) == 1
     assert sent[0]["text"] == "Callback due 16:00 your time (15:00 candidate time) · ALZ-0001 · attempt 2"
     labels = [e["text"]["text"] for b in sent[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert labels == ["Log call", "Done", "Snooze 15 min", "Reschedule", "Hand off"]
+    card = ["Open contact card"] if bot.ctx.settings.portal else []  # the number is on the card
+    assert labels == ["Log call", "Done", "Snooze 15 min", "Reschedule", "Hand off", *card]
     assert "Late" not in str(sent[0]["blocks"])
     for phi in PHI_STRINGS:
         assert phi not in str(sent[0])
@@ -255,8 +256,8 @@ def test_do_not_call_candidates_are_never_reminded(bot: Bot, clock: Any) -> None
 def test_unanswered_candidates_get_next_attempts_until_unreachable(bot: Bot, clock: Any) -> None:
     """ALZ allows 5 attempts over at least 3 days: each no-answer plans the next business day
     at another time of day; after the fifth the candidate is unreachable."""
-    bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"],
-                     new_candidate(**{ids.REGION_INPUT: "IL", ids.OUTCOME_SELECT: "no_answer"}))
+    submit(bot, CASEY, bot.open_modal(CASEY),
+           new_candidate(**{ids.REGION_INPUT: "IL", ids.OUTCOME_SELECT: "no_answer"}))
     planned: list[dt.datetime] = []
     for _ in range(4):
         cb = callback(bot)
@@ -299,7 +300,8 @@ def test_reminder_buttons_carry_small_typed_values(bot: Bot, clock: Any) -> None
     log_callback(bot)
     at(clock, DUE - dt.timedelta(minutes=10))
     tick(bot)
-    buttons = [e for b in reminders(bot)[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    buttons = [e for b in reminders(bot)[0]["blocks"] if b["type"] == "actions" for e in b["elements"]
+               if "url" not in e]  # a link to the contact card carries the code in its URL only
     values = [bk.decode(e["value"]) for e in buttons]
     assert all(set(v) == {"cb", "ref"} and v["ref"] == "ALZ-0001" for v in values)
 
@@ -381,8 +383,8 @@ def test_a_study_can_set_its_own_cadence(bot: Bot, clock: Any) -> None:
         study = s.scalars(select(Study).where(Study.key == "ALZ")).one()
         study.options = {**(study.options or {}), "cadence": {"times": ["09:30", "17:00"],
                                                              "gap_business_days": 2}}
-    bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"],
-                     new_candidate(**{ids.REGION_INPUT: "IL", ids.OUTCOME_SELECT: "no_answer"}))
+    submit(bot, CASEY, bot.open_modal(CASEY),
+           new_candidate(**{ids.REGION_INPUT: "IL", ids.OUTCOME_SELECT: "no_answer"}))
     due = callback(bot).due_at.astimezone(CHICAGO)
     # Tuesday 08:00 → nearest slot 09:30 → next 17:00, two business days on: Thursday
     assert (due.strftime("%a"), due.hour, due.minute) == ("Thu", 17, 0)

@@ -20,7 +20,7 @@ from bot import ids
 from bot.callbacks import windows
 from storage.models import Callback, Study
 from tests.conftest import Bot
-from tests.test_log_prescreen_call import CASEY, new_candidate
+from tests.test_log_prescreen_call import CASEY, new_candidate, submit
 
 NY = "America/New_York"
 NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)  # Monday 09:00 in New York
@@ -134,7 +134,7 @@ def monday(bot: Bot) -> Iterator[Any]:
 def _submit(bot: Bot, day: dt.date, hhmm: str, **fields: Any) -> Any:
     values = new_candidate(**{ids.OUTCOME_SELECT: "callback_requested", ids.CB_DATE_INPUT: day,
                               ids.CB_TIME_INPUT: hhmm, **fields})
-    return bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"], values)
+    return submit(bot, CASEY, bot.open_modal(CASEY), values)
 
 
 def test_modal_refuses_a_florida_evening_callback_inline(bot: Bot, monday: Any) -> None:

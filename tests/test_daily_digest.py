@@ -24,8 +24,8 @@ from bot import ids
 from bot.blocks import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT
 from bot.digests import daily, runs
 from storage.models import DigestRun, OutboxMessage
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot, python_argv
-from tests.test_log_prescreen_call import CASEY, LEE, PHI_STRINGS, SAM
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot, phi_surface_env, python_argv
+from tests.test_log_prescreen_call import CASEY, LEE, PHI_STRINGS, SAM, submit
 
 CHANNEL = "C0ALZ0001"
 
@@ -160,6 +160,9 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, bot: Bot, tmp_path: Path) -> None:
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
     monkeypatch.setenv("SLACK_API_URL", bot.standin.url)
     monkeypatch.setenv("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)
+    for name, value in phi_surface_env(bot.ctx.settings.phi_surface).items():
+        monkeypatch.setenv(name, value)
+
 
 
 def run_cli(*argv: str) -> tuple[int, str]:
@@ -189,7 +192,7 @@ MONDAY_0830_NY = dt.datetime(2026, 11, 23, 13, 30, tzinfo=dt.UTC)
 def log_call(bot: Bot, user: str, **fields: Any) -> None:
     from tests.test_log_prescreen_call import new_candidate
 
-    resp = bot.slack.submit(user, bot.open_modal(user, "log ALZ")["id"], new_candidate(**fields))
+    resp = submit(bot, user, bot.open_modal(user, "log ALZ"), new_candidate(**fields))
     assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
 
 
@@ -387,7 +390,8 @@ def test_two_worker_processes_send_the_due_digest_once(bot: Bot, tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
     env.update(DATABASE_URL=bot.ctx.settings.database_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=bot.standin.url,
-               PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY)
+               PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY,
+               **phi_surface_env(bot.ctx.settings.phi_surface))
     with time_machine.travel(MONDAY_0830_NY + dt.timedelta(minutes=5), tick=True):
         procs = [subprocess.Popen(python_argv("-m", "app.cli", "jobs", "run", "digests"),
                                   env=env, cwd=tmp_path, stdout=subprocess.PIPE,

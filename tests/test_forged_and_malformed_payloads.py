@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from bot import ids
 from storage.models import Base
 from tests.conftest import TEAM_ID, Bot
-from tests.test_log_prescreen_call import CASEY, LEE, ROBIN, new_candidate
+from tests.test_log_prescreen_call import CASEY, LEE, ROBIN, new_candidate, submit
 
 CHANNEL = "C0ALZ0001"
 REFUSAL = "out of date or damaged — open it again from"
@@ -61,12 +61,12 @@ def scene(bot: Bot, caplog: pytest.LogCaptureFixture) -> Bot:
     """A referral waiting for approval (id 1) and a callback (id 1): real ids to aim at."""
     caplog.set_level(logging.INFO)
     view = bot.open_modal(CASEY)
-    assert bot.slack.submit(CASEY, view["id"], new_candidate()).status_code == 200
+    assert submit(bot, CASEY, view, new_candidate()).status_code == 200
     day = bot.ctx.clock.now().date().toordinal() + 3
     import datetime as dt
 
     view = bot.open_modal(CASEY)
-    assert bot.slack.submit(CASEY, view["id"], new_candidate(**{
+    assert submit(bot, CASEY, view, new_candidate(**{
         ids.NAME_INPUT: "Other Person", ids.PHONE_INPUT: "(617) 555-0199",
         ids.OUTCOME_SELECT: "callback_requested", ids.CB_DATE_INPUT: dt.date.fromordinal(day),
         ids.CB_TIME_INPUT: "12:00"})).status_code == 200

@@ -18,6 +18,9 @@ PROD_ENV = {
     "SLACK_BOT_TOKEN": "xoxb-1-2-3",
     "SLACK_SIGNING_SECRET": "s3cret",
     "PRESCREEN_ENCRYPTION_KEYS": "x" * 43 + "=",
+    "SLACK_OIDC_CLIENT_ID": "1234.5678",
+    "SLACK_OIDC_CLIENT_SECRET": "oidc-s3cret",
+    "PUBLIC_URL": "https://prescreen.example.org",
 }
 
 
@@ -44,7 +47,9 @@ def test_healthz_503_when_database_is_down(settings, studies) -> None:  # type: 
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:  # type: ignore[no-untyped-def]
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
                  "DATABASE_URL", "PORT", "HOST", "PRESCREEN_ENCRYPTION_KEYS", "MS_TENANT_ID",
-                 "MS_CLIENT_ID", "MS_CLIENT_SECRET", "MS_CLIENT_CERT_PATH", "LOG_LEVEL"):
+                 "MS_CLIENT_ID", "MS_CLIENT_SECRET", "MS_CLIENT_CERT_PATH", "LOG_LEVEL",
+                 "PHI_SURFACE", "SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET",
+                 "SLACK_OIDC_ISSUER", "PUBLIC_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
     return monkeypatch
@@ -68,6 +73,12 @@ def _valid_key() -> str:
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"SLACK_APP_TOKEN": "xoxb-wrong-kind"}, "SLACK_APP_TOKEN"),
         ({"MS_TENANT_ID": "contoso"}, "MS_CLIENT_ID"),
+        ({"SLACK_OIDC_CLIENT_ID": None}, "SLACK_OIDC_CLIENT_ID"),
+        ({"SLACK_OIDC_CLIENT_SECRET": None}, "SLACK_OIDC_CLIENT_SECRET"),
+        ({"PUBLIC_URL": None}, "PUBLIC_URL"),
+        ({"PUBLIC_URL": "http://prescreen.example.org"}, "PUBLIC_URL"),
+        ({"SLACK_OIDC_ISSUER": "http://slack.example.org"}, "SLACK_OIDC_ISSUER"),
+        ({"PHI_SURFACE": "email"}, "PHI_SURFACE"),
     ],
 )
 def test_bad_settings_name_the_variable(clean_env: pytest.MonkeyPatch, env: dict[str, str | None],
@@ -96,5 +107,14 @@ def test_no_token_means_sandbox_and_valid_production_settings_load(clean_env: py
     assert settings.sandbox is False
     assert settings.socket_mode is False
     assert settings.port == 3000
+    assert settings.portal and settings.slack_oidc_issuer == "https://slack.com"
     clean_env.setenv("DATABASE_URL", "postgres://u:p@db.example.org/prescreen")
     assert load_settings().database_url.startswith("postgresql+psycopg://")
+    # identifiers in Slack (Enterprise Grid with a BAA): no secure page, so no sign-in settings
+    for name in ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL"):
+        clean_env.delenv(name)
+    clean_env.setenv("PHI_SURFACE", "slack")
+    assert load_settings().portal is False
+    # http is accepted for a loopback PUBLIC_URL only
+    clean_env.setenv("PUBLIC_URL", "http://127.0.0.1:3000/")
+    assert load_settings().public_url == "http://127.0.0.1:3000"

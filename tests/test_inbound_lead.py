@@ -22,6 +22,10 @@ PAT = "U0SPONS01"  # ALZ stakeholder
 NAME, PHONE, E164 = "Theodora Quimbleworth", "(312) 555-0177", "+13125550177"
 PHI = [NAME, "Quimbleworth", PHONE, E164, "312-555-0177", "3125550177", "1971-06-05"]
 
+# The subject is the add-lead modal (identifiers typed in Slack); in portal mode `/prescreen lead`
+# points to the page instead (tests/test_identifiers_stay_off_slack.py).
+pytestmark = pytest.mark.phi_surface("slack")
+
 
 def lead(**overrides: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {ids.LEAD_NAME_INPUT: NAME, ids.LEAD_PHONE_INPUT: PHONE,

@@ -254,6 +254,7 @@ def _generate(path: Path, n: int) -> None:
                         f"lead{i}@example.org", "yes"])
 
 
+@pytest.mark.no_phi_scan("sends nothing to Slack; measures the import's memory")
 def test_a_100k_row_file_is_streamed(ctx: AppContext, tmp_path: Path) -> None:
     n = 100_000
     path = tmp_path / "big.csv"

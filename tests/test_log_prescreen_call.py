@@ -6,7 +6,9 @@ input is shown inline and nothing is stored; patient identity never reaches a ch
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from bot import ids
+from bot.forms import FormErrors
 from sandbox.slack_standin.sender import state_value
 from storage.models import AuditEvent, Callback, Candidate, PrescreenCall, Referral
 from tests.conftest import Bot
@@ -55,10 +58,56 @@ def count(bot: Bot, model: type) -> int:
         return s.scalar(select(func.count()).select_from(model)) or 0
 
 
+PERSON_INPUTS = (ids.NAME_INPUT, ids.PHONE_INPUT, ids.DOB_INPUT, ids.REGION_INPUT, ids.TZ_INPUT,
+                 ids.CONSENT_INPUT, ids.NOTES_INPUT)
+
+
+def has_block(view: dict[str, Any], block_id: str) -> bool:
+    return any(b.get("block_id") == block_id for b in view["blocks"])
+
+
+def choose(bot: Bot, user: str, view_id: str, block_id: str, value: str, shows: str) -> dict[str, Any]:
+    """`user` picks `value` in the modal's select or radio buttons `block_id`; the app re-renders
+    the modal, which then shows the block `shows`."""
+    element = next(b["element"] for b in bot.standin.view(view_id)["blocks"]
+                   if b.get("block_id") == block_id)
+    picked = state_value(element, value)
+    action = {"type": element["type"], "action_id": element["action_id"], "block_id": block_id,
+              "action_ts": "1.0", **picked}
+    resp = bot.slack.block_actions(user, [action], view=view_id,
+                                   values={block_id: {element["action_id"]: picked}})
+    assert resp.status_code == 200, resp.text
+    return bot.standin.wait_for(lambda s: has_block(s.view(view_id), shows) and s.view(view_id),
+                                message=f"the modal re-rendered with {shows}")
+
+
 def submit(bot: Bot, user: str, view: dict[str, Any], fields: dict[str, Any]):  # type: ignore[no-untyped-def]
-    return bot.slack.submit(user, view["id"], fields)
+    """The coordinator logs the call in the modal `view`. For a new candidate (fields with a
+    name) in portal mode, where the modal asks for no identifier, they first add the candidate
+    on the secure page and then log the call for the code it gives, Existing candidate."""
+    if not (bot.ctx.settings.portal and ids.NAME_INPUT in fields):
+        return bot.slack.submit(user, view["id"], fields)
+    fields = dict(fields)
+    person = {k: fields.pop(k, None) for k in PERSON_INPUTS}
+    current = bot.standin.view(view["id"])
+    study = fields.get(ids.STUDY_SELECT) or json.loads(current["private_metadata"]).get("s")
+    try:
+        ref = bot.add_candidate(user, study, name=person[ids.NAME_INPUT],
+                                phone=person[ids.PHONE_INPUT], dob=person[ids.DOB_INPUT],
+                                state=person[ids.REGION_INPUT],
+                                consent="yes" in (person[ids.CONSENT_INPUT] or []))
+    except FormErrors as exc:  # added on the page before (this call was refused then)
+        already = re.match(r"Already a candidate: (\S+)\.", exc.errors.get("phone", ""))
+        if already is None:
+            raise
+        ref = already.group(1)
+    if not has_block(current, ids.MODE_BLOCK):
+        choose(bot, user, view["id"], ids.STUDY_BLOCK, study, shows=ids.MODE_BLOCK)
+    choose(bot, user, view["id"], ids.MODE_BLOCK, "existing", shows=ids.REF_BLOCK)
+    return bot.slack.submit(user, view["id"], {**fields, ids.REF_INPUT: ref})
 
 
+@pytest.mark.phi_surface("slack")
 def test_single_study_coordinator_logs_a_pre_qualified_call(bot: Bot) -> None:
     view = bot.open_modal(CASEY)
     assert view["callback_id"] == ids.LOG_CALL_VIEW
@@ -113,7 +162,8 @@ def test_switching_study_renders_that_studys_questions(bot: Bot) -> None:
     assert qblocks == ["q:age"]
     resp = submit(bot, SAM, updated, {
         ids.STUDY_SELECT: "MDD", ids.NAME_INPUT: "Olu Brightwater", ids.PHONE_INPUT: "312 555 0199",
-        ids.DOB_INPUT: dt.date(1990, 1, 2), "answer:age": "36", ids.OUTCOME_SELECT: "no_answer"})
+        ids.DOB_INPUT: dt.date(1990, 1, 2), ids.CONSENT_INPUT: ["yes"], "answer:age": "36",
+        ids.OUTCOME_SELECT: "no_answer"})
     assert resp.status_code == 200
     summary = bot.standin.wait_for(lambda s: s.ephemerals(SAM))[-1]["text"]
     assert summary.startswith("MDD-0001 · attempt 1 · no answer")
@@ -125,6 +175,7 @@ def _errors(resp) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return body["errors"]
 
 
+@pytest.mark.phi_surface("slack")
 @pytest.mark.parametrize(
     ("case", "overrides", "block", "says"),
     [
@@ -165,6 +216,7 @@ def test_bad_input_is_shown_inline_and_nothing_is_stored(bot: Bot, case: str, ov
     assert count(bot, Candidate) == 0 and count(bot, PrescreenCall) == 0
 
 
+@pytest.mark.phi_surface("slack")
 def test_duplicate_candidate_is_offered_the_existing_reference_code(bot: Bot) -> None:
     submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{ids.OUTCOME_SELECT: "no_answer"}))
     view = bot.open_modal(CASEY)
@@ -254,6 +306,7 @@ def test_people_outside_the_study_are_refused(bot: Bot) -> None:
     assert "No candidate ALZ-9999" in body["text"]
 
 
+@pytest.mark.phi_surface("slack")
 def test_status_shows_identity_only_to_study_staff_and_audits_it(bot: Bot) -> None:
     submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{ids.OUTCOME_SELECT: "considering"}))
     mine = bot.slack.slash_command(CASEY, text="status ALZ-0001").json()
@@ -268,6 +321,7 @@ def test_status_shows_identity_only_to_study_staff_and_audits_it(bot: Bot) -> No
     assert [(v.actor, v.entity_id) for v in views] == [(CASEY, "ALZ-0001")]
 
 
+@pytest.mark.phi_surface("slack")
 def test_find_by_phone_or_name_returns_reference_codes(bot: Bot) -> None:
     submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{ids.OUTCOME_SELECT: "considering"}))
     by_phone = bot.slack.slash_command(CASEY, text="find 617-555-0142").json()
@@ -294,6 +348,7 @@ def test_app_home_shows_my_queue(bot: Bot) -> None:
     assert "ALZ-0001" in str(modal["blocks"])
 
 
+@pytest.mark.phi_surface("slack")
 def test_no_patient_identity_in_channels_dms_or_logs(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     submit(bot, CASEY, bot.open_modal(CASEY), new_candidate())
@@ -435,6 +490,7 @@ def test_a_replayed_submission_answers_only_its_author(bot: Bot) -> None:
     assert count(bot, PrescreenCall) == calls
 
 
+@pytest.mark.phi_surface("slack")
 def test_status_shows_a_typed_name_as_typed_never_as_a_mention(bot: Bot) -> None:
     """Names are typed by people: the status reply escapes them for Slack's formatting, so
     `<!channel>` or `<@U…>` in a name is shown, never acted on."""

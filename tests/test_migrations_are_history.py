@@ -30,11 +30,11 @@ from storage import audit, migrate
 from storage.crypto import PHICipher
 from storage.db import Database, make_engine
 from storage.models import Base
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, PORTAL_ENV, SIGNING_SECRET
 
 VERSIONS = migrate.MIGRATIONS / "versions"
 RELEASED = migrate.MIGRATIONS / "released.txt"
-EARLIER = ("0001", "0002", "0003")  # every released revision before head
+EARLIER = ("0001", "0002", "0003")  # the releases before the audit chain, whose data the story seeds
 AUDIT_EVENTS = 5_003  # more than one of 0004's 5,000-row chaining batches
 T0 = dt.datetime(2026, 11, 2, 14, 5, 7, 123456)  # naive UTC, as the app stores instants
 CIPHER = PHICipher([ENCRYPTION_KEY])
@@ -49,7 +49,7 @@ PATIENTS = (("María Gómez-Núñez", "+16175550101", "1948-03-09"),
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], None]:
     monkeypatch.chdir(tmp_path)
     for name, value in (("SLACK_BOT_TOKEN", BOT_TOKEN), ("SLACK_SIGNING_SECRET", SIGNING_SECRET),
-                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY)):
+                        ("PRESCREEN_ENCRYPTION_KEYS", ENCRYPTION_KEY), *PORTAL_ENV.items()):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PRESCREEN_REQUIRE_SEPARATE_DB_ROLE", raising=False)
     return lambda url: monkeypatch.setenv("DATABASE_URL", url)
@@ -301,7 +301,7 @@ def counts(url: str) -> dict[str, int]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            present = set(sa.inspect(conn).get_table_names())  # a revision before a table's
+            present = set(sa.inspect(conn).get_table_names())
             return {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one()
                     for t in Base.metadata.tables if t in present}
     finally:
@@ -403,8 +403,8 @@ def test_each_migration_steps_back_one_revision_without_losing_the_rows_it_did_n
     for revision in ("0004", "0003", "0002", "0001"):
         migrate.downgrade(url, revision)
         assert_same_schema(url, fresh(new_database, revision))
-        now = counts(url)
-        assert now == {t: before.get(t, 0) for t in now}
+        kept = counts(url)  # the tables this revision has
+        assert kept == {t: before.get(t, 0) for t in kept}
 
     migrate.upgrade(url)
     assert_same_schema(url, fresh(new_database))

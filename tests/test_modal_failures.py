@@ -23,7 +23,7 @@ from storage.models import AuditEvent, Callback, Candidate, OutboxMessage, Presc
 from tests.conftest import Bot
 from tests.test_inbound_lead import PHI as LEAD_PHI
 from tests.test_inbound_lead import SAM, lead
-from tests.test_log_prescreen_call import CASEY, PHI_STRINGS, new_candidate
+from tests.test_log_prescreen_call import CASEY, PHI_STRINGS, new_candidate, submit
 
 STORED = (Candidate, PrescreenCall, Referral, Callback, AuditEvent, OutboxMessage)
 NOTES = "Prefers mornings; daughter helps"  # the note new_candidate() fills in
@@ -68,12 +68,13 @@ def logged(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(formatter.format(r) for r in caplog.records)
 
 
+@pytest.mark.phi_surface("slack")  # the new candidate is entered in the modal
 def test_a_call_the_database_drops_is_not_saved_and_says_so_with_a_ref(
         bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
     view = bot.open_modal(CASEY)
     before = counts(bot)
     with caplog.at_level(logging.INFO), connection_drops_on(bot.db, "INSERT INTO prescreen_calls") as broken:
-        resp = bot.slack.submit(CASEY, view["id"], new_candidate())
+        resp = submit(bot, CASEY, view, new_candidate())
 
     assert broken, "the fault was injected"
     ref = not_saved(resp, ids.OUTCOME_BLOCK)
@@ -90,7 +91,7 @@ def test_a_call_the_database_drops_is_not_saved_and_says_so_with_a_ref(
     assert not bot.standin.ephemerals(CASEY) and not bot.standin.messages("C0ALZ0001")
 
     # the database is back: the same form, submitted again, is saved once
-    again = bot.slack.submit(CASEY, view["id"], new_candidate())
+    again = submit(bot, CASEY, view, new_candidate())
     assert again.status_code == 200 and "errors" not in again.text, again.text
     after = counts(bot)
     assert (after["candidates"], after["prescreen_calls"], after["referrals"]) == (1, 1, 1)
@@ -98,6 +99,7 @@ def test_a_call_the_database_drops_is_not_saved_and_says_so_with_a_ref(
     assert summary["text"].startswith("ALZ-0001 · attempt 1")
 
 
+@pytest.mark.phi_surface("slack")  # the new candidate is entered in the modal
 def test_a_lead_the_database_drops_is_not_saved_and_says_so_with_a_ref(
         bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
     view = bot.open_modal(SAM, "lead MDD", channel_id="C0MDD0001")

@@ -28,8 +28,8 @@ from bot import ids
 from bot import outbox as outbox_api
 from integrations.slack_outbox import METADATA_EVENT_TYPE, key_hash
 from storage.models import OutboxMessage
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot, is_postgres
-from tests.test_log_prescreen_call import CASEY, LEE, NAME, PHI_STRINGS, new_candidate
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, Bot, is_postgres, phi_surface_env
+from tests.test_log_prescreen_call import CASEY, LEE, NAME, PHI_STRINGS, new_candidate, submit
 
 CHANNEL = "C0ALZ0001"
 VICTIM = "outbox-victim"  # application_name of the killed worker's PostgreSQL sessions
@@ -42,7 +42,7 @@ AFTER_THE_LEASE = dt.timedelta(minutes=2)
 def log_pre_qualified_call(bot: Bot) -> None:
     """Casey logs a pre-qualified call: the card waits in the outbox for the worker."""
     view = bot.open_modal(CASEY)
-    resp = bot.slack.submit(CASEY, view["id"], new_candidate())
+    resp = submit(bot, CASEY, view, new_candidate())
     assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
 
 
@@ -105,7 +105,8 @@ def worker_env(bot: Bot, tmp_path: Path) -> dict[str, str]:
     return {**keep, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": bot.standin.url, "DATABASE_URL": url,
             "PRESCREEN_ENCRYPTION_KEYS": ENCRYPTION_KEY, "DATA_DIR": str(tmp_path / "data"),
-            "OUTBOX_CHANNEL_INTERVAL": "0", "LOG_LEVEL": "INFO"}
+            "OUTBOX_CHANNEL_INTERVAL": "0", "LOG_LEVEL": "INFO",
+            **phi_surface_env(bot.ctx.settings.phi_surface)}
 
 
 def start_worker(bot: Bot, tmp_path: Path) -> subprocess.Popen[str]:

@@ -18,7 +18,7 @@ import requests
 from app import cli
 from app.scheduler import job_specs
 from sandbox.slack_standin import SlackSender, SlackStandin
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, python_argv
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, PORTAL_ENV, SIGNING_SECRET, TEAM_ID, python_argv
 
 
 def _free_port() -> int:
@@ -38,6 +38,7 @@ def proc_env(database_url: str, standin: SlackStandin, tmp_path: Path) -> dict[s
         PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY,
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
+        **PORTAL_ENV,
     )
     return env
 

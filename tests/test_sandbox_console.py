@@ -2,8 +2,11 @@
 open the sandbox console, type /prescreen as the coordinator, fill the modal (and see an inline
 error), submit a pre-qualified call and read the ephemeral summary; they switch to the approver,
 click Approve on the card in the study channel and watch it update; they move the clock 15
-minutes and the coordinator's reminder DM arrives. Every step is a real signed request to the
-real app. A screenshot of each step is kept (SANDBOX_ARTIFACTS, default tests/artifacts/)."""
+minutes and the coordinator's reminder DM arrives. With identifiers kept off Slack (the default),
+they add the new candidate on the secure page the modal links to, come back to the modal with the
+reference code filled in, log the call and open the contact card from the status reply, and no
+identifier they typed ever shows in the console's Slack view. Every step is a real signed request
+to the real app. A screenshot of each step is kept (SANDBOX_ARTIFACTS, default tests/artifacts/)."""
 
 from __future__ import annotations
 
@@ -27,17 +30,17 @@ from bot import ids
 from bot.clock import OffsetClock
 from bot.config import Settings
 from sandbox.seed import DEMO, DEMO_LEADS, DEMO_NAMES
-from tests.conftest import _QuietHandler, _ThreadingWSGIServer
+from tests.browser import WAIT_MS, chromium_tab
+from tests.conftest import _QuietHandler, _ThreadingWSGIServer, identifier_forms
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 CASEY, LEE = "U0COORD01", "U0LEAD001"
 ALZ_CHANNEL = "C0ALZ0001"
 NEW_NAME = "Wilhelmina Starling-Voss"  # the candidate typed in the browser; fictional
 # its reference code: the next ALZ number after the demo candidates and leads
 NEW_REF = f"ALZ-{sum(c.study == 'ALZ' for c in [*DEMO, *DEMO_LEADS]) + 1:04d}"
-WAIT_MS = 15_000
+# the candidate added on the secure page in the portal-mode walk-through; fictional
+PORTAL_NAME, PORTAL_DOB = "Ottoline Quarrington-Beck", "1955-11-02"
+PORTAL_PHONE, PORTAL_E164 = "(617) 555-0147", "+16175550147"
 # the sandbox runs only when nothing real is configured
 SANDBOX_UNSET = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DATABASE_URL",
                  "PRESCREEN_ENCRYPTION_KEYS", "HOST", "MS_TENANT_ID", "MS_CLIENT_ID",
@@ -73,7 +76,7 @@ class RunningSandbox:
         return dict(resp.json())
 
 
-def _sandbox_settings(tmp_path: Path, port: int) -> Settings:
+def _sandbox_settings(tmp_path: Path, port: int, phi_surface: str = "portal") -> Settings:
     # The sandbox always uses its own SQLite file (in a temporary DATA_DIR here), also on the
     # PostgreSQL CI run: it is a one-process demo, and the app's behaviour on PostgreSQL is
     # covered by the other stories, which drive the same handlers through the same stand-in.
@@ -85,11 +88,13 @@ def _sandbox_settings(tmp_path: Path, port: int) -> Settings:
         port=port,
         outbox_channel_interval=0,
         log_level="WARNING",
+        phi_surface=phi_surface,
     )
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningSandbox]:
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            phi_surface: str) -> Iterator[RunningSandbox]:
     """`prescreen-bot run` without Slack tokens, in-process: web app, stand-in and worker."""
     from wsgiref.simple_server import make_server
 
@@ -98,7 +103,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
     for var in SANDBOX_UNSET:
         monkeypatch.delenv(var, raising=False)
     port = _free_port()
-    settings = _sandbox_settings(tmp_path, port)
+    settings = _sandbox_settings(tmp_path, port, phi_surface)
     assert settings.sandbox
     url = f"http://127.0.0.1:{port}"
     rt = build_runtime(settings, app_url=url, clock=OffsetClock(start=START))
@@ -118,34 +123,20 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running
 
 @pytest.fixture
 def browser_page(sandbox: RunningSandbox) -> Iterator[Any]:
-    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    if not Path(CHROMIUM).exists():
-        if in_ci:
-            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright  # in the test extras; CI installs them
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1360, "height": 860})
-        page.set_default_timeout(WAIT_MS)
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
+    with chromium_tab(1360, 860) as page:
         yield page
-        browser.close()
-        assert not problems, f"the console threw JavaScript errors: {problems}"
 
 
 class Steps:
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Any, first: int = 1) -> None:
         self.page = page
         self.dir = artifacts_dir()
-        self.n = 0
+        self.n = first - 1
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, page: Any = None) -> Path:
         self.n += 1
         path = self.dir / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path))
+        (page or self.page).screenshot(path=str(path))
         return path
 
 
@@ -153,6 +144,9 @@ def _field(page: Any, action_id: str) -> Any:
     return page.locator(f'#modal [data-action-id="{action_id}"]')
 
 
+# Logs a call for a new candidate typed into the modal: PHI_SURFACE=slack. The default (portal)
+# walk-through is test_log_a_new_candidate_through_the_secure_page below.
+@pytest.mark.phi_surface("slack")
 def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -267,6 +261,121 @@ def test_try_the_whole_bot_in_a_browser(sandbox: RunningSandbox, browser_page: A
     _assert_no_names_in_channels(sandbox, [*DEMO_NAMES, NEW_NAME])
 
 
+@pytest.mark.phi_surface("portal")
+def test_log_a_new_candidate_through_the_secure_page(sandbox: RunningSandbox,
+                                                     browser_page: Any, phi_surface: str) -> None:
+    """PHI_SURFACE=portal, the default: the newcomer logs a call for a new candidate and opens
+    the contact card, and no identifier they typed ever shows in the console's Slack view."""
+    from playwright.sync_api import expect
+
+    assert phi_surface == "portal"
+    page = browser_page
+    steps = Steps(page, first=11)  # after the slack-mode walk-through's screenshots
+    seen: list[str] = []  # the console's Slack view at each step, HTML and text
+
+    def look() -> None:
+        seen.append(page.content())
+        seen.append(page.locator("body").inner_text())
+
+    page.goto(sandbox.url + "/")
+    page.select_option("#user-switcher", CASEY)
+    expect(page.locator("#messages")).to_contain_text("Referral ALZ-0001")
+
+    # /prescreen, pick the study: no identifier field, a link to the secure page instead
+    page.fill("#composer-input", "/prescreen")
+    page.press("#composer-input", "Enter")
+    expect(page.locator("#modal-title")).to_have_text("Log pre-screen call")
+    _field(page, ids.STUDY_SELECT).select_option("ALZ")
+    expect(_field(page, "answer:age")).to_be_visible()
+    expect(_field(page, ids.NAME_INPUT)).to_have_count(0)
+    expect(_field(page, ids.PHONE_INPUT)).to_have_count(0)
+    add = page.locator("#modal a.bk-btn", has_text="Add the candidate on the secure page")
+    expect(add).to_have_attribute("target", "_blank")
+    expect(add).to_have_attribute("rel", "noopener noreferrer")
+    _field(page, "answer:age").fill("68")  # answered before leaving: still there on return
+    look()
+    steps.shot("portal-modal-link")
+
+    # the link opens a new tab, signed in as Casey (Slack's sign-in knows who is acting)
+    with page.context.expect_page() as opened:
+        add.click()
+    secure = opened.value
+    secure.set_default_timeout(WAIT_MS)
+    expect(secure.locator("main h1")).to_have_text("Add a candidate to ALZ")
+    assert "/secure/candidates/new" in secure.url and "handback=" in secure.url
+    secure.fill("#name", PORTAL_NAME)
+    secure.fill("#phone", "12")  # not a phone number
+    secure.fill("#dob", PORTAL_DOB)
+    secure.select_option("#state", "MA")
+    secure.check("#consent")
+    secure.get_by_role("button", name="Add the candidate").click()
+    expect(secure.locator("#phone-error")).to_be_visible()
+    expect(secure.locator("#name")).to_have_value(PORTAL_NAME)
+    steps.shot("portal-add-inline-error", secure)
+    secure.fill("#phone", PORTAL_PHONE)
+    secure.get_by_role("button", name="Add the candidate").click()
+    expect(secure.locator("main h1")).to_contain_text(f"{NEW_REF} added")
+    expect(secure.locator("main")).to_contain_text(f"Your log-call form in Slack now shows {NEW_REF}")
+    steps.shot("portal-added", secure)
+    secure.close()
+
+    # back in the console the same modal shows the code, without a reload; answers kept
+    expect(page.locator("#modal-body")).to_contain_text(f"Candidate {NEW_REF}")
+    expect(_field(page, "answer:age")).to_have_value("68")
+    look()
+    steps.shot("portal-modal-has-code")
+    _field(page, "answer:dx").locator('input[value="no"]').check()
+    _field(page, "answer:region").select_option("NE")
+    _field(page, ids.OUTCOME_SELECT).select_option("pre_qualified")
+    page.click("#modal-submit")
+    expect(page.locator("#modal-backdrop")).to_be_hidden()
+    summary = page.locator(".msg.ephemeral", has_text=NEW_REF)
+    expect(summary).to_contain_text("Only visible to you")
+    expect(summary).to_contain_text("referral sent for approval")
+    expect(page.locator(".msg", has_text=f"Referral {NEW_REF}").last).to_contain_text(
+        "Waiting for approval")
+    look()
+    steps.shot("portal-summary")
+    page.locator("#dm-list .nav-item").click()
+    expect(page.locator("#pane-title")).to_have_text("prescreen-bot")
+    look()
+    page.locator("#channel-list .nav-item", has_text="alz-prescreen").click()
+
+    # the contact card is one click from Slack: the status reply's "Open contact card" button
+    page.fill("#composer-input", f"/prescreen status {NEW_REF}")
+    page.press("#composer-input", "Enter")
+    status = page.locator(".msg.ephemeral", has_text=f"{NEW_REF} · ALZ · referred")
+    expect(status).to_contain_text("Only visible to you")
+    card_link = status.locator("a.bk-btn", has_text="Open contact card")
+    expect(card_link).to_have_attribute("target", "_blank")
+    look()
+    steps.shot("portal-status")
+    with page.context.expect_page() as opened:
+        card_link.click()
+    card = opened.value
+    card.set_default_timeout(WAIT_MS)
+    expect(card.locator("main h1")).to_have_text(f"{NEW_REF} · {PORTAL_NAME}")
+    expect(card.locator("a.phone")).to_have_attribute("href", "tel:" + PORTAL_E164)
+    steps.shot("portal-contact-card", card)
+    card.close()
+
+    # the rest of the Slack view: App Home; then everything Casey's Slack shows, and every
+    # call the app made to Slack, without a trace of what was typed on the secure page
+    page.click("#nav-home")
+    expect(page.locator("#home .bk-header, #home .bk-section").first).to_be_visible()
+    look()
+    seen.append(json.dumps(sandbox.state(CASEY)))
+    standin = sandbox.runtime.sandbox.standin
+    seen.extend(json.dumps([c.method, c.args, c.response], default=str) for c in standin.calls)
+    typed = [*identifier_forms(PORTAL_NAME), *identifier_forms(PORTAL_E164),
+             *identifier_forms(PORTAL_DOB), *PORTAL_NAME.casefold().replace("-", " ").split()]
+    for text in seen:
+        folded = text.casefold()
+        for form in typed:
+            assert form not in folded, f"{form!r} (typed on the secure page) reached the Slack view"
+    assert any(NEW_REF in text for text in seen), "the Slack view shows the reference code"
+
+
 def _assert_no_names_in_channels(sandbox: RunningSandbox, names: list[str]) -> None:
     standin = sandbox.runtime.sandbox.standin
     channel_ids = [c["id"] for c in sandbox.runtime.sandbox.channels]
@@ -296,6 +405,16 @@ def test_mrkdwn_is_escaped_before_formatting(sandbox: RunningSandbox, browser_pa
     assert "@Lee Lead" in out["html"] and "<br>" in out["html"]
     assert "&lt;b&gt;x&lt;/b&gt;" in out["html"]
     assert out["links"] == ["https://example.org/a?b=1&c=2"]
+    # a link to the sandbox's own secure page opens it signed in as the acting member
+    page.wait_for_function("document.getElementById('secure-link').href.indexOf('next=') > 0")
+    link = page.evaluate("""(base) => {
+        const a = BlockKit.mrkdwn('<' + base + '/secure/c/ALZ-0003|ALZ-0003>').querySelector('a');
+        return {href: a.getAttribute('href'), target: a.target, rel: a.rel};
+    }""", sandbox.url)
+    acting = page.input_value("#user-switcher")
+    assert link == {"href": f"{sandbox.url}/sandbox/secure?user={acting}"
+                            "&next=%2Fsecure%2Fc%2FALZ-0003",
+                    "target": "_blank", "rel": "noopener noreferrer"}
 
 
 def test_console_refuses_what_slack_would_not_send(sandbox: RunningSandbox) -> None:
@@ -314,6 +433,26 @@ def test_console_refuses_what_slack_would_not_send(sandbox: RunningSandbox) -> N
     assert requests.get(url + "/static/../console.py", timeout=10).status_code == 404
     page = requests.get(url + "/", timeout=10)
     assert page.status_code == 200 and "blockkit.js" in page.text
+
+
+def test_secure_links_open_signed_in_as_the_acting_member(sandbox: RunningSandbox) -> None:
+    """A link to the secure page in the console lands on that page as the member the console is
+    acting as, also after switching member in the same browser; only the page's own paths."""
+    browser = requests.Session()
+    card = browser.get(sandbox.url + "/sandbox/secure", timeout=15,
+                       params={"user": CASEY, "next": "/secure/c/ALZ-0001"})
+    assert card.status_code == 200 and card.url == sandbox.url + "/secure/c/ALZ-0001"
+    assert "Signed in as" in card.text and CASEY in card.text
+    # the console now acts as the approver: the same browser lands on the page as Lee
+    home = browser.get(sandbox.url + "/sandbox/secure", params={"user": LEE, "next": "/secure/"},
+                       timeout=15)
+    assert home.status_code == 200 and home.url == sandbox.url + "/secure/"
+    assert LEE in home.text and CASEY not in home.text
+    # anywhere else is the page's home, never another site
+    for elsewhere in ("https://example.org/", "//example.org/", "/sandbox/state?user=" + LEE):
+        landed = browser.get(sandbox.url + "/sandbox/secure", timeout=15,
+                             params={"user": LEE, "next": elsewhere})
+        assert landed.url == sandbox.url + "/secure/"
 
 
 def test_sandbox_reset_restores_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ from bot.studies.importer import import_studies
 from sandbox.slack_standin import SlackSender, SlackStandin
 from sandbox.slack_standin.sender import sign
 from storage.models import Base, PrescreenCall
-from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, Bot
+from tests.conftest import BOT_TOKEN, ENCRYPTION_KEY, SIGNING_SECRET, TEAM_ID, Bot, phi_surface_env
 
 ACK_BUDGET_S = 3.0
 
@@ -347,6 +347,7 @@ def _big_study_yaml(questions: int, options: int) -> str:
     return json.dumps({"studies": [study], "members": [member]})  # JSON is YAML
 
 
+@pytest.mark.phi_surface("slack")  # the largest modal is the one with the identifier fields
 def test_the_largest_view_submission_the_app_can_receive_is_accepted(
         bot: Bot, tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
@@ -389,12 +390,13 @@ def _free_port() -> int:
 
 
 def test_under_gunicorn_a_chunked_body_is_read_only_up_to_the_limit(
-        database_url: str, studies: Any, standin: SlackStandin, tmp_path: Path) -> None:
+        database_url: str, studies: Any, standin: SlackStandin, tmp_path: Path,
+        phi_surface: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
     env.update(DATABASE_URL=database_url, SLACK_BOT_TOKEN=BOT_TOKEN,
                SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=standin.url,
                PRESCREEN_ENCRYPTION_KEYS=ENCRYPTION_KEY, LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
-               WEB_CONCURRENCY="1")
+               WEB_CONCURRENCY="1", **phi_surface_env(phi_surface))
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE,

@@ -1052,3 +1052,104 @@ def test_files_upload_with_wrong_length_fails_and_channel_errors_are_slacks(
     [msg] = api.messages(CHANNEL)
     assert msg["text"] == "Week 47" and msg["files"][0]["mimetype"] == "image/png"
     assert msg["files"][0]["size"] == 10
+
+
+# ----- Sign in with Slack (OpenID Connect) ------------------------------------------------------
+
+OIDC_ID, OIDC_SECRET = "1111.2222", "oidc-secret"
+REDIRECT = "http://127.0.0.1:9/secure/auth/callback"
+
+
+def _pkce(verifier: str) -> str:
+    import base64
+    import hashlib
+
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def _authorize(api: SlackStandin, user: str, verifier: str = "v" * 50, nonce: str = "n-1") -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    api.sign_in_as(user)
+    resp = requests.get(api.base_url + "/openid/connect/authorize", allow_redirects=False, timeout=5,
+                        params={"response_type": "code", "scope": "openid email profile",
+                                "client_id": OIDC_ID, "redirect_uri": REDIRECT, "state": "s-1",
+                                "nonce": nonce, "code_challenge": _pkce(verifier),
+                                "code_challenge_method": "S256"})
+    assert resp.status_code == 302
+    args = parse_qs(urlsplit(resp.headers["location"]).query)
+    assert args["state"] == ["s-1"]
+    return args["code"][0]
+
+
+def _token(api: SlackStandin, code: str, verifier: str = "v" * 50, secret: str = OIDC_SECRET,
+           redirect: str = REDIRECT) -> dict[str, Any]:
+    resp = requests.post(api.base_url + "/api/openid.connect.token", timeout=5, data={
+        "client_id": OIDC_ID, "client_secret": secret, "code": code, "grant_type": "authorization_code",
+        "redirect_uri": redirect, "code_verifier": verifier})
+    assert resp.status_code == 200  # Slack answers errors with HTTP 200 and ok: false
+    return dict(resp.json())
+
+
+@pytest.fixture
+def oidc(api: SlackStandin) -> SlackStandin:
+    api.register_oidc_client(OIDC_ID, OIDC_SECRET, [REDIRECT])
+    return api
+
+
+def test_oidc_discovery_document_has_slacks_fields(oidc: SlackStandin) -> None:
+    doc = requests.get(oidc.base_url + "/.well-known/openid-configuration", timeout=5).json()
+    base = oidc.base_url
+    assert doc["issuer"] == base
+    assert doc["authorization_endpoint"] == base + "/openid/connect/authorize"
+    assert doc["token_endpoint"] == base + "/api/openid.connect.token"
+    assert doc["userinfo_endpoint"] == base + "/api/openid.connect.userInfo"
+    assert doc["jwks_uri"] == base + "/openid/connect/keys"
+    assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
+    assert set(doc["scopes_supported"]) == {"openid", "profile", "email"}
+    assert doc["response_types_supported"] == ["code"]
+    keys = requests.get(doc["jwks_uri"], timeout=5).json()["keys"]
+    assert [(k["kty"], k["alg"], k["use"]) for k in keys] == [("RSA", "RS256", "sig")]
+    assert "d" not in keys[0]  # public half only
+
+
+def test_oidc_code_gives_an_id_token_once(oidc: SlackStandin) -> None:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    code = _authorize(oidc, COORD)
+    answer = _token(oidc, code)
+    assert answer["ok"] is True and answer["token_type"] == "Bearer"
+    assert set(answer) == {"ok", "access_token", "token_type", "id_token"}
+    keys = KeySet.import_key_set(requests.get(oidc.base_url + "/openid/connect/keys", timeout=5).json())
+    claims = jwt.decode(answer["id_token"], keys, algorithms=["RS256"]).claims
+    assert claims["iss"] == oidc.base_url and claims["aud"] == OIDC_ID and claims["nonce"] == "n-1"
+    assert claims["https://slack.com/user_id"] == COORD
+    assert claims["https://slack.com/team_id"] == TEAM
+    assert _token(oidc, code) == {"ok": False, "error": "code_already_used"}
+    info = requests.get(oidc.base_url + "/api/openid.connect.userInfo", timeout=5,
+                        headers={"Authorization": f"Bearer {answer['access_token']}"}).json()
+    assert info["ok"] is True and info["sub"] == COORD
+
+
+def test_oidc_token_errors_are_slacks(oidc: SlackStandin) -> None:
+    assert _token(oidc, _authorize(oidc, COORD), secret="wrong") == {
+        "ok": False, "error": "bad_client_secret"}
+    assert _token(oidc, _authorize(oidc, COORD), verifier="x" * 50) == {
+        "ok": False, "error": "invalid_code_verifier"}
+    assert _token(oidc, _authorize(oidc, COORD), redirect="http://127.0.0.1:9/elsewhere") == {
+        "ok": False, "error": "bad_redirect_uri"}
+    assert _token(oidc, "no-such-code") == {"ok": False, "error": "invalid_code"}
+
+
+def test_oidc_authorize_without_a_signed_in_user_offers_the_workspace_members(
+        oidc: SlackStandin) -> None:
+    oidc.sign_in_as(None)
+    page = requests.get(oidc.base_url + "/openid/connect/authorize", timeout=5, params={
+        "response_type": "code", "scope": "openid", "client_id": OIDC_ID, "redirect_uri": REDIRECT,
+        "state": "s"}).text
+    assert "Continue as" in page
+    wrong = requests.get(oidc.base_url + "/openid/connect/authorize", timeout=5, params={
+        "response_type": "code", "scope": "openid", "client_id": OIDC_ID,
+        "redirect_uri": "https://evil.example/cb", "state": "s"})
+    assert wrong.status_code == 400

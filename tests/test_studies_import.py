@@ -203,3 +203,21 @@ def test_weekly_update_options_are_checked() -> None:
         "all optional"]
     doc["studies"][0]["weekly_update"] = {"day": "fri", "time": "16:30", "channel": "C0SPONSOR"}
     assert not [e for e in validate(doc, set()) if "weekly_update" in e]
+
+
+def test_approval_settings_are_checked() -> None:
+    from bot.studies.importer import validate
+
+    doc: dict = {"studies": [{"key": "ALZ", "title": "t", "channel": "C0ALZ0001",
+                              "timezone": "America/New_York", "approval_signature": "yes",
+                              "signature_meaning": "", "approvals_needed": 3,
+                              "approval_sla_hours": 0}], "members": []}
+    errors = validate(doc, set())
+    assert "study ALZ: approval_signature: must be required or none" in errors
+    assert any(e.startswith("study ALZ: signature_meaning: must be text") for e in errors)
+    assert "study ALZ: approvals_needed: must be 1 or 2" in errors
+    assert "study ALZ: approval_sla_hours: must be a whole number of hours from 1 to 720" in errors
+    doc["studies"][0].update(approval_signature="required", approvals_needed=2,
+                             signature_meaning="Approved as sub-investigator",
+                             approval_sla_hours=8)
+    assert validate(doc, set()) == []

@@ -19,7 +19,7 @@ from bot import ids
 from storage.models import Candidate, DigestRun
 from tests.conftest import Bot
 from tests.test_callback_reminders import log_callback
-from tests.test_log_prescreen_call import CASEY, PHI_STRINGS, SAM, new_candidate
+from tests.test_log_prescreen_call import CASEY, PHI_STRINGS, SAM, new_candidate, submit
 
 START = dt.datetime(2026, 11, 23, 15, 0, tzinfo=dt.UTC)  # Mon 10:00 New York
 TUE_8_NY = dt.datetime(2026, 11, 24, 13, 0, tzinfo=dt.UTC)
@@ -48,9 +48,9 @@ def test_casey_gets_her_day_at_eight_her_time_once(bot: Bot, clock: Any) -> None
     values = new_candidate(**{ids.OUTCOME_SELECT: "callback_requested",
                               ids.CB_DATE_INPUT: dt.date(2026, 11, 24),
                               ids.CB_TIME_INPUT: "10:30", ids.PHONE_INPUT: "(617) 555-0199"})
-    resp = bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"], values)  # ALZ-0002, in New York
+    resp = submit(bot, CASEY, bot.open_modal(CASEY), values)  # ALZ-0002, in New York
     assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
-    resp = bot.slack.submit(CASEY, bot.open_modal(CASEY)["id"], new_candidate(**{
+    resp = submit(bot, CASEY, bot.open_modal(CASEY), new_candidate(**{
         ids.OUTCOME_SELECT: "considering", ids.PHONE_INPUT: "(617) 555-0177"}))  # ALZ-0003
     assert resp.status_code == 200 and "response_action" not in resp.text, resp.text
     bot.deliver()

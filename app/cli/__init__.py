@@ -21,6 +21,7 @@ from app.cli import (
     members,
     outbox,
     processes,
+    ringcentral,
     sandbox,
     studies,
 )
@@ -30,7 +31,7 @@ from bot.logging_setup import setup_logging
 from integrations.graph import GraphConfigError, client_from_settings
 
 GROUPS = (processes, studies, jobs, keys, outbox, export, sandbox, graph, leads, digests, members,
-          audit, kpis)
+          audit, ringcentral, kpis)
 
 
 def _parser() -> argparse.ArgumentParser:

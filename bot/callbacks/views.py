@@ -36,7 +36,9 @@ def reminder_text(*, ref: str, kind: str, due_at: dt.datetime, owner_tz: str, ca
 
 
 def reminder_blocks(*, callback_id: int, ref: str, text: str, late: bool,
-                    reminded_for: dt.datetime, owner_tz: str) -> list[bk.Block]:
+                    reminded_for: dt.datetime, owner_tz: str,
+                    card_url: str | None = None) -> list[bk.Block]:
+    """`card_url` (portal mode): an "Open contact card" link button for the number to call."""
     value = {"cb": callback_id, "ref": ref}
     out: list[bk.Block] = [bk.section(f":telephone_receiver: *{text}*")]
     if late:
@@ -48,8 +50,16 @@ def reminder_blocks(*, callback_id: int, ref: str, text: str, late: bool,
         bk.button("Snooze 15 min", ids.CALLBACK_SNOOZE, value),
         bk.button("Reschedule", ids.CALLBACK_RESCHEDULE, value),
         bk.button("Hand off", ids.CALLBACK_HANDOFF, value),
+        *([bk.link_button("Open contact card", card_url, f"{ids.OPEN_PAGE_CARD}:{ref}")]
+          if card_url else []),
     ], block_id=ids.CALLBACK_ACTIONS_BLOCK))
     return out
+
+
+def call_row(ref: str) -> bk.Block:
+    """RingCentral's click-to-call under a reminder (the reference code only)."""
+    return bk.actions([bk.button("Call", ids.RC_CALL, {"ref": ref}, style="primary")],
+                      block_id=ids.RC_CALL_BLOCK)
 
 
 def result_blocks(message: str) -> list[bk.Block]:

@@ -129,6 +129,38 @@ def previous_allowed(rule: CallingRule, tz_name: str, before: dt.datetime,
     return None
 
 
+@dataclass(frozen=True)
+class WindowNow:
+    """Whether a candidate may be called at this moment, by the same rules as callbacks."""
+
+    open: bool
+    local_now: dt.datetime  # the candidate's local time
+    opens_at: dt.datetime | None  # when closed: the next allowed moment, candidate's local time
+    hours_today: str  # "08:00–21:00" or "no calls on Sundays"
+    rule_label: str  # "Florida rules" or ""
+    limit_reached: int | None = None  # the 24 h call limit, when that is what closes it
+
+
+def window_now(study: Study | None, region: str | None, tz_name: str, now: dt.datetime,
+               calls_at: list[dt.datetime] | None = None) -> WindowNow:
+    """The calling window at `now` for a candidate in `region`/`tz_name`: federal hours, the
+    study's window, the state's hours and its 24 h call limit."""
+    rule = rule_for(study, region)
+    tz = ZoneInfo(tz_name)
+    local = now.astimezone(tz)
+    hours = rule.describe(local.date())
+    if not _allowed_at(rule, local):
+        return WindowNow(False, local, next_allowed(rule, tz_name, now).astimezone(tz), hours,
+                         rule.label)
+    if rule.max_calls_24h:
+        recent = sorted(t for t in (calls_at or []) if now - dt.timedelta(hours=24) < t <= now)
+        if len(recent) >= rule.max_calls_24h:
+            free_at = recent[len(recent) - rule.max_calls_24h] + dt.timedelta(hours=24)
+            return WindowNow(False, local, next_allowed(rule, tz_name, free_at).astimezone(tz),
+                             hours, rule.label, limit_reached=rule.max_calls_24h)
+    return WindowNow(True, local, None, hours, rule.label)
+
+
 def _when(at: dt.datetime, tz: ZoneInfo) -> str:
     local = at.astimezone(tz)
     return f"{local:%a} {local:%H:%M}"

@@ -22,7 +22,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import outbox
+from bot import blocks as bk
+from bot import outbox, secure_links
 from bot.context import AppContext
 from bot.leads.business_time import SlaConfig, in_business_hours
 from storage import audit
@@ -122,7 +123,7 @@ def assign_study(ctx: AppContext, session: Session, study: Study, now: dt.dateti
         events += [{"actor": "scheduler", "action": "lead.assigned", "entity": "candidate",
                     "entity_id": ref, "after": {"owner": member.slack_user_id, "strategy": how}}
                    for ref in refs]
-        messages.append(_dm(study, member, refs, won))
+        messages.append(_dm(ctx, study, member, refs, won))
     if plan:
         _stamp_last(session, plan, lead_ids, now)
     outbox.post_many(ctx, session, messages, now=now)
@@ -137,15 +138,21 @@ def _stamp_last(session: Session, plan: dict[int, list[int]], lead_ids: list[int
     repo.nudge_assigned_at(session, lead_ids[-1], now + dt.timedelta(microseconds=1))
 
 
-def _dm(study: Study, member: Member, refs: list[str], ids: list[int]) -> outbox.Message:
+def _dm(ctx: AppContext, study: Study, member: Member, refs: list[str], ids: list[int]
+        ) -> outbox.Message:
     shown = ", ".join(refs[:DM_REFS]) + (f" and {len(refs) - DM_REFS} more" if len(refs) > DM_REFS
                                          else "")
     n = len(refs)
     text = (f"{n} new {study.key} lead{'s' if n != 1 else ''} assigned to you · {shown}. "
             "Type `/prescreen next` for the most urgent one.")
+    blocks = None
+    if ctx.settings.portal:  # the numbers to call are on each lead's contact card
+        links = " · ".join(f"<{secure_links.contact_card_url(ctx.settings, ref)}|{ref}>"
+                           for ref in refs[:DM_REFS])
+        blocks = [bk.section(text), bk.context(f"Open contact card: {links}")]
     return outbox.Message(key=f"lead-assign:{study.key}:{member.id}:{min(ids)}-{max(ids)}:{n}",
                           kind="lead_assigned", channel=member.slack_user_id, text=text,
-                          study_key=study.key)
+                          blocks=blocks, study_key=study.key)
 
 
 def assign_pending(ctx: AppContext, batch: int = BATCH) -> AssignmentResult:

@@ -82,6 +82,7 @@ class Lead:
     timezone: str
     timezone_assumed: bool
     consent: bool
+    consent_to_text: bool = False  # the optional consent_to_text column (yes/no; empty: no)
 
 
 @dataclass
@@ -168,6 +169,16 @@ def parse_consent(raw: str) -> bool:
     raise ValueError("consent must be yes or no")
 
 
+def parse_consent_to_text(raw: str) -> bool:
+    """The optional consent_to_text column: yes → True; empty or no → False (texts need a yes)."""
+    value = raw.strip().casefold()
+    if not value or value in NO:
+        return False
+    if value in YES:
+        return True
+    raise ValueError("consent_to_text must be yes or no")
+
+
 def validate_lead(values: dict[str, str], *, line: int, today: dt.date, study_tz: str,
                   known_phone: str | None = None) -> tuple[Lead | None, str | None]:
     """(lead, None) or (None, reason). `values` maps LEAD_FIELDS to raw text. `known_phone` is this
@@ -213,8 +224,13 @@ def validate_lead(values: dict[str, str], *, line: int, today: dt.date, study_tz
         consent = parse_consent(values.get("consent", ""))
     except ValueError as exc:
         return None, str(exc)
+    try:
+        consent_to_text = parse_consent_to_text(values.get("consent_to_text", ""))
+    except ValueError as exc:
+        return None, str(exc)
     return Lead(line=line, name=name, phone=phone, dob=dob, region=state,
-                timezone=tz or study_tz, timezone_assumed=tz is None, consent=consent), None
+                timezone=tz or study_tz, timezone_assumed=tz is None, consent=consent,
+                consent_to_text=consent_to_text), None
 
 
 # ----- reading the file -----
@@ -481,6 +497,7 @@ def lead_row(cipher: PHICipher, lead: Lead, *, source: str, now: dt.datetime, ph
         "region": lead.region,
         "timezone": lead.timezone,
         "consent_to_contact": lead.consent,
+        "consent_to_text": lead.consent_to_text,
         "do_not_call": False,
         "status": "needs_call",
         "attempts": 0,
@@ -507,6 +524,9 @@ class InboundLead:
     source: str | None
     consent: bool
     idempotency_key: str | None = None
+    via: str = "inbound lead"  # where it was entered, for the audit trail
+    dob_text: str = ""  # the date of birth as typed, when `dob` is None (YYYY-MM-DD, MM/DD/YYYY)
+    consent_to_text: bool = False  # agreed to receive texts about this study
 
 
 @dataclass
@@ -568,17 +588,15 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
             errors["source"] = "Pick where the lead came from."
             cfg = SourceConfig(OTHER_SOURCE, "Other", {})
         today = now.astimezone(ZoneInfo(study.timezone)).date()
-        lead, reason = validate_lead(
+        lead, field_errors = form_lead(
             {"name": inp.name or "", "phone": inp.phone or "",
-             "dob": inp.dob.isoformat() if inp.dob else "", "state": inp.state or ""},
-            line=0, today=today, study_tz=study.timezone)
-        if lead is None and reason:
-            field_name = next(f for f in ("name", "phone", "state", "birth", "") if f in reason)
-            errors[{"birth": "dob", "": "phone"}.get(field_name, field_name)] = \
-                FORM_TEXT.get(reason, reason.capitalize() + ".")
+             "dob": inp.dob.isoformat() if inp.dob else inp.dob_text.strip(),
+             "state": inp.state or ""}, today=today, study_tz=study.timezone)
+        errors.update(field_errors)
         if not inp.consent:
             errors["consent"] = ("Add only leads who agreed to be contacted about this study. "
                                  "Tick the box once they have.")
+        duplicate_of: str | None = None
         if lead is not None and "phone" not in errors:
             cand_repo.lock_study(session, study.id)  # no duplicate slips in until we commit
             c = ctx.cipher
@@ -592,15 +610,16 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
             if refused:
                 errors["phone"] = DO_NOT_CALL_TEXT
             elif found:
-                ref = min(found.values(), key=lambda m: m[1])[0]
+                ref = duplicate_of = min(found.values(), key=lambda m: m[1])[0]
                 errors["phone"] = (f"Already a candidate: {ref}. Use `/prescreen status {ref}` "
                                    "or log a call for it.")
         if errors:
             # nothing but the audit of the do-not-call check has been written: keep that
-            refusal = FormErrors(errors)
+            refusal = FormErrors(errors, duplicate_of=duplicate_of)
             session.commit()
             raise refusal
         assert lead is not None
+        lead.consent_to_text = inp.consent_to_text
         c = ctx.cipher
         dedupe = c.index(study.key, lead.phone, lead.dob.isoformat()) if lead.dob else None
         cand = cand_repo.create(session, study.id, study.key, lead_row(
@@ -610,13 +629,35 @@ def add_lead(ctx: AppContext, inp: InboundLead) -> LeadAdded:
                      entity_id=cand.ref_code, after={
                          "status": cand.status, "source": cfg.slug, "region": cand.region,
                          "timezone": cand.timezone, "consent": cand.consent_to_contact,
-                         "via": "inbound lead"})
+                         "consent_to_text": cand.consent_to_text, "via": inp.via})
         if inp.idempotency_key:
             req_repo.claim(session, inp.idempotency_key,
                            {"ref": cand.ref_code, "source": cfg.slug, "tz": cand.timezone,
                             "by": inp.user_id, "study": study.key})
         return LeadAdded(ref=cand.ref_code, study_key=study.key, source=cfg.slug,
                          timezone=cand.timezone, timezone_assumed=lead.timezone_assumed)
+
+
+# a value of each form field that passes validate_lead, to look past it for the next problem
+_PASSING = {"name": "x", "phone": "+16175550100", "dob": "", "state": ""}
+
+
+def form_lead(values: dict[str, str], *, today: dt.date,
+              study_tz: str) -> tuple[Lead | None, dict[str, str]]:
+    """validate_lead for a form: (lead, {}) or (None, field → what to say next to it), every bad
+    field at once (validate_lead stops at the first one; a bad field is replaced by a passing
+    value and the rest checked again)."""
+    values = dict(values)
+    errors: dict[str, str] = {}
+    for _ in _PASSING:
+        lead, reason = validate_lead(values, line=0, today=today, study_tz=study_tz)
+        if lead is not None or not reason:
+            return (lead if not errors else None), errors
+        found = next(f for f in ("name", "phone", "state", "birth", "") if f in reason)
+        field_name = {"birth": "dob", "": "phone"}.get(found, found)
+        errors[field_name] = FORM_TEXT.get(reason, reason[:1].upper() + reason[1:] + ".")
+        values[field_name] = _PASSING[field_name]
+    return None, errors
 
 
 FORM_TEXT = {  # CSV reasons → what the modal says next to the field

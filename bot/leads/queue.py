@@ -72,7 +72,8 @@ def _scope(session: Session, user_id: str, study_key: str | None) -> Scope:
         picked = {sid: s for sid, s in mine.items() if s.key == study_key.upper()}
         if not picked:
             keys = ", ".join(sorted(s.key for s in mine.values()))
-            raise UnknownStudy(f"You don't work on {bk.code(study_key)}. Your studies: {keys}.")
+            raise UnknownStudy(f"You don't work on {bk.code_word(study_key, 'that study')}. "
+                               f"Your studies: {keys}.")
         mine = picked
     return Scope(member, mine)
 

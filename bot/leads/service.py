@@ -28,14 +28,14 @@ def parse_mention(text: str) -> str:
     match = MENTION.match(text.strip())
     if match:
         return match.group(1)
-    raise DomainError(f"I can't tell who {bk.code(text)} is. Mention them: type @ and pick the person "
-                      "from the list, like `/prescreen assign MDD-0042 @sam`.")
+    raise DomainError(f"I can't tell who {bk.code_word(text, 'that')} is. Mention them: type @ "
+                      "and pick the person from the list, like `/prescreen assign MDD-0042 @sam`.")
 
 
 def _candidate(session: Session, ref: str, actor: str, action: Action) -> Candidate:
     cand = cand_repo.by_ref(session, ref, for_update=True)
     if cand is None:
-        raise UnknownCandidate(f"No candidate {bk.echo(ref.upper())}. Check the code; `/prescreen queue` "
+        raise UnknownCandidate(f"No candidate {bk.echo_ref(ref)}. Check the code; `/prescreen queue` "
                                "lists yours.")
     require_role(session, actor, cand.study, action)
     return cand
@@ -83,7 +83,7 @@ def set_reason(ctx: AppContext, *, actor: str, ref: str, text: str) -> str:
     try:
         code = reasons.parse(text)
     except ValueError:
-        raise DomainError(f"{bk.code(text)} is not a wait reason. Use one of {reasons.choices_text()}, "
+        raise DomainError(f"{bk.code_word(text)} is not a wait reason. Use one of {reasons.choices_text()}, "
                           "or `clear`.") from None
     with ctx.db.session() as session:
         cand = _candidate(session, ref, actor, Action.SET_WAIT_REASON)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from bot import blocks as bk
@@ -13,8 +14,22 @@ from bot.leads.intake import OTHER_SOURCE, InboundLead, LeadAdded, lead_sources
 from bot.leads.queue import NextLead, NoLead, WorkItem, WorkQueue
 from storage.models import Study
 
+CardLink = Callable[[str], str]  # reference code → its contact card's URL on the secure page
+OPEN_CARD = "Open contact card"
 
-def next_blocks(result: NextLead | NoLead) -> tuple[str, list[bk.Block]]:
+
+def card_button(url: str, ref: str) -> bk.Block:
+    """A link button to a candidate's contact card: the URL carries the reference code only."""
+    return bk.link_button(OPEN_CARD, url, f"{ids.OPEN_PAGE_CARD}:{ref}")
+
+
+def card_link_text(card: CardLink, ref: str) -> str:
+    """The same link inside a line of text (lists with one line per candidate)."""
+    return f"<{card(ref)}|{OPEN_CARD}>"
+
+
+def next_blocks(result: NextLead | NoLead, card: CardLink | None = None
+                ) -> tuple[str, list[bk.Block]]:
     if isinstance(result, NoLead):
         return result.message, [bk.section(result.message)]
     text = f"Next: {result.ref} · {result.why}"
@@ -25,22 +40,28 @@ def next_blocks(result: NextLead | NoLead) -> tuple[str, list[bk.Block]]:
         bk.context(f"Attempts: {result.attempts} of {result.max_attempts} · waits: "
                    f"{result.reason} · their time zone: {result.candidate_tz}"),
     ]
+    if card is not None:
+        blocks.append(bk.actions([card_button(card(result.ref), result.ref)]))
     return text, blocks
 
 
-def item_line(it: WorkItem) -> str:
+def item_line(it: WorkItem, card: CardLink | None = None) -> str:
     closed = " · :crescent_moon: outside calling hours now" if it.window_closed else ""
-    return f"*{it.ref}* · {it.study_key} · {it.what} · _{it.reason}_{closed}"
+    link = " · " + card_link_text(card, it.ref) if card is not None else ""
+    return f"*{it.ref}* · {it.study_key} · {it.what} · _{it.reason}_{closed}{link}"
 
 
-def queue_blocks(q: WorkQueue, study_key: str | None, shown: int = 20) -> tuple[str, list[bk.Block]]:
+def queue_blocks(q: WorkQueue, study_key: str | None, shown: int = 20,
+                 card: CardLink | None = None) -> tuple[str, list[bk.Block]]:
     scope = f" in {study_key.upper()}" if study_key else ""
     if not q.items:
         text = f"Your queue{scope} is empty: nothing waits on you."
         return text, [bk.section(text)]
     text = f"Your queue{scope}: {q.total} item{'s' if q.total != 1 else ''}, most urgent first"
-    lines = [item_line(it) for it in q.items[:shown]]
-    blocks: list[bk.Block] = [bk.section(f"*{text}*"), bk.section("\n".join(lines))]
+    lines = [item_line(it, card) for it in q.items[:shown]]
+    per = 10 if card is not None else shown  # links are long: keep each section under 3,000
+    blocks: list[bk.Block] = [bk.section(f"*{text}*")]
+    blocks += [bk.section("\n".join(lines[i:i + per])) for i in range(0, len(lines), per)]
     if q.total > shown:
         blocks.append(bk.context(f"and {q.total - shown} more"))
     blocks.append(bk.context("`/prescreen next` gives you the one to call now · "
@@ -48,13 +69,13 @@ def queue_blocks(q: WorkQueue, study_key: str | None, shown: int = 20) -> tuple[
     return text, blocks
 
 
-def home_section(q: WorkQueue, shown: int = 10) -> list[bk.Block]:
+def home_section(q: WorkQueue, shown: int = 10, card: CardLink | None = None) -> list[bk.Block]:
     out: list[bk.Block] = [bk.header("My queue")]
     if not q.items:
         out.append(bk.context("Nothing waits on you."))
         return out
     for it in q.items[:shown]:
-        out.append(bk.section(item_line(it),
+        out.append(bk.section(item_line(it, card),
                               accessory=bk.button("Log call", ids.HOME_LOG_CALL, {"ref": it.ref})))
     if q.total > shown:
         out.append(bk.context(f"and {q.total - shown} more · `/prescreen queue` lists them"))
@@ -62,6 +83,17 @@ def home_section(q: WorkQueue, shown: int = 10) -> list[bk.Block]:
 
 
 # ----- /prescreen lead: one inbound lead -----
+
+def lead_on_page(links: list[tuple[str, str]]) -> tuple[str, list[bk.Block]]:
+    """PHI_SURFACE=portal: leads are added on the secure page; one button per study (at most
+    five, the studies the member may add leads to)."""
+    text = "Add the lead on the secure page: name and phone never pass through Slack."
+    buttons = [bk.link_button(f"Add a {key} lead" if len(links) > 1 else "Add the lead",
+                              url, f"{ids.OPEN_PAGE_ADD}:{key}", style="primary")
+               for key, url in links[:5]]
+    return text, [bk.section(text), bk.actions(buttons),
+                  bk.context("It waits in needs_call until a coordinator is assigned.")]
+
 
 def lead_modal(studies: list[Study], study_key: str | None, channel: str | None) -> bk.Block:
     """Study, name, phone, date of birth, state, source, consent. Sources are the study's

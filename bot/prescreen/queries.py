@@ -19,6 +19,7 @@ from bot.prescreen.outcomes import STATUS_LABELS, label
 from bot.referrals import states as ref_states
 from storage import audit
 from storage.models import Candidate, Study
+from storage.repositories import candidate_notes as notes_repo
 from storage.repositories import candidates as cand_repo
 from storage.repositories import referrals as ref_repo
 from storage.repositories import studies as study_repo
@@ -40,8 +41,10 @@ class CandidateStatus:
     referral_state: str | None
     do_not_call: bool
     viewer_tz: str
-    name: str | None = None  # PHI: only for study staff
+    name: str | None = None  # PHI: only for study staff, and only with PHI_SURFACE=slack
     phone: str | None = None
+    may_view_phi: bool = False  # the viewer's role may see identifiers (on the secure page)
+    last_from_ringcentral: bool = False  # the last attempt came from RingCentral's call log
 
 
 def is_ref(text: str) -> bool:
@@ -54,8 +57,9 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
         if cand is None:
             mine = [s.key for s, _ in study_repo.studies_for(session, user_id)]
             raise UnknownCandidate(
-                f"No candidate {bk.echo(ref.upper())}. Codes look like {mine[0] if mine else 'ALZ'}-0042; "
-                "try `/prescreen find` with a phone number."
+                f"No candidate {bk.echo_ref(ref)}. Codes look like {mine[0] if mine else 'ALZ'}-0042; "
+                + ("search by phone or name on the secure page (`/prescreen find`)."
+                   if ctx.settings.portal else "try `/prescreen find` with a phone number.")
             )
         role = study_repo.role_in(session, user_id, cand.study_id)
         if not allows(role, Action.VIEW_CANDIDATE):
@@ -70,7 +74,10 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
             timezone=cand.timezone, referral_state=ref_row.state if ref_row else None,
             do_not_call=cand.do_not_call, viewer_tz=member.timezone if member else "UTC",
         )
-        if allows(role, Action.VIEW_PHI):
+        out.may_view_phi = allows(role, Action.VIEW_PHI)
+        last = notes_repo.attempts(session, cand.id, limit=1)
+        out.last_from_ringcentral = bool(last) and last[0].from_ringcentral
+        if out.may_view_phi and not ctx.settings.portal:
             out.name = ctx.cipher.decrypt(cand.name_enc)
             out.phone = ctx.cipher.decrypt(cand.phone_enc)
             audit.record(session, actor=user_id, action="phi.viewed", entity="candidate",
@@ -82,19 +89,35 @@ def candidate_status(ctx: AppContext, user_id: str, ref: str) -> CandidateStatus
         return out
 
 
+def require_find(ctx: AppContext, user_id: str) -> None:
+    """`/prescreen find` in portal mode: only who may search is checked (the search itself
+    happens on the secure page)."""
+    with ctx.db.session() as session:
+        require_somewhere(session, user_id, Action.FIND_CANDIDATE)
+
+
 @dataclass
 class FoundCandidate:
     ref: str
     status: str
     do_not_call: bool
+    study_key: str = ""
+    name: str | None = None  # PHI: only with `with_names`, for the secure page
 
 
-def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCandidate]:
+def find_candidates(ctx: AppContext, user_id: str, query: str, *,
+                    action: Action = Action.FIND_CANDIDATE, with_names: bool = False,
+                    via: str | None = None) -> list[FoundCandidate]:
+    """Candidates of the studies where the user may `action` whose phone (7+ digits in the query)
+    or full name matches, through the blind indexes: nobody else is decrypted. `with_names`
+    decrypts the names of the results (the secure page; `action` should then be VIEW_PHI), and the
+    audit event says so. The audit keeps how and the result codes, never the query."""
     query = query.strip()
     if len(query) < 3:
         raise InvalidInput("Give a phone number or a full name, like `/prescreen find 617 555 0123`.")
     with ctx.db.session() as session:
-        studies = [s.id for s in require_somewhere(session, user_id, Action.FIND_CANDIDATE)]
+        allowed = {s.id: s.key for s in require_somewhere(session, user_id, action)}
+        studies = list(allowed)
         by = "name"
         phone_index = name_index = None
         digits = sum(ch.isdigit() for ch in query)
@@ -108,9 +131,16 @@ def find_candidates(ctx: AppContext, user_id: str, query: str) -> list[FoundCand
             name_index = ctx.cipher.indexes(query)
         rows = cand_repo.search(session, studies, phone_index=phone_index, name_index=name_index)
         # the query itself is PHI: the audit trail keeps only how and how many
+        after: dict[str, Any] = {"by": by, "results": [c.ref_code for c in rows]}
+        if with_names:
+            after["fields"] = ["name"]
+        if via:
+            after["via"] = via
         audit.record(session, actor=user_id, action="candidate.searched", entity="candidate",
-                     entity_id="*", after={"by": by, "results": [c.ref_code for c in rows]})
-        return [FoundCandidate(c.ref_code, c.status, c.do_not_call) for c in rows]
+                     entity_id="*", after=after)
+        return [FoundCandidate(c.ref_code, c.status, c.do_not_call, allowed[c.study_id],
+                               ctx.cipher.decrypt(c.name_enc) if with_names else None)
+                for c in rows]
 
 
 @dataclass
@@ -201,14 +231,14 @@ def log_modal_setup(ctx: AppContext, user_id: str, target: str | None) -> LogMod
         if target and is_ref(target):
             cand = cand_repo.by_ref(session, target)
             if cand is None:
-                raise UnknownCandidate(f"No candidate {bk.echo(target.upper())}. Check the code, or type "
+                raise UnknownCandidate(f"No candidate {bk.echo_ref(target)}. Check the code, or type "
                                        "`/prescreen` to log a new candidate.")
             require_role(session, user_id, cand.study, Action.LOG_CALL)
             return LogModalSetup(mine, cand.study.key, brief(cand))
         if target:
             key = target.upper()
             if key not in keys:
-                raise UnknownStudy(f"There is no study {bk.code(target)}. Your studies: "
+                raise UnknownStudy(f"There is no study {bk.code_word(target, 'by that name')}. Your studies: "
                                    f"{', '.join(sorted(keys))}.")
             return LogModalSetup(mine, key, None)
         return LogModalSetup(mine, mine[0].key if len(mine) == 1 else None, None)

@@ -43,8 +43,22 @@ def question_element(q: Question) -> bk.Block:
     return {"type": "datepicker", "action_id": action}
 
 
+ADD_ON_PAGE = "New candidate? Add them on the secure page — the code comes back here."
+NOTES_ON_CARD = "Add notes on the contact card (secure page)."
+
+
+@dataclass(frozen=True)
+class PortalLinks:
+    """PHI_SURFACE=portal: the modal asks for no identifier and no note; a new candidate is added
+    on the secure page (`add_candidate`, with the modal's handback token), which updates this
+    modal with the new reference code."""
+
+    add_candidate: str | None  # None until a study is picked
+
+
 def log_call_modal(studies: list[Study], state: ModalState,
-                   candidate: CandidateBrief | None = None) -> bk.Block:
+                   candidate: CandidateBrief | None = None, *,
+                   portal: PortalLinks | None = None, external_id: str | None = None) -> bk.Block:
     study = next((s for s in studies if s.key == state.study), None)
     blocks: list[bk.Block] = [
         bk.input_block(ids.STUDY_BLOCK, "Study",
@@ -54,7 +68,7 @@ def log_call_modal(studies: list[Study], state: ModalState,
     ]
     if study is None:
         blocks.append(bk.context("Pick the study to see its questionnaire."))
-        return _modal(blocks, state)
+        return _modal(blocks, state, external_id)
 
     if candidate is not None:
         last = OUTCOMES[candidate.last_outcome].label if candidate.last_outcome in OUTCOMES else "none"
@@ -65,6 +79,14 @@ def log_call_modal(studies: list[Study], state: ModalState,
             blocks.append(bk.section(":no_entry: *Do not call.* This candidate asked not to be "
                                      "called. Log only a call they made to you."))
     else:
+        if portal is not None and state.mode == "new":
+            button = None
+            if portal.add_candidate:
+                button = {"type": "button", "action_id": ids.OPEN_PAGE_ADD,
+                          "text": bk.plain("Add the candidate on the secure page", 75),
+                          "url": portal.add_candidate, "style": "primary"}
+            blocks.append(bk.section(ADD_ON_PAGE, block_id=ids.ADD_ON_PAGE_BLOCK,
+                                     accessory=button))
         blocks.append(bk.input_block(ids.MODE_BLOCK, "Candidate", {
             "type": "radio_buttons", "action_id": ids.MODE_SELECT,
             "options": [bk.option("New candidate", "new"), bk.option("Existing candidate", "existing")],
@@ -75,7 +97,7 @@ def log_call_modal(studies: list[Study], state: ModalState,
             blocks.append(bk.input_block(ids.REF_BLOCK, "Reference code", {
                 "type": "plain_text_input", "action_id": ids.REF_INPUT, "max_length": 20,
                 "placeholder": bk.plain(f"{study.key}-0042")}))
-        else:
+        elif portal is None:
             blocks.extend(_new_candidate_blocks())
 
     questions = list(study.questions)
@@ -104,11 +126,14 @@ def log_call_modal(studies: list[Study], state: ModalState,
     blocks.append(bk.input_block(ids.CB_TIME_BLOCK, "Callback time (candidate's local time)",
                          {"type": "timepicker", "action_id": ids.CB_TIME_INPUT}, optional=True,
                          hint=f"Entered in the candidate's time zone ({tz_hint})."))
-    blocks.append(bk.input_block(ids.NOTES_BLOCK, "Notes", {
-        "type": "plain_text_input", "action_id": ids.NOTES_INPUT, "multiline": True,
-        "max_length": 2000}, optional=True,
-        hint="Stored encrypted; never posted to channels."))
-    return _modal(blocks, state)
+    if portal is None:
+        blocks.append(bk.input_block(ids.NOTES_BLOCK, "Notes", {
+            "type": "plain_text_input", "action_id": ids.NOTES_INPUT, "multiline": True,
+            "max_length": 2000}, optional=True,
+            hint="Stored encrypted; never posted to channels."))
+    else:
+        blocks.append(bk.context(NOTES_ON_CARD + " The call summary links to it."))
+    return _modal(blocks, state, external_id)
 
 
 def _new_candidate_blocks() -> list[bk.Block]:
@@ -132,9 +157,9 @@ def _new_candidate_blocks() -> list[bk.Block]:
     ]
 
 
-def _modal(blocks: list[bk.Block], state: ModalState) -> bk.Block:
+def _modal(blocks: list[bk.Block], state: ModalState, external_id: str | None) -> bk.Block:
     # Slack requires a submit button on any modal with input blocks.
-    return {
+    view: bk.Block = {
         "type": "modal",
         "callback_id": ids.LOG_CALL_VIEW,
         "title": bk.plain("Log pre-screen call", 24),
@@ -143,6 +168,9 @@ def _modal(blocks: list[bk.Block], state: ModalState) -> bk.Block:
         "private_metadata": state.encode(),
         "blocks": blocks[: bk.MAX_MODAL_BLOCKS],
     }
+    if external_id:
+        view["external_id"] = external_id  # the secure page updates this modal by it
+    return view
 
 
 # ----- reading the submitted form -----
@@ -161,9 +189,10 @@ def selected_study(values: dict[str, Any]) -> str | None:
 
 
 def parse_submission(values: dict[str, Any], state: ModalState, view_id: str | None,
-                     user_id: str, study: Study) -> CallInput:
+                     user_id: str, study: Study, *, portal: bool = False) -> CallInput:
     """The submitted form as the workflow's input. `values` is view.state.values; a value of
-    the wrong shape raises BadPayload (bk.form_value)."""
+    the wrong shape raises BadPayload (bk.form_value). In portal mode identifiers and notes are
+    never read from the form (it has none): a new candidate comes from the secure page."""
     existing = state.ref
     new = None
     if existing is None:
@@ -172,7 +201,7 @@ def parse_submission(values: dict[str, Any], state: ModalState, view_id: str | N
             existing = (bk.form_value(values, ids.REF_BLOCK, ids.REF_INPUT) or "").strip() or None
             if existing is None:
                 existing = ""
-        else:
+        elif not portal:
             new = NewCandidateInput(
                 name=bk.form_value(values, ids.NAME_BLOCK, ids.NAME_INPUT) or "",
                 phone=bk.form_value(values, ids.PHONE_BLOCK, ids.PHONE_INPUT) or "",
@@ -193,7 +222,7 @@ def parse_submission(values: dict[str, Any], state: ModalState, view_id: str | N
         site_key=bk.form_value(values, ids.SITE_BLOCK, ids.SITE_SELECT),
         callback_date=_date(bk.form_value(values, ids.CB_DATE_BLOCK, ids.CB_DATE_INPUT)),
         callback_time=bk.form_value(values, ids.CB_TIME_BLOCK, ids.CB_TIME_INPUT),
-        notes=bk.form_value(values, ids.NOTES_BLOCK, ids.NOTES_INPUT),
+        notes=None if portal else bk.form_value(values, ids.NOTES_BLOCK, ids.NOTES_INPUT),
         idempotency_key=f"view:{view_id}" if view_id else None,
     )
 
@@ -202,7 +231,7 @@ FIELD_BLOCKS = {
     "existing_ref": ids.REF_BLOCK, "name": ids.NAME_BLOCK, "phone": ids.PHONE_BLOCK,
     "dob": ids.DOB_BLOCK, "region": ids.REGION_BLOCK, "timezone": ids.TZ_BLOCK,
     "outcome": ids.OUTCOME_BLOCK, "site": ids.SITE_BLOCK, "callback_date": ids.CB_DATE_BLOCK,
-    "callback_time": ids.CB_TIME_BLOCK, "notes": ids.NOTES_BLOCK,
+    "callback_time": ids.CB_TIME_BLOCK, "notes": ids.NOTES_BLOCK, "candidate": ids.MODE_BLOCK,
 }
 
 

@@ -38,6 +38,8 @@ from storage.repositories import studies as study_repo
 from storage.repositories.callbacks import call_times_since
 
 MAX_NOTES = 2000
+ADD_ON_PAGE_FIRST = ("Add the candidate on the secure page first (button above), or choose "
+                     "Existing candidate.")
 
 
 @dataclass
@@ -176,7 +178,10 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
             if candidate is None or candidate.study_id != study.id:
                 errors["existing_ref"] = (f"No {study.key} candidate {inp.existing_ref.upper()[:20]}. "
                                           f"Check the code, or log a new candidate.")
-        elif inp.new is not None:
+        elif ctx.settings.portal and inp.existing_ref is None:
+            # identifiers are entered on the secure page only, never through Slack
+            errors["candidate"] = ADD_ON_PAGE_FIRST
+        elif inp.new is not None and not ctx.settings.portal:
             new_fields = _validate_new(ctx, inp.new, today_local, errors)
         else:
             errors["existing_ref"] = "Enter the reference code, or choose New candidate."
@@ -223,7 +228,7 @@ def _log_call(ctx: AppContext, inp: CallInput) -> CallLogged:
                 due_at = _callback_due(ctx, session, inp.callback_date, inp.callback_time, tz_name,
                                        now, candidate, region, study, errors)
 
-        notes = (inp.notes or "").strip() or None
+        notes = None if ctx.settings.portal else (inp.notes or "").strip() or None
         if notes and len(notes) > MAX_NOTES:
             errors["notes"] = f"Notes are limited to {MAX_NOTES} characters."
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot import blocks as bk
@@ -19,6 +19,21 @@ NEXT_BUTTONS: dict[str, list[tuple[str, str]]] = {
     "visit_scheduled": [("screened", "Screened")],
     "screened": [("enrolled", "Enrolled"), ("screen_failed", "Screen failed")],
 }
+
+
+@dataclass
+class DecisionLine:
+    """One approver's decision as the card keeps it."""
+
+    decision: str  # approve | reject
+    actor: str
+    at: dt.datetime
+    on_behalf_of: str | None = None
+    reason: str | None = None  # the label of the study's reason
+    step: int = 1
+    needed: int = 1
+    signed_name: str | None = None
+    meaning: str | None = None
 
 
 @dataclass
@@ -40,17 +55,53 @@ class CardData:
     visit_date: dt.date | None = None
     last_actor: str | None = None
     last_at: dt.datetime | None = None
+    decisions: list[DecisionLine] = field(default_factory=list)
+    approvals_needed: int = 1
+    deciders: list[str] = field(default_factory=list)  # who should decide now (available)
+    signature_required: bool = False
 
 
 def _clock(at: dt.datetime, tz: str) -> str:
+    """Slack's date formatting: each reader sees their own time zone; the study's is the
+    fallback for clients that cannot format."""
     local = at.astimezone(ZoneInfo(tz))
-    return f"{local:%b} {local.day} {local:%H:%M} {local.tzname()}"
+    fallback = f"{local:%b} {local.day} {local:%H:%M} {local.tzname()}"
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _mentions(users: list[str]) -> str:
+    names = [f"<@{u}>" for u in users]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def decision_line(line: DecisionLine, tz: str) -> str:
+    """"Approved by @lee for @kim · <date> · 1 of 2 approvals · signed by Lee Park as "…"."""
+    verb = "Approved" if line.decision == "approve" else "Rejected"
+    emoji = states.EMOJI["approved" if line.decision == "approve" else "rejected"]
+    text = f"{emoji} {verb} by <@{line.actor}>"
+    if line.on_behalf_of:
+        text += f" for <@{line.on_behalf_of}>"
+    text += f" · {_clock(line.at, tz)}"
+    if line.decision == "approve" and line.needed > 1:
+        text += f" · {line.step} of {line.needed} approvals"
+    if line.decision == "reject" and line.reason:
+        text += f" · {bk.escape(line.reason)}"
+    if line.signed_name:
+        text += f" · signed by {bk.escape(line.signed_name)} as “{bk.escape(line.meaning or '')}”"
+    return text
 
 
 def status_line(d: CardData) -> str:
     emoji = states.EMOJI.get(d.state, "")
     if d.state == "pending_approval":
-        return f"{emoji} *Waiting for approval* by a {d.study_key} approver"
+        given = sum(1 for x in d.decisions if x.decision == "approve")
+        who = _mentions(d.deciders) if d.deciders else f"a {d.study_key} approver"
+        line = f"{emoji} *Waiting for approval* by {who}"
+        if d.approvals_needed > 1:
+            line += f" · {given} of {d.approvals_needed} approvals"
+        if d.signature_required:
+            line += " · signature required"
+        return line
     if d.state in ("approved", "rejected") and d.decided_by and d.decided_at:
         when = _clock(d.decided_at, d.study_tz)
         line = f"{emoji} *{states.label(d.state).capitalize()}* by <@{d.decided_by}> · {when}"
@@ -78,6 +129,9 @@ def card_blocks(d: CardData) -> list[bk.Block]:
         ]),
         bk.section(status_line(d)),
     ]
+    if d.decisions:
+        blocks.append(bk.section("*Decisions*\n" + "\n".join(decision_line(x, d.study_tz)
+                                                              for x in d.decisions)))
     value = {"id": d.referral_id, "v": d.version}
     if d.state == "pending_approval":
         blocks.append(bk.actions([
@@ -99,20 +153,57 @@ def card_text(d: CardData) -> str:
 
 
 def transition_text(ref: str, from_state: str | None, to_state: str, actor: str,
-                    reason: str | None = None, visit_date: dt.date | None = None) -> str:
-    """A thread reply; `reason` is the label of the study's reject reason."""
+                    reason: str | None = None, visit_date: dt.date | None = None,
+                    extra: str | None = None) -> str:
+    """A thread reply; `reason` is the label of the study's reject reason; `extra` says more
+    about a decision (for whom, signed by)."""
     arrow = f"{states.label(from_state)} → " if from_state else ""
     text = f"{states.EMOJI.get(to_state, '')} {ref}: {arrow}*{states.label(to_state)}* by <@{actor}>"
     if reason:
         text += f" · {bk.escape(reason)}"
     if visit_date:
         text += f" · visit {visit_date.isoformat()}"
+    if extra:
+        text += f" · {extra}"
     return text
 
 
+def approval_recorded_text(ref: str, line: DecisionLine, tz: str) -> str:
+    """The thread reply for an approval that does not complete the decision yet (1 of 2)."""
+    return f"{ref}: {decision_line(line, tz)}. A different approver gives the next approval."
+
+
+def sign_text(ref: str, approve: bool) -> str:
+    verb = "approve" if approve else "reject"
+    return (f":lock: {ref}: {verb} with your signature. Open the secure page, sign in with Slack "
+            f"again and confirm; nothing is decided until you sign.")
+
+
+def sign_blocks(ref: str, approve: bool, url: str) -> list[bk.Block]:
+    """The private answer to Approve/Reject on a study with signed decisions: a link button."""
+    return [
+        bk.section(sign_text(ref, approve)),
+        bk.actions([{"type": "button", "url": url, "action_id": ids.REFERRAL_SIGN,
+                     "style": "primary" if approve else "danger",
+                     "text": bk.plain("Sign to approve" if approve else "Sign to reject", 75)}]),
+    ]
+
 def reject_modal(referral_id: int, version: int, ref: str, channel: str | None,
-                 reasons: dict[str, str]) -> bk.Block:
-    """Reasons come from the study's list; the note is free text, stored encrypted only."""
+                 reasons: dict[str, str], card_url: str | None = None) -> bk.Block:
+    """Reasons come from the study's list; the note is free text, stored encrypted only. With
+    `card_url` (PHI_SURFACE=portal) there is no note field: free text may name the patient, so
+    it is written on the contact card instead."""
+    note: bk.Block
+    if card_url is None:
+        note = {"type": "input", "block_id": ids.REJECT_TEXT_BLOCK, "optional": True,
+                "label": bk.plain("Note for the coordinator"),
+                "hint": bk.plain("Stored encrypted; not posted to the channel. No patient names."),
+                "element": {"type": "plain_text_input", "action_id": ids.REJECT_TEXT_INPUT,
+                            "multiline": True, "max_length": 500}}
+    else:
+        note = bk.section("Anything else to say? Add a note on the contact card.",
+                          accessory=bk.link_button("Open contact card", card_url,
+                                                   f"{ids.OPEN_PAGE_CARD}:{ref}"))
     return {
         "type": "modal",
         "callback_id": ids.REJECT_VIEW,
@@ -121,18 +212,14 @@ def reject_modal(referral_id: int, version: int, ref: str, channel: str | None,
         "close": bk.plain("Cancel", 24),
         "private_metadata": bk.encode({"id": referral_id, "v": version, "c": channel}),
         "blocks": [
-            bk.section(f"Reject *{ref}*? The coordinator is told, and the card shows the reason "
-                       "(the note is not shown there)."),
+            bk.section(f"Reject *{ref}*? The coordinator is told, and the card shows the reason"
+                       + (" (the note is not shown there)." if card_url is None else ".")),
             {"type": "input", "block_id": ids.REJECT_REASON_BLOCK, "label": bk.plain("Reason"),
              "element": {"type": "static_select", "action_id": ids.REJECT_REASON_SELECT,
                          "placeholder": bk.plain("Choose a reason"),
                          "options": [bk.option(text, value)
                                      for value, text in list(reasons.items())[:100]]}},
-            {"type": "input", "block_id": ids.REJECT_TEXT_BLOCK, "optional": True,
-             "label": bk.plain("Note for the coordinator"),
-             "hint": bk.plain("Stored encrypted; not posted to the channel. No patient names."),
-             "element": {"type": "plain_text_input", "action_id": ids.REJECT_TEXT_INPUT,
-                         "multiline": True, "max_length": 500}},
+            note,
         ],
     }
 

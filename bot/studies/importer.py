@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from sqlalchemy.orm import Session
 
+from bot.phones import normalise_phone
 from storage import audit
 from storage.db import Database
 from storage.repositories import members as members_repo
+from storage.repositories import ringcentral as rc_repo
 from storage.repositories import studies as repo
 from storage.vocabulary import ASSIGNMENT_STRATEGIES, LEAD_FIELDS, WEEKDAYS
 
@@ -168,6 +170,10 @@ def validate(data: dict[str, Any], known_study_keys: set[str]) -> list[str]:
             errors.append(f"{label}: mailbox: not an email address")
         if not _is_tz(m.get("timezone", "UTC")):
             errors.append(f"{label}: timezone: {m.get('timezone')!r} is not an IANA timezone")
+        ext = m.get("ringcentral_extension")
+        if ext is not None and not (isinstance(ext, str | int) and not isinstance(ext, bool)
+                                    and str(ext).isdigit() and len(str(ext)) <= 20):
+            errors.append(f"{label}: ringcentral_extension: an extension number like 101")
         roles = m.get("roles")
         if not isinstance(roles, dict) or not roles:
             errors.append(f"{label}: roles: give at least one, like {{ALZ: coordinator}}")
@@ -215,6 +221,8 @@ def _validate_study(label: str, s: dict[str, Any]) -> list[str]:
     errors.extend(_validate_slas(label, s.get("slas")))
     errors.extend(_validate_lead_sources(label, s.get("lead_sources")))
     errors.extend(_validate_reject_reasons(label, s.get("reject_reasons")))
+    errors.extend(_validate_ringcentral(label, s.get("ringcentral")))
+    errors.extend(_validate_approvals(label, s))
     if "assignment" in s and s["assignment"] not in ASSIGNMENT_STRATEGIES:
         errors.append(f"{label}: assignment: must be one of {', '.join(ASSIGNMENT_STRATEGIES)}")
     sites = s.get("sites", [])
@@ -349,6 +357,27 @@ def _validate_slas(label: str, slas: Any) -> list[str]:
     return errors
 
 
+def _validate_approvals(label: str, s: dict[str, Any]) -> list[str]:
+    """approval_signature: required · signature_meaning: "…" · approvals_needed: 1|2 ·
+    approval_sla_hours: 1..720 (escalation of a pending referral, default 24)."""
+    errors: list[str] = []
+    if "approval_signature" in s and s["approval_signature"] not in ("required", "none"):
+        errors.append(f"{label}: approval_signature: must be required or none")
+    meaning = s.get("signature_meaning")
+    if meaning is not None and (not isinstance(meaning, str) or not meaning.strip()
+                                or len(meaning) > 200):
+        errors.append(f"{label}: signature_meaning: must be text of at most 200 characters, like "
+                      "\"Approved for referral as PI delegate\"")
+    needed = s.get("approvals_needed")
+    if "approvals_needed" in s and (needed not in (1, 2) or isinstance(needed, bool)):
+        errors.append(f"{label}: approvals_needed: must be 1 or 2")
+    hours = s.get("approval_sla_hours")
+    if "approval_sla_hours" in s and (not isinstance(hours, int) or isinstance(hours, bool)
+                                      or not 1 <= hours <= 720):
+        errors.append(f"{label}: approval_sla_hours: must be a whole number of hours from 1 to 720")
+    return errors
+
+
 LEAD_SOURCE_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LEAD_SOURCE_KEYS = ("label", "cost_per_lead", "columns")
 
@@ -401,6 +430,41 @@ def _validate_lead_sources(label: str, sources: Any) -> list[str]:
 
 
 REASON_CODE = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+def _validate_ringcentral(label: str, rc: Any) -> list[str]:
+    """caller_id and texting_number (phone numbers), texts (name: message) and help_text."""
+    if rc is None:
+        return []
+    where = f"{label}: ringcentral"
+    if not isinstance(rc, dict):
+        return [f"{where}: must be a mapping with caller_id, texting_number, texts, help_text"]
+    errors: list[str] = []
+    unknown = set(rc) - {"caller_id", "texting_number", "texts", "help_text"}
+    if unknown:
+        errors.append(f"{where}: unknown setting(s) {', '.join(sorted(map(str, unknown)))}")
+    for name in ("caller_id", "texting_number"):
+        value = rc.get(name)
+        if value is not None:
+            try:
+                normalise_phone(str(value))
+            except ValueError:
+                errors.append(f"{where}.{name}: not a phone number like +16175550100")
+    texts = rc.get("texts")
+    if texts is not None:
+        if not isinstance(texts, dict):
+            errors.append(f"{where}.texts: a mapping of name: message")
+        else:
+            for name, body in texts.items():
+                if not isinstance(body, str) or not 0 < len(body.strip()) <= 480:
+                    errors.append(f"{where}.texts.{name}: a message of 1 to 480 characters")
+                elif "STOP" not in body:
+                    errors.append(f"{where}.texts.{name}: must say how to opt out "
+                                  "(\"Reply STOP to opt out\")")
+    help_text = rc.get("help_text")
+    if help_text is not None and (not isinstance(help_text, str) or len(help_text) > 480):
+        errors.append(f"{where}.help_text: a message of at most 480 characters")
+    return errors
 
 
 def _validate_reject_reasons(label: str, reasons: Any) -> list[str]:
@@ -510,6 +574,7 @@ def import_studies(db: Database, path: Path, actor: str = "cli", *, prune: bool 
                 roles=file_members[m["slack_id"]],
                 actor=actor,
             )
+            _ringcentral_extension(session, m)
             if created:
                 report.members_created += 1
             else:
@@ -525,6 +590,15 @@ def import_studies(db: Database, path: Path, actor: str = "cli", *, prune: bool 
                          after={"removed": [[r.slack_id, r.study, r.role] for r in report.removed],
                                 "deactivated": report.deactivated})
     return report
+
+
+def _ringcentral_extension(session: Session, m: dict[str, Any]) -> None:
+    """`ringcentral_extension` names the member's extension (else RingCentral matches the email)."""
+    member = members_repo.find(session, m["slack_id"])
+    ext = m.get("ringcentral_extension")
+    if member is None or (ext is None and rc_repo.extension_row(session, member.id) is None):
+        return
+    rc_repo.set_explicit(session, member.id, str(ext) if ext is not None else None)
 
 
 def _plan_removals(session: Session, file_members: dict[str, dict[str, str]], prune: bool,
@@ -551,7 +625,7 @@ def _study_fields(s: dict[str, Any]) -> dict[str, Any]:
     tz = s["timezone"]
     window = s.get("calling_window") or {}
     options = {k: s[k] for k in ("cadence", "weekly_update", "sla", "slas", "assignment",
-                                 "lead_sources", "reject_reasons") if k in s}
+                                 "lead_sources", "reject_reasons", "ringcentral") if k in s}
     if isinstance(options.get("slas"), dict) and "business_hours" in options["slas"]:
         options["slas"] = {**options["slas"],
                            "business_hours": str(options["slas"]["business_hours"]).replace(" ", "")}
@@ -562,6 +636,10 @@ def _study_fields(s: dict[str, Any]) -> dict[str, Any]:
         "channel_id": s["channel"],
         "timezone": tz,
         "approval_required": s.get("approval_required", True),
+        "approval_signature": s.get("approval_signature") == "required",
+        "signature_meaning": (s.get("signature_meaning") or "").strip() or None,
+        "approvals_needed": s.get("approvals_needed", 1),
+        "approval_sla_hours": s.get("approval_sla_hours", 24),
         "max_attempts": s.get("max_attempts", 5),
         "min_attempt_days": s.get("min_attempt_days", 3),
         "digest_time": s.get("digest_time", "08:30"),

@@ -15,5 +15,5 @@ def study_or_error(session: Session, key: str, user_id: str) -> Study:
     if study is None or not study.active:
         mine = [s.key for s, _ in study_repo.studies_for(session, user_id)]
         hint = f"Your studies: {', '.join(mine)}." if mine else "You are not in any study yet."
-        raise UnknownStudy(f"There is no study {bk.code(key)}. {hint}")
+        raise UnknownStudy(f"There is no study {bk.code_word(key, 'by that name')}. {hint}")
     return study

@@ -34,6 +34,7 @@ from sandbox.slack_standin.blocks import (
     check_text,
     with_ids,
 )
+from sandbox.slack_standin.oidc import OidcProvider
 
 TRIGGER_TTL_S = 3.0
 RESPONSE_URL_TTL_S = 30 * 60
@@ -205,6 +206,8 @@ class SlackStandin:
         self._base = ""
         self._users: dict[str, dict[str, Any]] = {}
         self._channels: dict[str, _Channel] = {}
+        self.oidc = OidcProvider(lambda: self.base_url, lambda: self.team_id, self._user_table,
+                                 team_domain)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -266,6 +269,26 @@ class SlackStandin:
     def url(self) -> str:
         """Base URL for ``WebClient(base_url=...)``; slack_sdk appends the method name."""
         return self.base_url + "/api/"
+
+    # ---------------------------------------------------------------- Sign in with Slack
+
+    def register_oidc_client(self, client_id: str, client_secret: str,
+                             redirect_uris: list[str]) -> None:
+        """An app allowed to use Sign in with Slack, with its redirect URLs."""
+        self.oidc.register_client(client_id, client_secret, redirect_uris)
+
+    def sign_in_as(self, user_id: str | None) -> None:
+        """The person signed in to Slack in the browser: the authorize page returns at once
+        with a code for them. None shows the "Continue as" picker instead."""
+        self.oidc.sign_in_as(user_id)
+
+    def tamper_next_id_token(self, how: str) -> None:
+        """Forge the next ID token: signature, audience, nonce, issuer, team or expired."""
+        self.oidc.tamper_next_id_token(how)
+
+    def _user_table(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._users)
 
     # ---------------------------------------------------------------- seeding
 
@@ -1423,7 +1446,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, body: bytes) -> None:
         parts = urlsplit(self.path)
         path = parts.path
-        if path.startswith("/api/"):
+        if self.standin.oidc.handles(path):
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, ctype, payload, extra = self.standin.oidc.handle(self.command, path, parts.query,
+                                                                    body, headers)
+            self._send(status, payload, ctype, extra)
+        elif path.startswith("/api/"):
             self._api(path[len("/api/"):], parts.query, body)
         elif path.startswith("/upload/v1/"):
             ctype = self.headers.get("Content-Type", "")

@@ -12,6 +12,9 @@
  *   BlockKit.collect(root) -> {block_id: {action_id: raw}} of the input blocks under root
  *   BlockKit.restore(root, values) puts collected values back after a re-render
  *   BlockKit.mrkdwn(text, userName) -> DocumentFragment
+ *   BlockKit.setLinkHref(fn) fn(url) -> the href a link or URL button opens (default: url)
+ *
+ * Links and URL buttons open in a new tab, as in Slack; a URL button also sends its action.
  */
 (function () {
   "use strict";
@@ -70,6 +73,10 @@
     return /^(https?:|mailto:)/i.test(url) ? url : null;
   }
 
+  var linkHref = function (url) { return url; };
+
+  function setLinkHref(fn) { linkHref = fn || function (url) { return url; }; }
+
   function tokenHtml(inner, userName) {
     var bar = inner.indexOf("|");
     var target = bar >= 0 ? inner.slice(0, bar) : inner;
@@ -88,7 +95,7 @@
     }
     var url = safeUrl(unslack(target));
     if (!url) { return escapeHtml(unslack(label || target)); }
-    return '<a href="' + escapeHtml(url) + '" target="_blank" rel="noopener noreferrer">' +
+    return '<a href="' + escapeHtml(linkHref(url)) + '" target="_blank" rel="noopener noreferrer">' +
       escapeHtml(unslack(label || target)) + "</a>";
   }
 
@@ -148,12 +155,21 @@
   // ------------------------------------------------------------------ elements
 
   function button(e, blockId, opts) {
-    var b = el("button", "bk-btn" + (e.style ? " bk-" + e.style : ""), plain(e.text));
-    b.type = "button";
+    var url = e.url ? safeUrl(String(e.url)) : null;
+    var b;
+    if (url) {
+      // A URL button: Slack opens the link in a new tab and still sends the action.
+      b = el("a", "bk-btn bk-link-btn" + (e.style ? " bk-" + e.style : ""), plain(e.text));
+      b.href = linkHref(url);
+      b.target = "_blank";
+      b.rel = "noopener noreferrer";
+      b.title = url;
+    } else {
+      b = el("button", "bk-btn" + (e.style ? " bk-" + e.style : ""), plain(e.text));
+      b.type = "button";
+    }
     mark(b, blockId, e);
-    if (e.url) { b.title = e.url; }
     b.addEventListener("click", function () {
-      if (e.url && safeUrl(e.url)) { window.open(e.url, "_blank", "noopener"); }
       if (opts.onAction) {
         opts.onAction({ block_id: blockId, action_id: e.action_id, type: "button", value: e.value });
       }
@@ -459,6 +475,6 @@
 
   window.BlockKit = {
     render: render, mrkdwn: mrkdwn, collect: collect, restore: restore,
-    missingRequired: missingRequired, plain: plain
+    missingRequired: missingRequired, plain: plain, setLinkHref: setLinkHref
   };
 })();

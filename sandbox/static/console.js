@@ -60,6 +60,23 @@
     return ui.data ? ui.data.members.filter(function (m) { return m.id === ui.user; })[0] : null;
   }
 
+  // ------------------------------------------------------------------ the secure page
+
+  // A link to the sandbox's own secure page opens it signed in as the member the console is
+  // acting as (Sign in with Slack against the stand-in), on the page the link names.
+  function secureHref(url) {
+    var base = ui.data && ui.data.secure_base;
+    if (!base || !ui.user) { return url; }
+    var u, home;
+    try { u = new URL(url, base); home = new URL(base); } catch (e) { return url; }
+    if (u.origin !== home.origin) { return url; }
+    if (u.pathname !== "/secure" && u.pathname.indexOf("/secure/") !== 0) { return url; }
+    return home.origin + "/sandbox/secure?user=" + encodeURIComponent(ui.user) +
+      "&next=" + encodeURIComponent(u.pathname + u.search);
+  }
+
+  BlockKit.setLinkHref(secureHref);
+
   // ------------------------------------------------------------------ polling
 
   function refresh() {
@@ -102,6 +119,8 @@
 
   function render() {
     var data = ui.data;
+    $("secure-link").href = data.secure_base ? secureHref(data.secure_base + "/secure/")
+      : "/sandbox/secure?user=" + encodeURIComponent(ui.user);
     showBanner("banner", "");
     renderClock(data);
     if (!ui.pane || !paneVisible(ui.pane)) {

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage import kpi_marks
+from storage.db import begin_writing
 from storage.models import Member, PrescreenCall, Referral, ReferralEvent
 
 
@@ -51,10 +52,13 @@ def list_for_study(session: Session, study_id: int, state: str | None, limit: in
 
 
 def load(session: Session, referral_id: int, *, for_update: bool) -> Referral | None:
-    """The referral, row-locked until commit on PostgreSQL when `for_update`."""
+    """The referral, locked until commit when `for_update`: its row on PostgreSQL, the write
+    lock on SQLite (which has no row locks), so that two deciders never read it half-changed."""
     stmt = select(Referral).where(Referral.id == referral_id)
     if for_update and session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
+    elif for_update:
+        begin_writing(session)
     return session.scalars(stmt).first()
 
 

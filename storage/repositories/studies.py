@@ -13,6 +13,7 @@ from storage.models import Member, Membership, Question, Site, Study
 STUDY_FIELDS = (
     "title", "sponsor", "channel_id", "timezone", "approval_required", "max_attempts",
     "min_attempt_days", "digest_time", "calling_window_start", "calling_window_end", "options",
+    "approval_signature", "signature_meaning", "approvals_needed", "approval_sla_hours",
 )
 SITE_FIELDS = ("name", "mailbox", "timezone", "channel_id", "liaison_slack_id")
 QUESTION_FIELDS = ("text", "kind", "options", "rule", "required")
@@ -160,6 +161,12 @@ def upsert_member(
         after={"email": email, "timezone": timezone, "roles": dict(roles)},
     )
     return created
+
+
+def member_timezone(session: Session, slack_user_id: str) -> str | None:
+    """The active member's time zone, without loading their memberships."""
+    return session.scalar(select(Member.timezone).where(Member.slack_user_id == slack_user_id,
+                                                        Member.active.is_(True)))
 
 
 def role_in(session: Session, slack_user_id: str, study_id: int) -> str | None:

@@ -5,8 +5,8 @@ median values (kpi_values), days to recompute (kpi_marks) and what they were bui
 The tables start empty: the `kpis` job (or `prescreen-bot kpis rebuild`) fills them; until a
 study is built, its figures are read from the raw rows as before.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
