@@ -52,8 +52,8 @@ def kpis_job(ctx: AppContext) -> str:
                 run.rebuilt += 1
                 continue
             marks = rollups.take_marks(s, sid, limit=MARKS_PER_RUN)
-            days = sorted({rollups.local_day(at, tz) for _i, at in marks})
-            rollups.recompute_days(s, sid, tz, days, grace)
+            days = rollups.recompute_marked(s, sid, tz, [at for _i, at in marks], grace,
+                                            ctx.clock.now())
             rollups.delete_marks(s, [i for i, _at in marks])
             run.days += len(days)
     return str(run)

@@ -567,9 +567,37 @@ class KpiMonthCount(Base):
     n: Mapped[int] = mapped_column(Integer)
 
 
+class KpiSlotCount(Base):
+    """The same figures per 15-minute UTC slot, for the study-local days in kpi_slot_days
+    (today and yesterday): a change recomputes only its slot, and a read sums the clean slots
+    of a changed day and recomputes only its changed slots from the raw rows."""
+
+    __tablename__ = "kpi_slot_counts"
+    __table_args__ = (Index("ix_kpi_slot_counts_day", "study_id", "day"),)
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    k1: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k2: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column()
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class KpiSlotDay(Base):
+    """A study-local day whose every 15-minute slot is in kpi_slot_counts."""
+
+    __tablename__ = "kpi_slot_days"
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+
+
 class KpiValue(Base):
     """The values behind a median (days first call → referral, referral → visit), one row per
-    referral, on the study-local day that counts it, with a coarse bin for locating the middle."""
+    referral, on the study-local day that counts it, with a coarse bin for locating the middle
+    (and its 15-minute slot on a day kept per slot)."""
 
     __tablename__ = "kpi_values"
     __table_args__ = (Index("ix_kpi_values_bin", "study_id", "figure", "bin", "day", "value"),
@@ -581,6 +609,7 @@ class KpiValue(Base):
     figure: Mapped[str] = mapped_column(String(16))
     bin: Mapped[int] = mapped_column(Integer)
     value: Mapped[float] = mapped_column(Float)
+    slot: Mapped[dt.datetime | None] = mapped_column()
 
 
 class KpiState(Base):

@@ -34,6 +34,8 @@ from storage.models import (
     Candidate,
     KpiCount,
     KpiMark,
+    KpiSlotCount,
+    KpiSlotDay,
     Member,
     PrescreenCall,
     Referral,
@@ -59,14 +61,17 @@ _seq = itertools.count(1)
 
 
 class Clock:
+    def __init__(self, at: dt.datetime = NOW) -> None:
+        self.at = at
+
     def now(self) -> dt.datetime:
-        return NOW
+        return self.at
 
 
-def make_ctx(db: Database) -> AppContext:
+def make_ctx(db: Database, now: dt.datetime = NOW) -> AppContext:
     s = Settings(_env_file=None, callback_escalate_minutes=30)  # type: ignore[call-arg]
     return AppContext(settings=s, db=db, cipher=CIPHER, slack=WebClient(token="xoxb-unused"),
-                      clock=Clock())
+                      clock=Clock(now))
 
 
 instant = st.builds(lambda sec: FIRST + dt.timedelta(seconds=sec),
@@ -224,11 +229,13 @@ def assert_same(ctx: AppContext, key: str, tz: str, first: int, length: int) -> 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(tz=st.sampled_from(ZONES), ops=st.lists(op, min_size=1, max_size=40),
-       finish_with_job=st.booleans(), first=st.integers(0, DAYS - 1), length=st.integers(0, 9))
+       finish_with_job=st.booleans(), first=st.integers(0, DAYS - 1), length=st.integers(0, 9),
+       now=st.one_of(st.just(NOW), instant))
 def test_every_figure_from_the_rollups_equals_the_raw_definition(
         studies: Database, tz: str, ops: list[tuple[Any, ...]], finish_with_job: bool,
-        first: int, length: int) -> None:
-    ctx = make_ctx(studies)
+        first: int, length: int, now: dt.datetime) -> None:
+    """`now` inside the history makes its today and yesterday kept per 15-minute slot."""
+    ctx = make_ctx(studies, now)
     key = new_study(studies, tz)
     kpi_jobs.kpis_job(ctx)  # built (empty) from the start: later changes arrive as marks
     apply(studies, ctx, key, ops)
@@ -271,6 +278,51 @@ def test_a_history_with_every_kind_of_change_is_exact_before_and_after_the_job(
                               ("fix_source", 1, "radio")])
     assert_same(ctx, key, tz, 0, DAYS)
     assert_same(ctx, key, tz, 13, 0)
+
+
+def test_today_is_kept_per_slot_so_a_read_recomputes_only_the_minutes_that_changed(
+        studies: Database) -> None:
+    """Today and yesterday are kept per 15-minute slot: after the job, a new call marks one
+    slot, the read recomputes that slot alone, and the job folds it back into the day."""
+    tz = "America/New_York"
+    hour = dt.timedelta(hours=1)
+    now = FIRST + dt.timedelta(days=5, hours=20)  # 16:00 in New York
+    ctx = make_ctx(studies, now)
+    key = new_study(studies, tz)
+    kpi_jobs.kpis_job(ctx)
+    calls = [("call", 0, now - i * hour, ["pre_qualified", "no_answer"][i % 2], i % 2, [])
+             for i in range(1, 7)]
+    apply(studies, ctx, key, [("lead", "radio", now - 8 * hour), ("lead", None, now - 12 * hour),
+                              ("call", 1, now - 11 * hour, "no_answer", 0, []), *calls,
+                              ("callback", 0, now - 2 * hour, "done", 5), ("refer", 0, 1, now - hour)])
+    kpi_jobs.kpis_job(ctx)
+    with studies.session() as s:
+        assert s.scalar(select(func.count()).select_from(KpiSlotDay)) == 1  # today
+        slots = s.scalars(select(KpiSlotCount.slot).distinct()).all()
+    assert len(slots) == 9  # two leads and seven calls (the referral and callback share theirs)
+    # a call, a correction, and a second referral in the first one's slot (both medians' values
+    # of that slot are read from the raw rows, the first one's stored value is not counted twice)
+    apply(studies, ctx, key, [("call", 0, now - dt.timedelta(minutes=5), "disqualified", 0,
+                               ["age"]), ("correct_call", 1, now - 3 * hour, "not_interested"),
+                              ("refer", 1, 0, now - hour + dt.timedelta(minutes=1))])
+    with studies.session() as s:
+        assert s.scalar(select(func.count()).select_from(KpiMark)) > 0
+    day = kpis.day_period(rollups_day(now, tz), tz)
+    assert kpis.study_kpis(ctx, key, day).calls == 8
+    assert_same(ctx, key, tz, 4, 2)
+    kpi_jobs.kpis_job(ctx)
+    assert_same(ctx, key, tz, 4, 2)
+    # two days later today's slots have become day rows only
+    later = make_ctx(studies, now + dt.timedelta(days=2))
+    apply(studies, later, key, [("call", 0, now + dt.timedelta(days=2), "no_answer", 0, [])])
+    kpi_jobs.kpis_job(later)
+    with studies.session() as s:
+        assert s.scalar(select(KpiSlotDay.day)) == rollups_day(now + dt.timedelta(days=2), tz)
+    assert_same(later, key, tz, 4, 4)
+
+
+def rollups_day(at: dt.datetime, tz: str) -> dt.date:
+    return at.astimezone(kpis.ZoneInfo(tz)).date()
 
 
 def test_rebuild_recomputes_a_study_from_its_raw_rows(studies: Database, monkeypatch: Any,

@@ -10,8 +10,12 @@ How they stay exact (README "KPIs", rollups):
   rows with the very queries of storage/repositories/kpis.py (one day = one half-open UTC
   window) and deletes exactly the marks it read. A mark committed meanwhile stays for the next
   run; a crash loses nothing (the marks are still there).
-- The read path sums clean days from the rollups and recomputes the days that still carry a
-  mark from the raw rows, so a figure is exact even between two job runs.
+- Today and yesterday (study-local) are also kept per 15-minute UTC slot (kpi_slot_counts): the
+  job recomputes only the slots that carry a mark and sums the day from its slots.
+- The read path sums clean days from the rollups; for a day that still carries a mark it sums
+  the day's clean slots and recomputes only the marked slots from the raw rows (a marked day
+  that is not kept per slot, i.e. data arriving late for an older day, is recomputed whole), so a
+  figure is exact even between two job runs, and today costs a few minutes of raw rows.
 - `kpi_state` keeps the study time zone and callback grace the rollups were built with; any
   difference (or no state yet) means the figures come from the raw rows until a rebuild.
 """
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, delete, func, insert, literal, select, text
+from sqlalchemy import Date, delete, func, insert, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from storage.db import begin_writing
@@ -34,6 +38,8 @@ from storage.models import (
     KpiCount,
     KpiMark,
     KpiMonthCount,
+    KpiSlotCount,
+    KpiSlotDay,
     KpiState,
     KpiValue,
     PrescreenCall,
@@ -116,6 +122,25 @@ def _day_rows(session: Session, study_id: int, start: dt.datetime, end: dt.datet
     return rows, values
 
 
+SLOT = dt.timedelta(minutes=15)  # every time zone in use today is a whole number of slots from UTC
+SLOT_DAYS = 2  # today and yesterday are kept per slot
+
+
+def slot_of(at: dt.datetime) -> dt.datetime:
+    """The 15-minute UTC slot an instant falls in."""
+    at = at.astimezone(dt.UTC)
+    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+
+
+def _slots(day: dt.date, tz: str) -> list[dt.datetime] | None:
+    """The slots of a study-local day (92 to 100 of them), or None when its midnight is not on
+    a slot boundary (some historical offsets): such a day is only ever kept whole."""
+    start, end = _window(day, tz)
+    if start != slot_of(start) or end != slot_of(end):
+        return None
+    return [start + i * SLOT for i in range(int((end - start) / SLOT))]
+
+
 def _window(day: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
     z = ZoneInfo(tz)
     start = dt.datetime.combine(day, dt.time(0), z).astimezone(dt.UTC)
@@ -196,9 +221,22 @@ def rollup_figures(session: Session, study_id: int, tz: str, first_day: dt.date,
                 .group_by(KpiCount.figure, KpiCount.k1, KpiCount.k2, KpiCount.k3)):
             sums[(fig, k1, k2, k3)] = sums.get((fig, k1, k2, k3), 0) + int(n)
     dirty_values: list[tuple[str, int, float]] = []
-    for day in dirty:
-        d_start, d_end = _window(day, tz)
-        rows, values = _day_rows(session, study_id, d_start, d_end, grace_minutes)
+    per_slot = set(session.scalars(select(KpiSlotDay.day).where(
+        KpiSlotDay.study_id == study_id, KpiSlotDay.day.in_(dirty)))) if dirty else set()
+    bad_slots = sorted({slot_of(at) for at in marked if local_day(at, tz) in per_slot})
+    whole = [d for d in dirty if d not in per_slot]  # recomputed whole from the raw rows
+    if per_slot:  # the clean slots of the marked days kept per slot
+        for fig, k1, k2, k3, n in session.execute(
+                select(KpiSlotCount.figure, KpiSlotCount.k1, KpiSlotCount.k2, KpiSlotCount.k3,
+                       func.sum(KpiSlotCount.n))
+                .where(KpiSlotCount.study_id == study_id, KpiSlotCount.day.in_(sorted(per_slot)),
+                       KpiSlotCount.slot.not_in(bad_slots))
+                .group_by(KpiSlotCount.figure, KpiSlotCount.k1, KpiSlotCount.k2,
+                          KpiSlotCount.k3)):
+            sums[(fig, k1, k2, k3)] = sums.get((fig, k1, k2, k3), 0) + int(n)
+    windows = [_window(day, tz) for day in whole] + [(s, s + SLOT) for s in bad_slots]
+    for w_start, w_end in windows:
+        rows, values = _day_rows(session, study_id, w_start, w_end, grace_minutes)
         for fig, k1, k2, k3, n in rows:
             sums[(fig, k1, k2, k3)] = sums.get((fig, k1, k2, k3), 0) + n
         dirty_values += values
@@ -234,7 +272,9 @@ def rollup_figures(session: Session, study_id: int, tz: str, first_day: dt.date,
                     vals = list(session.scalars(select(KpiValue.value).where(
                         KpiValue.study_id == study_id, KpiValue.figure == fig, KpiValue.bin == b,
                         KpiValue.day >= first_day, KpiValue.day <= last_day,
-                        *([KpiValue.day.not_in(dirty)] if dirty else []))))
+                        *([KpiValue.day.not_in(whole)] if whole else []),
+                        *([or_(KpiValue.slot.is_(None), KpiValue.slot.not_in(bad_slots))]
+                          if bad_slots else []))))
                     vals += [v for g, vb, v in dirty_values if g == fig and vb == b]
                     vals.sort()
                     picks.append(vals[pos - seen - 1])
@@ -258,12 +298,83 @@ def lock_study(session: Session, study_id: int) -> bool:
     return True
 
 
+def recompute_marked(session: Session, study_id: int, tz: str, marks: Sequence[dt.datetime],
+                     grace_minutes: int, now: dt.datetime) -> list[dt.date]:
+    """Bring the days of these marked instants up to date and return them. Today and yesterday
+    are kept per slot: a day becoming one is computed slot by slot once, then only its marked
+    slots are recomputed and the day is summed from its slots. Older days are recomputed whole
+    (and stop being kept per slot)."""
+    today = local_day(now, tz)
+    recent = {today - dt.timedelta(days=i) for i in range(SLOT_DAYS)}
+    by_day: dict[dt.date, set[dt.datetime]] = {}
+    for at in marks:
+        by_day.setdefault(local_day(at, tz), set()).add(slot_of(at))
+    per_slot = set(session.scalars(select(KpiSlotDay.day).where(KpiSlotDay.study_id == study_id)))
+    whole: list[dt.date] = []
+    for day, slots in sorted(by_day.items()):
+        all_slots = _slots(day, tz) if day in recent else None
+        if all_slots is None:
+            whole.append(day)
+            continue
+        if day not in per_slot:
+            _clear_day(session, study_id, day)
+            slots = _active_slots(session, study_id, day, tz)
+            session.execute(insert(KpiSlotDay), [{"study_id": study_id, "day": day}])
+        for slot in sorted(slots):
+            _recompute_slot(session, study_id, day, slot, grace_minutes)
+        session.execute(delete(KpiCount).where(KpiCount.study_id == study_id, KpiCount.day == day))
+        session.execute(insert(KpiCount).from_select(
+            ["study_id", "day", "figure", "k1", "k2", "k3", "n"],
+            select(KpiSlotCount.study_id, KpiSlotCount.day, KpiSlotCount.figure, KpiSlotCount.k1,
+                   KpiSlotCount.k2, KpiSlotCount.k3, func.sum(KpiSlotCount.n))
+            .where(KpiSlotCount.study_id == study_id, KpiSlotCount.day == day)
+            .group_by(KpiSlotCount.study_id, KpiSlotCount.day, KpiSlotCount.figure,
+                      KpiSlotCount.k1, KpiSlotCount.k2, KpiSlotCount.k3)))
+    stale = [d for d in per_slot if d not in recent]
+    if stale:  # days that left the slot window keep their day rows; their slots go
+        session.execute(delete(KpiSlotCount).where(KpiSlotCount.study_id == study_id,
+                                                   KpiSlotCount.day.in_(stale)))
+        session.execute(delete(KpiSlotDay).where(KpiSlotDay.study_id == study_id,
+                                                 KpiSlotDay.day.in_(stale)))
+    recompute_days(session, study_id, tz, whole, grace_minutes, months_of=sorted(by_day))
+    return sorted(by_day)
+
+
+def _clear_day(session: Session, study_id: int, day: dt.date) -> None:
+    session.execute(delete(KpiSlotCount).where(KpiSlotCount.study_id == study_id,
+                                               KpiSlotCount.day == day))
+    session.execute(delete(KpiValue).where(KpiValue.study_id == study_id, KpiValue.day == day))
+
+
+def _active_slots(session: Session, study_id: int, day: dt.date, tz: str) -> set[dt.datetime]:
+    """The slots of a day where any figure has a row (the others are empty)."""
+    start, end = _window(day, tz)
+    return {slot_of(at) for at in raw.instants_in(session, study_id, start, end)}
+
+
+def _recompute_slot(session: Session, study_id: int, day: dt.date, slot: dt.datetime,
+                    grace_minutes: int) -> None:
+    rows, values = _day_rows(session, study_id, slot, slot + SLOT, grace_minutes)
+    session.execute(delete(KpiSlotCount).where(KpiSlotCount.study_id == study_id,
+                                               KpiSlotCount.slot == slot))
+    session.execute(delete(KpiValue).where(KpiValue.study_id == study_id, KpiValue.slot == slot))
+    if rows:
+        session.execute(insert(KpiSlotCount), [
+            {"study_id": study_id, "slot": slot, "day": day, "figure": f, "k1": k1, "k2": k2,
+             "k3": k3, "n": n} for f, k1, k2, k3, n in rows])
+    if values:
+        session.execute(insert(KpiValue), [
+            {"study_id": study_id, "day": day, "slot": slot, "figure": f, "bin": b, "value": v}
+            for f, b, v in values])
+
+
 def recompute_days(session: Session, study_id: int, tz: str, days: Sequence[dt.date],
-                   grace_minutes: int) -> None:
-    """Recompute these days from the raw rows, then the month sums they belong to."""
+                   grace_minutes: int, *, months_of: Sequence[dt.date] = ()) -> None:
+    """Recompute these days whole from the raw rows, then the month sums they (and
+    `months_of`) belong to."""
     for day in days:
         recompute_day(session, study_id, tz, day, grace_minutes)
-    for month in sorted({d.replace(day=1) for d in days}):
+    for month in sorted({d.replace(day=1) for d in [*days, *months_of]}):
         nxt = month + dt.timedelta(days=_month_len(month))
         session.execute(delete(KpiMonthCount).where(KpiMonthCount.study_id == study_id,
                                                     KpiMonthCount.month == month))
@@ -282,6 +393,10 @@ def recompute_day(session: Session, study_id: int, tz: str, day: dt.date, grace_
     rows, values = _day_rows(session, study_id, start, end, grace_minutes)
     session.execute(delete(KpiCount).where(KpiCount.study_id == study_id, KpiCount.day == day))
     session.execute(delete(KpiValue).where(KpiValue.study_id == study_id, KpiValue.day == day))
+    session.execute(delete(KpiSlotCount).where(KpiSlotCount.study_id == study_id,
+                                               KpiSlotCount.day == day))
+    session.execute(delete(KpiSlotDay).where(KpiSlotDay.study_id == study_id,
+                                             KpiSlotDay.day == day))
     if rows:
         session.execute(insert(KpiCount), [
             {"study_id": study_id, "day": day, "figure": f, "k1": k1, "k2": k2, "k3": k3, "n": n}
@@ -339,7 +454,7 @@ def raw_span(session: Session, study_id: int) -> tuple[dt.datetime, dt.datetime]
 
 
 def clear(session: Session, study_id: int) -> None:
-    for model in (KpiCount, KpiMonthCount, KpiValue, KpiState):
+    for model in (KpiCount, KpiMonthCount, KpiValue, KpiSlotCount, KpiSlotDay, KpiState):
         session.execute(delete(model).where(model.study_id == study_id))  # type: ignore[attr-defined]
 
 

@@ -250,3 +250,19 @@ def _values(session: Session, expr: ColumnElement[float], *where: Any) -> list[f
 def study_sites(session: Session, study_id: int) -> Sequence[tuple[int, str]]:
     return [(i, k) for i, k in session.execute(
         select(Site.id, Site.key).where(Site.study_id == study_id).order_by(Site.key)).all()]
+
+
+def instants_in(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
+                ) -> list[dt.datetime]:
+    """Every instant in the window that some figure above is counted by (calls, leads,
+    referrals, referral events, callbacks due): where a window has anything to count."""
+    out: list[dt.datetime] = []
+    for col, where in ((PrescreenCall.called_at, PrescreenCall.study_id == study_id),
+                       (Candidate.created_at, Candidate.study_id == study_id),
+                       (Referral.created_at, Referral.study_id == study_id),
+                       (Callback.due_at, Callback.study_id == study_id)):
+        out += session.scalars(select(col).where(where, col >= start, col < end))
+    out += session.scalars(select(ReferralEvent.at)
+                           .join(Referral, Referral.id == ReferralEvent.referral_id)
+                           .where(*_events_in(study_id, start, end)))
+    return out
