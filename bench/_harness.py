@@ -152,7 +152,10 @@ def bench_context(url: str, db: Database, key: str | None = None, clock: Any = N
     settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
                         slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
                         database_url=url,
-                        prescreen_encryption_keys=key or Fernet.generate_key().decode())
+                        prescreen_encryption_keys=key or Fernet.generate_key().decode(),
+                        # portal mode (the default): DMs link the secure page
+                        public_url="https://prescreen.example.org", slack_oidc_client_id="bench",
+                        slack_oidc_client_secret="bench")
     return create_context(settings, db=db, clock=clock)
 
 

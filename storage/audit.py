@@ -170,8 +170,15 @@ def append(conn: Connection, events: list[AuditEvent]) -> None:
         ev.seq, ev.prev_hash, ev.hash = seq, prev, event_hash(seq, prev, values)
         prev = ev.hash
         rows.append({**values, "seq": ev.seq, "prev_hash": ev.prev_hash, "hash": ev.hash})
-    ids = conn.execute(insert(AuditEvent).returning(AuditEvent.id, sort_by_parameter_order=True),
-                       rows).scalars().all()
+    if conn.dialect.name == "postgresql":
+        ids = conn.execute(insert(AuditEvent).returning(AuditEvent.id,
+                                                        sort_by_parameter_order=True),
+                           rows).scalars().all()
+    else:  # sqlite3 runs RETURNING row by row: insert in one executemany, read the ids by seq
+        conn.execute(insert(AuditEvent), rows)
+        ids = conn.execute(select(AuditEvent.id).where(
+            AuditEvent.seq.between(events[0].seq, events[-1].seq))
+            .order_by(AuditEvent.seq)).scalars().all()
     for ev, id_ in zip(events, ids, strict=True):
         ev.id = id_
 

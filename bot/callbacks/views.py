@@ -39,7 +39,7 @@ def reminder_blocks(*, callback_id: int, ref: str, text: str, late: bool,
                     reminded_for: dt.datetime, owner_tz: str,
                     card_url: str | None = None) -> list[bk.Block]:
     """`card_url` (portal mode): an "Open contact card" link button for the number to call."""
-    value = {"cb": callback_id, "ref": ref}
+    value = bk.encode({"cb": callback_id, "ref": ref})  # once, for the five buttons
     out: list[bk.Block] = [bk.section(f":telephone_receiver: *{text}*")]
     if late:
         out.append(bk.context(f":hourglass: Late reminder: it was due at {clock(reminded_for, owner_tz)} "

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from storage import kpi_marks
-from storage.models import Callback, Candidate, PrescreenCall
+from storage.models import Callback, Candidate, Member, PrescreenCall, Study
 from storage.vocabulary import CALLBACK_OPEN_STATUSES as OPEN
 from storage.vocabulary import UNANSWERED_OUTCOMES
 
@@ -70,6 +71,43 @@ def load(session: Session, ids: Sequence[int]) -> list[Callback]:
                      joinedload(Callback.owner))
             .order_by(Callback.id))
     return list(session.scalars(stmt).unique())
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """What a reminder DM needs of a callback, its candidate, study and owner (read in one
+    query, without building ORM objects: a tick reads thousands)."""
+
+    id: int
+    version: int
+    kind: str
+    due_at: dt.datetime
+    remind_at: dt.datetime
+    reminded_late: bool
+    ref_code: str
+    do_not_call: bool
+    candidate_tz: str
+    attempts: int
+    study_key: str
+    max_attempts: int
+    owner_slack_id: str
+    owner_tz: str
+    owner_active: bool
+
+
+def reminders(session: Session, ids: Sequence[int]) -> list[Reminder]:
+    """The claimed callbacks `ids` as Reminder rows, in id order."""
+    if not ids:
+        return []
+    stmt = (select(Callback.id, Callback.version, Callback.kind, Callback.due_at,
+                   Callback.remind_at, Callback.reminded_late, Candidate.ref_code,
+                   Candidate.do_not_call, Candidate.timezone, Candidate.attempts, Study.key,
+                   Study.max_attempts, Member.slack_user_id, Member.timezone, Member.active)
+            .join(Candidate, Candidate.id == Callback.candidate_id)
+            .join(Study, Study.id == Candidate.study_id)
+            .join(Member, Member.id == Callback.owner_id)
+            .where(Callback.id.in_(ids)).order_by(Callback.id))
+    return [Reminder(*row) for row in session.execute(stmt)]
 
 
 def get(session: Session, callback_id: int) -> Callback | None:

@@ -59,13 +59,17 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]], *, now: dt.dateti
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
     table = OutboxMessage.__table__
     # one compiled statement run as an executemany ("insertmanyvalues": batched VALUES under
-    # the hood); rows added are counted from RETURNING (an executemany's row count is -1 on
-    # psycopg). Building one literal multi-row VALUES per batch cost most of a reminder tick.
-    stmt = (insert_fn(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(table.c.id))
+    # the hood on PostgreSQL, where rows added are counted from RETURNING: an executemany's row
+    # count is -1 on psycopg). Building one literal multi-row VALUES per batch cost most of a
+    # reminder tick.
+    stmt = insert_fn(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
     added = 0
     for start in range(0, len(values), 1000):
-        added += len(session.connection().execute(stmt, values[start:start + 1000]).all())
+        batch = values[start:start + 1000]
+        if dialect == "postgresql":
+            added += len(session.connection().execute(stmt.returning(table.c.id), batch).all())
+        else:  # sqlite3 runs RETURNING row by row; its executemany counts the rows it added
+            added += session.connection().execute(stmt, batch).rowcount
     return added
 
 
