@@ -165,12 +165,14 @@ def db_label(url: str) -> str:
 
 @contextmanager
 def served(database_url: str | None, *, web_concurrency: int = 2,
-           extra_env: dict[str, str] | None = None) -> Iterator[Served]:
+           extra_env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[Served]:
+    """`prescreen-bot serve` on a fresh database; its output goes to `log` (or nowhere)."""
     with fresh_database(database_url) as url:
-        yield from _served(url, web_concurrency, extra_env)
+        yield from _served(url, web_concurrency, extra_env, log)
 
 
-def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) -> Iterator[Served]:
+def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None,
+            log: Path | None = None) -> Iterator[Served]:
     tmp = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
     standin = SlackStandin(bot_token=BOT_TOKEN, team_id="T0BENCH01").start()
     for uid in (COORD, LEAD):
@@ -181,16 +183,17 @@ def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) ->
     env.update(DATABASE_URL=url, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET,
                SLACK_API_URL=standin.url, PRESCREEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
                LOG_LEVEL="WARNING", WEB_CONCURRENCY=str(web_concurrency),
-               PHI_SURFACE="slack",  # the benches drive Slack flows; no sign-in page needed
-               **(extra_env or {}))
+               PHI_SURFACE="slack")  # the benches drive Slack flows; no sign-in page needed
+    env.update(extra_env or {})
     cli = [sys.executable, "-m", "app.cli"]
     (tmp / "studies.yaml").write_text(STUDY_YAML)
     subprocess.run([*cli, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
     subprocess.run([*cli, "studies", "import", str(tmp / "studies.yaml")], env=env, cwd=tmp,
                    check=True, capture_output=True)
     port = free_port()
+    out = log.open("a") if log else subprocess.DEVNULL
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -209,3 +212,5 @@ def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) ->
         proc.terminate()
         proc.wait(30)
         standin.stop()
+        if log:
+            out.close()  # type: ignore[union-attr]

@@ -4,9 +4,14 @@
 an approver clicking Approve on a referral card, `/prescreen queue`. Reports ack time (p50/p99)
 per request kind and the error count, and shows /metrics (METRICS_TOKEN) before and after.
 
-An error is a non-200 answer, a request that fails, or a reply saying something went wrong.
+Each coordinator waits a random think time between actions (`--think`, 2 s on average: a
+coordinator who logs a call every two seconds is far busier than a real one; `--think 0` is a
+closed-loop stress run instead). An error is a non-200 answer, a request that fails, or a reply
+saying something went wrong; the log lines of `serve` and `worker` at WARNING and above are
+printed after the table.
 
-Usage: python -m bench.load [--database-url URL] [--users 50] [--seconds 60] [--workers 2]"""
+Usage: python -m bench.load [--database-url URL] [--users 50] [--seconds 60] [--workers 2]
+       [--think 2]"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -70,6 +76,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--think", type=float, default=2.0,
+                    help="mean seconds a coordinator waits between actions")
     args = ap.parse_args()
     users = [f"U0LOAD{i:03d}" for i in range(args.users)]
     acks: dict[str, list[float]] = defaultdict(list)
@@ -77,16 +85,19 @@ def main() -> None:
     lock = threading.Lock()
     first_error: dict[str, str] = {}
     mp_dir = tempfile.mkdtemp(prefix="prescreen-load-metrics-")
+    log = Path(mp_dir) / "serve.log"
     # one PROMETHEUS_MULTIPROC_DIR for serve and worker: the worker's series (sends, jobs)
     # appear on the web's /metrics too
     with served(args.database_url, web_concurrency=args.workers,
-                extra_env={"METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": mp_dir}) as s:
+                extra_env={"METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": mp_dir},
+                log=log) as s:
         add_coordinators(s.database_url, users)
         for u in users:
             s.standin.add_user(u, u.lower())
             s.standin.add_channel(f"D{u[1:]}", "dm", members=[u])
+        worker_log = log.with_name("worker.log").open("w")
         worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=s.env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=worker_log, stderr=subprocess.STDOUT)
         before = scrape(s.url)
         stop = time.monotonic() + args.seconds
 
@@ -111,7 +122,10 @@ def main() -> None:
         def coordinator(n: int, user: str) -> None:
             rng = random.Random(n)
             i = 0
+            time.sleep(rng.uniform(0, args.think))  # not all at the same instant
             while time.monotonic() < stop:
+                if i:
+                    time.sleep(rng.uniform(0.5, 1.5) * args.think)
                 i += 1
                 kind = rng.choice(MIX)
                 if kind in ("next", "queue"):
@@ -171,6 +185,7 @@ def main() -> None:
         after = scrape(s.url)
         worker.terminate()
         worker.wait(timeout=30)
+        worker_log.close()
         label = db_label(s.database_url)
     everything = [x for v in acks.values() for x in v]
     rows = [(kind, f"{len(v):,}", f"{percentile(v, 50) * 1000:.0f} ms",
@@ -179,11 +194,16 @@ def main() -> None:
     rows.append(("all requests", f"{len(everything):,}",
                  f"{percentile(everything, 50) * 1000:.0f} ms",
                  f"{percentile(everything, 99) * 1000:.0f} ms", str(sum(errors.values())), label))
-    print(f"{args.users} coordinators for {elapsed:.0f} s, {args.workers} web workers: "
-          f"{len(everything) / elapsed:.0f} requests/s")
+    print(f"{args.users} coordinators for {elapsed:.0f} s, {args.workers} web workers, think "
+          f"time {args.think:g} s: {len(everything) / elapsed:.0f} requests/s")
     print(table(rows, ("request", "count", "ack p50", "ack p99", "errors", "database")))
     for kind, what in first_error.items():
         print(f"first error of {kind}: {what}")
+    for name in ("serve.log", "worker.log"):
+        lines = [ln for ln in log.with_name(name).read_text().splitlines()
+                 if any(w in ln for w in ("WARNING", "ERROR", "CRITICAL", "Traceback"))]
+        print(f"{name}: {len(lines)} line(s) at WARNING or above"
+              + "".join(f"\n  {ln[:300]}" for ln in lines[:20]))
     keys = sorted(set(before) | set(after))
     print("\n/metrics during the run (curl -H 'Authorization: Bearer …' /metrics):")
     print(table([(k, f"{before.get(k, 0):g}", f"{(mid or {}).get(k, 0):g}", f"{after.get(k, 0):g}")

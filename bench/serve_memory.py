@@ -16,7 +16,10 @@ def main() -> None:
     ap.add_argument("--database-url")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    with served(args.database_url, web_concurrency=args.workers) as s:
+    # portal mode, the default: the secure page's templates and sign-in are part of the app
+    portal = {"PHI_SURFACE": "portal", "PUBLIC_URL": "http://127.0.0.1:8000",
+              "SLACK_OIDC_CLIENT_ID": "bench", "SLACK_OIDC_CLIENT_SECRET": "bench"}
+    with served(args.database_url, web_concurrency=args.workers, extra_env=portal) as s:
         time.sleep(2)
         rest = rss_mb(s.proc.pid)
         rest_workers = [rss_mb(p, children=False) for p in worker_pids(s.proc.pid)]
