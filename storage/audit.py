@@ -96,17 +96,29 @@ def record(
     return event
 
 
+class _Pending:
+    """An event of record_many waiting for the commit: the fields `append` reads and sets,
+    without an ORM object per event (a reminder tick records thousands)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+        self.id: int | None = None
+        self.seq: int | None = None
+        self.prev_hash: str | None = None
+        self.hash: str | None = None
+
+
 def record_many(session: Session, events: list[dict[str, Any]]) -> None:
     """Record many events at once (same fields as `record`)."""
     at = utcnow()
     pending = _pending(session)
     for e in events:
-        pending.append(AuditEvent(**_values(
+        pending.append(_Pending(_values(
             e["actor"], e["action"], e["entity"], e["entity_id"], e.get("before"),
             e.get("after"), e.get("reason"), at)))
 
 
-def _pending(session: Session) -> list[AuditEvent]:
+def _pending(session: Session) -> list[Any]:
     if not session.info.get("audit_chained"):
         raise RuntimeError("audit.record needs a session from storage.db.Database")
     return session.info.setdefault(_PENDING, [])  # type: ignore[no-any-return]
@@ -154,7 +166,7 @@ def _write_pending(session: Session) -> None:
     append(session.connection(), events)
 
 
-def append(conn: Connection, events: list[AuditEvent]) -> None:
+def append(conn: Connection, events: list[Any]) -> None:
     """Chain and insert events in this transaction, under the chain-head lock."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
