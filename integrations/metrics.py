@@ -79,6 +79,11 @@ def _build() -> SimpleNamespace:
         graph=Histogram("prescreen_graph_request_seconds", "Microsoft Graph call latency",
                         ["result"], buckets=(.05, .1, .25, .5, 1, 2, 5, 10, 30)),
         graph_throttled=Counter("prescreen_graph_throttled_total", "Graph 429/503/504 answers"),
+        ringcentral=Histogram("prescreen_ringcentral_request_seconds",
+                              "RingCentral REST call latency", ["result"],
+                              buckets=(.05, .1, .25, .5, 1, 2, 5, 10, 30)),
+        ringcentral_throttled=Counter("prescreen_ringcentral_throttled_total",
+                                      "RingCentral 429/503 answers"),
         unexpected=Counter("prescreen_unexpected_errors_total",
                            "Unexpected errors (each logged with an error ref)", ["where"]),
     )
@@ -110,6 +115,12 @@ def graph_call(result: str, seconds: float) -> None:
     _m().graph.labels(result=label(result, GRAPH_RESULTS)).observe(seconds)
     if result == "throttled":
         _m().graph_throttled.inc()
+
+
+def ringcentral_call(result: str, seconds: float) -> None:
+    _m().ringcentral.labels(result=label(result, GRAPH_RESULTS)).observe(seconds)
+    if result == "throttled":
+        _m().ringcentral_throttled.inc()
 
 
 def unexpected(where: str) -> None:

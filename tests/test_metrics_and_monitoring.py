@@ -230,3 +230,39 @@ def test_two_gunicorn_workers_report_one_sum(where: str, studies: Database, data
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+
+
+def rendered() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """This process's series (the phone-system and calendar clients run in the worker)."""
+    body, _ = metrics.render()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(body.decode()) for s in fam.samples}
+
+
+def test_ringcentral_calls_are_timed_and_its_rate_limits_counted() -> None:
+    import datetime as dt
+
+    from app.cli.ringcentral import ringcentral_check
+    from sandbox.ringcentral_standin import RingCentralStandin
+
+    rc = RingCentralStandin().start()
+    try:
+        rc.add_extension("casey@example.org", "+16175550101", number="102")
+        settings = Settings(_env_file=None, ringcentral_server_url=rc.url,  # type: ignore[call-arg]
+                            ringcentral_client_id=rc.client_id,
+                            ringcentral_client_secret=rc.client_secret,
+                            ringcentral_jwt=rc.issue_jwt(), public_url="https://prescreen.example.org")
+        now = dt.datetime(2026, 11, 24, 17, 0, tzinfo=dt.UTC)
+        before = rendered()
+        assert ringcentral_check(settings, "casey@example.org", io.StringIO(), now=now) == 0
+        middle = rendered()
+        rc.rate_limit(5, retry_after=30, group="Medium")
+        assert ringcentral_check(settings, "casey@example.org", io.StringIO(), now=now) == 1
+        after = rendered()
+    finally:
+        rc.stop()
+    ok = "prescreen_ringcentral_request_seconds_count"
+    assert value(middle, ok, result="ok") >= value(before, ok, result="ok") + 2
+    assert value(after, "prescreen_ringcentral_throttled_total") > value(
+        middle, "prescreen_ringcentral_throttled_total")
+    assert value(after, ok, result="throttled") > value(middle, ok, result="throttled")
