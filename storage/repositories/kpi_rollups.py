@@ -269,15 +269,20 @@ def rollup_figures(session: Session, study_id: int, tz: str, first_day: dt.date,
             seen = 0
             for b, n in hist:
                 if seen + n >= pos:
-                    vals = list(session.scalars(select(KpiValue.value).where(
+                    # the value of rank r (0-based) in this bin, among the stored values S and
+                    # the ones just recomputed D: every S below rank r - |D| comes before it, so
+                    # it is the (r - o)-th of S[o..r] together with D (o = max(0, r - |D|))
+                    r = pos - seen - 1
+                    fresh = sorted(v for g, vb, v in dirty_values if g == fig and vb == b)
+                    o = max(0, r - len(fresh))
+                    stored = list(session.scalars(select(KpiValue.value).where(
                         KpiValue.study_id == study_id, KpiValue.figure == fig, KpiValue.bin == b,
                         KpiValue.day >= first_day, KpiValue.day <= last_day,
                         *([KpiValue.day.not_in(whole)] if whole else []),
                         *([or_(KpiValue.slot.is_(None), KpiValue.slot.not_in(bad_slots))]
-                          if bad_slots else []))))
-                    vals += [v for g, vb, v in dirty_values if g == fig and vb == b]
-                    vals.sort()
-                    picks.append(vals[pos - seen - 1])
+                          if bad_slots else []))
+                        .order_by(KpiValue.value).offset(o).limit(r - o + 1)))
+                    picks.append(sorted(stored + fresh)[r - o])
                     break
                 seen += n
         return float(sum(picks) / len(picks))
