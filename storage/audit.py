@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Text, cast, event, insert, select, text, type_coerce
 from sqlalchemy.orm import Session, SessionTransaction
 
+from storage.bulk import copy_rows
 from storage.models import AuditEvent, DecisionSignature, utcnow
 
 FORMAT = "prescreen-audit/1"
@@ -182,15 +183,15 @@ def append(conn: Connection, events: list[Any]) -> None:
         ev.seq, ev.prev_hash, ev.hash = seq, prev, event_hash(seq, prev, values)
         prev = ev.hash
         rows.append({**values, "seq": ev.seq, "prev_hash": ev.prev_hash, "hash": ev.hash})
+    # COPY on PostgreSQL, one executemany on SQLite (RETURNING is slow on both drivers), then
+    # the ids read back by seq: the chain-head lock is held, so nobody else writes these seqs
     if conn.dialect.name == "postgresql":
-        ids = conn.execute(insert(AuditEvent).returning(AuditEvent.id,
-                                                        sort_by_parameter_order=True),
-                           rows).scalars().all()
-    else:  # sqlite3 runs RETURNING row by row: insert in one executemany, read the ids by seq
+        copy_rows(conn, AuditEvent.__table__, rows)  # type: ignore[arg-type]
+    else:
         conn.execute(insert(AuditEvent), rows)
-        ids = conn.execute(select(AuditEvent.id).where(
-            AuditEvent.seq.between(events[0].seq, events[-1].seq))
-            .order_by(AuditEvent.seq)).scalars().all()
+    ids = conn.execute(select(AuditEvent.id).where(
+        AuditEvent.seq.between(events[0].seq, events[-1].seq))
+        .order_by(AuditEvent.seq)).scalars().all()
     for ev, id_ in zip(events, ids, strict=True):
         ev.id = id_
 
