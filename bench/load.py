@@ -7,8 +7,8 @@ per request kind and the error count, and shows /metrics (METRICS_TOKEN) before 
 Each coordinator waits a random think time between actions (`--think`, 2 s on average: a
 coordinator who logs a call every two seconds is far busier than a real one; `--think 0` is a
 closed-loop stress run instead). An error is a non-200 answer, a request that fails, or a reply
-saying something went wrong; the log lines of `serve` and `worker` at WARNING and above are
-printed after the table.
+saying something went wrong; the error lines of `serve` and `worker` (and how many warnings
+they logged) are printed after the table.
 
 Usage: python -m bench.load [--database-url URL] [--users 50] [--seconds 60] [--workers 2]
        [--think 2]"""
@@ -200,10 +200,11 @@ def main() -> None:
     for kind, what in first_error.items():
         print(f"first error of {kind}: {what}")
     for name in ("serve.log", "worker.log"):
-        lines = [ln for ln in log.with_name(name).read_text().splitlines()
-                 if any(w in ln for w in ("WARNING", "ERROR", "CRITICAL", "Traceback"))]
-        print(f"{name}: {len(lines)} line(s) at WARNING or above"
-              + "".join(f"\n  {ln[:300]}" for ln in lines[:20]))
+        text = log.with_name(name).read_text().splitlines()
+        errors_ = [ln for ln in text if any(w in ln for w in ("ERROR", "CRITICAL", "Traceback"))]
+        warnings = sum("WARNING" in ln for ln in text)
+        print(f"{name}: {len(errors_)} error line(s), {warnings} warning(s)"
+              + "".join(f"\n  {ln[:300]}" for ln in errors_[:20]))
     keys = sorted(set(before) | set(after))
     print("\n/metrics during the run (curl -H 'Authorization: Bearer …' /metrics):")
     print(table([(k, f"{before.get(k, 0):g}", f"{(mid or {}).get(k, 0):g}", f"{after.get(k, 0):g}")
