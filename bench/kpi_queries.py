@@ -9,10 +9,10 @@ through the ORM, the `kpis` job runs, and 100 more calls follow in the last minu
 carries marks, as in production between two runs of the job (its marked 15-minute slot is
 read from the raw rows). `--raw` times the raw GROUP BY path instead (the "before").
 `--loaded` times a database this script loaded before (URL of that very database) instead of
-loading a new one.
+loading a new one (`--keep-rollups`: without rebuilding its rollups first).
 
 Usage: python -m bench.kpi_queries [--database-url URL] [--calls 10000000] [--referrals 1000000]
-       [--runs 15] [--raw] [--loaded]"""
+       [--runs 15] [--raw] [--loaded [--keep-rollups]]"""
 
 from __future__ import annotations
 
@@ -239,11 +239,14 @@ def main() -> None:
     ap.add_argument("--raw", action="store_true", help="time the raw GROUP BY path (no rollups)")
     ap.add_argument("--loaded", action="store_true",
                     help="--database-url is a database this script loaded before: time it again")
+    ap.add_argument("--keep-rollups", action="store_true",
+                    help="with --loaded: do not rebuild the rollups first")
     args = ap.parse_args()
     if args.loaded:
         if not args.database_url:
             ap.error("--loaded needs --database-url")
-        run(args.database_url, args.calls, args.referrals, args.runs, raw=args.raw, loaded=True)
+        run(args.database_url, args.calls, args.referrals, args.runs, raw=args.raw, loaded=True,
+            keep=args.keep_rollups)
         return
     with fresh_database(args.database_url) as url:
         run(url, args.calls, args.referrals, args.runs, raw=args.raw)
@@ -279,7 +282,7 @@ def live_today(db: Database, n: int = 300, seed: int = 9, *, last_minute: bool =
 
 
 def run(url: str, n_calls: int, n_referrals: int, runs: int, *, raw: bool = False,
-        loaded: bool = False) -> None:
+        loaded: bool = False, keep: bool = False) -> None:
     t0 = time.perf_counter()
     if loaded:
         db = Database(url)
@@ -296,10 +299,11 @@ def run(url: str, n_calls: int, n_referrals: int, runs: int, *, raw: bool = Fals
     ctx = bench_context(url, db, None, clock=Clock())
     rebuild_s = 0.0
     if not raw:
-        t0 = time.perf_counter()
-        kpi_jobs.rebuild(ctx, "BEN")
-        rebuild_s = time.perf_counter() - t0
-        print(f"rollups rebuilt in {rebuild_s:.0f} s", flush=True)
+        if not (loaded and keep):
+            t0 = time.perf_counter()
+            kpi_jobs.rebuild(ctx, "BEN")
+            rebuild_s = time.perf_counter() - t0
+            print(f"rollups rebuilt in {rebuild_s:.0f} s", flush=True)
         # the steady state: the `kpis` job ran a minute ago, what was written since is marked
         live_today(db)
         kpi_jobs.kpis_job(ctx)

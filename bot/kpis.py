@@ -168,7 +168,7 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
     (days with pending changes recomputed from the raw rows on the way); otherwise, or with
     use_rollups=False, from the raw rows. Both give the same numbers (README "KPIs")."""
     with ctx.db.session() as s:
-        study = get_study(s, study_key)
+        study = get_study(s, study_key, children=False)
         if study is None:
             raise UnknownStudy(f"There is no study {bk.code_word(study_key, 'by that name')}.")
         sid, start, end = study.id, period.start, period.end
