@@ -30,13 +30,14 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
     while True:
         now = ctx.clock.now()
         with ctx.db.session() as session:
-            ids = repo.claim_reminders(session, now=now, late_before=now - LATE_GRACE, limit=batch)
-            if not ids:
+            claimed = repo.claim_reminder_rows(session, now=now, late_before=now - LATE_GRACE,
+                                               limit=batch)
+            if not claimed:
                 break
             messages: list[outbox.Message] = []
             events: list[dict[str, Any]] = []
             call = _calling(ctx)
-            for cb in repo.reminders(session, ids):
+            for cb in claimed:
                 if cb.do_not_call:
                     repo.close_many(session, [cb.id], status="cancelled", completed_at=None)
                     events.append(_event(cb.id, cb.ref_code, "callback.cancelled",
@@ -57,7 +58,7 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
                 late += int(cb.reminded_late)
             outbox.post_many(ctx, session, messages, now=now)
             audit.record_many(session, events)
-        if len(ids) < batch:
+        if len(claimed) < batch:
             break
     return sent, late
 

@@ -95,6 +95,34 @@ class Reminder:
     owner_active: bool
 
 
+def claim_reminder_rows(session: Session, *, now: dt.datetime, late_before: dt.datetime,
+                        limit: int) -> list[Reminder]:
+    """claim_reminders, then what their DMs need (`reminders`). On PostgreSQL both in one
+    statement: the claiming UPDATE as a CTE joined to candidate, study and owner."""
+    if session.get_bind().dialect.name != "postgresql":
+        return reminders(session, claim_reminders(session, now=now, late_before=late_before,
+                                                  limit=limit))
+    picked = (select(Callback.id).where(*_reminder_due(now))
+              .order_by(Callback.remind_at, Callback.id).limit(limit)
+              .with_for_update(skip_locked=True))
+    claimed = (update(Callback).where(Callback.id.in_(picked), *_reminder_due(now))
+               .values(reminded_at=now, reminded_late=Callback.remind_at < late_before,
+                       version=Callback.version + 1)
+               .returning(Callback.id, Callback.version, Callback.kind, Callback.due_at,
+                          Callback.remind_at, Callback.reminded_late, Callback.candidate_id,
+                          Callback.owner_id)
+               .cte("claimed"))
+    stmt = (select(claimed.c.id, claimed.c.version, claimed.c.kind, claimed.c.due_at,
+                   claimed.c.remind_at, claimed.c.reminded_late, Candidate.ref_code,
+                   Candidate.do_not_call, Candidate.timezone, Candidate.attempts, Study.key,
+                   Study.max_attempts, Member.slack_user_id, Member.timezone, Member.active)
+            .join(Candidate, Candidate.id == claimed.c.candidate_id)
+            .join(Study, Study.id == Candidate.study_id)
+            .join(Member, Member.id == claimed.c.owner_id)
+            .order_by(claimed.c.id))
+    return [Reminder(*row) for row in session.execute(stmt)]
+
+
 def reminders(session: Session, ids: Sequence[int]) -> list[Reminder]:
     """The claimed callbacks `ids` as Reminder rows, in id order."""
     if not ids:
