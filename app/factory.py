@@ -26,6 +26,7 @@ from handlers.common import (
     refuse,
     unexpected_text,
 )
+from integrations import metrics
 from integrations.graph import client_from_settings
 from storage.crypto import PHICipher
 from storage.db import Database
@@ -173,9 +174,11 @@ def _install_error_handler(app: App) -> ErrorHandler:
             log.info("domain error %s", type(error).__name__)
         else:
             ref = error_ref()
+            metrics.unexpected("slack_handler")
             # The traceback is ours; request bodies and values are never logged.
             log.error("unexpected error ref=%s in %s", ref, _kind(body),
-                      exc_info=(type(error), error, error.__traceback__))
+                      exc_info=(type(error), error, error.__traceback__),
+                      extra={"error_ref": ref, "request_kind": _kind(body)})
             text = unexpected_text(ref)
         if response is not None and "command" in body:
             # Not acknowledged yet: answer in the HTTP response itself.

@@ -14,6 +14,7 @@ from slack_bolt import App
 from app.factory import create_app, create_context
 from app.ringcentral_webhook import webhook_routes
 from app.web import Route, SlackWebApp, WebRequest, WebResponse
+from bot import outbox
 from bot.clock import Clock, OffsetClock
 from bot.config import Settings
 from bot.context import AppContext
@@ -77,7 +78,10 @@ def build_runtime(
     secret = settings.slack_signing_secret or secrets.token_hex(32)
     bolt = create_app(ctx, signing_secret=secret)
     web = SlackWebApp(bolt, db, routes=webhook_routes(ctx), prefix_routes=secure_page_routes(ctx),
-                      signing_secret=secret)
+                      signing_secret=secret,
+                      # METRICS_PORT moves /metrics off the web port (app/server.py serves it)
+                      metrics_token=None if settings.metrics_port else settings.metrics_token,
+                      metrics_live=lambda: outbox.gauges(ctx))
     rt = Runtime(settings, ctx, bolt, web, secret)
     rt.closers.append(db.dispose)
     return rt

@@ -20,11 +20,13 @@ from bot.callbacks.jobs import cadence_job, callbacks_job
 from bot.context import AppContext
 from bot.digests.jobs import digests_job
 from bot.housekeeping import purge_processed_requests
+from bot.kpi_jobs import kpis_job
 from bot.leads.assignment import assignment_job
 from bot.leads.sla import slas_job
 from bot.outbox import outbox_job
 from bot.referrals.escalation import approvals_job
 from bot.telephony.jobs import call_log_job, subscription_job
+from integrations import metrics
 
 log = logging.getLogger("prescreen.scheduler")
 
@@ -52,6 +54,8 @@ def job_specs() -> list[JobSpec]:
                 "round robin; skips out-of-office)", 60, assignment_job),
         JobSpec("slas", "stage SLA breaches: DM the owner once; channel note (counts) at 2x", 300,
                 slas_job),
+        JobSpec("kpis", "recompute the KPI rollups of the study days that changed (rebuild a "
+                "study never built or whose time zone changed)", 60, kpis_job),
         JobSpec("approvals", "escalate referrals pending past their study's approval SLA, once "
                 "(admins and available approvers, by DM)", 300, approvals_job),
         JobSpec("outbox", "deliver queued Slack messages (paced per channel, retried)", 2,
@@ -83,12 +87,16 @@ def run_job(ctx: AppContext, name: str) -> Any:
 
 
 def _safe(ctx: AppContext, spec: JobSpec) -> Callable[[], None]:
+    names = frozenset(j.name for j in job_specs())
+
     def run() -> None:
         try:
-            result = spec.func(ctx)
+            with metrics.timed_job(spec.name, names):
+                result = spec.func(ctx)
             if result:
                 log.info("job %s: %s", spec.name, result)
         except Exception:
+            metrics.unexpected("job")
             log.exception("job %s failed; it runs again at its next tick", spec.name)
 
     return run

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -23,6 +24,7 @@ from slack_bolt.request import BoltRequest
 
 from bot.clock import Clock, SystemClock
 from bot.logging_setup import exception_summary
+from integrations import metrics
 from storage.db import Database
 
 log = logging.getLogger("prescreen.web")
@@ -100,7 +102,9 @@ class SlackWebApp:
 
     def __init__(self, bolt: App, db: Database, routes: dict[tuple[str, str], Route] | None = None,
                  prefix_routes: dict[tuple[str, str], Route] | None = None, *,
-                 signing_secret: str, clock: Clock | None = None) -> None:
+                 signing_secret: str, clock: Clock | None = None,
+                 metrics_token: str | None = None,
+                 metrics_live: metrics.Gauges | None = None) -> None:
         if not signing_secret:
             raise ValueError("a signing secret is required to serve /slack/events")
         self.bolt = bolt
@@ -113,6 +117,10 @@ class SlackWebApp:
         }
         self.routes.update(routes or {})
         self.prefix_routes = prefix_routes or {}
+        self.metrics_token = metrics_token.encode() if metrics_token else None
+        self.metrics_live = metrics_live
+        if self.metrics_token:  # without a token the path does not exist (404)
+            self.routes[("GET", "/metrics")] = self._metrics
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -181,7 +189,9 @@ class SlackWebApp:
             # Bolt reads the envelope (user, team, channel…) while building the request; a field
             # of the wrong type is a payload Slack never sends.
             raise Refused(400, "malformed payload") from None
+        started = time.perf_counter()
         bolt_resp = self.bolt.dispatch(bolt_req)
+        metrics.ack(request_kind(bolt_req.body), time.perf_counter() - started)
         headers_out = [(k, v) for k, vs in bolt_resp.headers.items() for v in vs
                        if k.lower() != "content-length"]
         return WebResponse(bolt_resp.status, bolt_resp.body or "", headers_out)
@@ -205,6 +215,14 @@ class SlackWebApp:
         mac.update(body)
         if not hmac.compare_digest("v0=" + mac.hexdigest(), signature):
             raise Refused(401, "bad signature")
+
+    def _metrics(self, req: WebRequest) -> WebResponse:
+        """Prometheus text, behind `Authorization: Bearer <METRICS_TOKEN>` (constant time)."""
+        given = req.headers.get("authorization", "").encode()
+        if not (self.metrics_token and hmac.compare_digest(given, b"Bearer " + self.metrics_token)):
+            return WebResponse(401, b"unauthorized", [("www-authenticate", "Bearer")])
+        body, content_type = metrics.render(self.metrics_live)
+        return WebResponse(200, body, [("content-type", content_type)])
 
     def _health(self, _req: WebRequest) -> WebResponse:
         if self.db.ping():
@@ -293,3 +311,17 @@ def _json_object(text: str) -> None:
         raise Refused(400, "malformed JSON") from None
     if not isinstance(value, dict):
         raise Refused(400, "malformed JSON")
+
+
+def request_kind(body: Any) -> str:
+    """The kind of a Slack request, from a fixed vocabulary (a metrics label)."""
+    if not isinstance(body, dict):
+        return "other"
+    if "command" in body:
+        return "command"
+    kind = body.get("type")
+    if kind == "event_callback":
+        return "event"
+    if kind in ("shortcut", "message_action"):
+        return "shortcut"
+    return metrics.label(kind, metrics.REQUEST_KINDS)

@@ -59,16 +59,21 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[k]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (gunicorn master + workers), in MiB."""
-    total = 0
-    pids = [pid]
+def worker_pids(pid: int) -> list[int]:
+    """The direct children of a process (gunicorn's workers)."""
     try:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
                              text=True, check=False).stdout
-        pids += [int(x) for x in out.split()]
     except OSError:
-        pass
+        return []
+    return [int(x) for x in out.split()]
+
+
+def rss_mb(pid: int, *, children: bool = True) -> float:
+    """Resident memory of a process and (unless told otherwise) its children (gunicorn master
+    + workers), in MiB."""
+    total = 0
+    pids = [pid] + (worker_pids(pid) if children else [])
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -147,7 +152,10 @@ def bench_context(url: str, db: Database, key: str | None = None, clock: Any = N
     settings = Settings(_env_file=None, slack_bot_token="xoxb-bench",  # type: ignore[call-arg]
                         slack_signing_secret="s" * 32, slack_api_url="http://127.0.0.1:9/api/",
                         database_url=url,
-                        prescreen_encryption_keys=key or Fernet.generate_key().decode())
+                        prescreen_encryption_keys=key or Fernet.generate_key().decode(),
+                        # portal mode (the default): DMs link the secure page
+                        public_url="https://prescreen.example.org", slack_oidc_client_id="bench",
+                        slack_oidc_client_secret="bench")
     return create_context(settings, db=db, clock=clock)
 
 
@@ -157,12 +165,14 @@ def db_label(url: str) -> str:
 
 @contextmanager
 def served(database_url: str | None, *, web_concurrency: int = 2,
-           extra_env: dict[str, str] | None = None) -> Iterator[Served]:
+           extra_env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[Served]:
+    """`prescreen-bot serve` on a fresh database; its output goes to `log` (or nowhere)."""
     with fresh_database(database_url) as url:
-        yield from _served(url, web_concurrency, extra_env)
+        yield from _served(url, web_concurrency, extra_env, log)
 
 
-def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) -> Iterator[Served]:
+def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None,
+            log: Path | None = None) -> Iterator[Served]:
     tmp = Path(tempfile.mkdtemp(prefix="prescreen-bench-"))
     standin = SlackStandin(bot_token=BOT_TOKEN, team_id="T0BENCH01").start()
     for uid in (COORD, LEAD):
@@ -172,15 +182,18 @@ def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MS_"))}
     env.update(DATABASE_URL=url, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SECRET,
                SLACK_API_URL=standin.url, PRESCREEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-               LOG_LEVEL="WARNING", WEB_CONCURRENCY=str(web_concurrency), **(extra_env or {}))
+               LOG_LEVEL="WARNING", WEB_CONCURRENCY=str(web_concurrency),
+               PHI_SURFACE="slack")  # the benches drive Slack flows; no sign-in page needed
+    env.update(extra_env or {})
     cli = [sys.executable, "-m", "app.cli"]
     (tmp / "studies.yaml").write_text(STUDY_YAML)
     subprocess.run([*cli, "migrate"], env=env, cwd=tmp, check=True, capture_output=True)
     subprocess.run([*cli, "studies", "import", str(tmp / "studies.yaml")], env=env, cwd=tmp,
                    check=True, capture_output=True)
     port = free_port()
+    out = log.open("a") if log else subprocess.DEVNULL
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -199,3 +212,5 @@ def _served(url: str, web_concurrency: int, extra_env: dict[str, str] | None) ->
         proc.terminate()
         proc.wait(30)
         standin.stop()
+        if log:
+            out.close()  # type: ignore[union-attr]

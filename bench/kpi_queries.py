@@ -1,11 +1,18 @@
-"""KPI queries at scale: 1,000,000 calls, 100,000 referrals (with their events), 250,000
-candidates and 200,000 callbacks over a year, then how long `study_kpis` takes for the daily
-digest (yesterday, plus the 7 days before for the comparison) and for /prescreen stats (30d).
+"""KPI queries at scale: 10,000,000 calls, 1,000,000 referrals (with their events), 2,500,000
+candidates and 2,000,000 callbacks over a year by default, then how long `study_kpis` takes for
+the daily digest (yesterday, plus the 7 days before for the comparison) and for /prescreen stats
+(query + render) over 1 to 365 days.
 
-Rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite) straight into the tables.
+Rows are bulk-loaded (COPY on PostgreSQL, executemany on SQLite) straight into the tables; then
+`kpis rebuild` builds the daily rollups (timed); 300 calls and 30 callbacks are written today
+through the ORM, the `kpis` job runs, and 100 more calls follow in the last minute, so today
+carries marks, as in production between two runs of the job (its marked 15-minute slot is
+read from the raw rows). `--raw` times the raw GROUP BY path instead (the "before").
+`--loaded` times a database this script loaded before (URL of that very database) instead of
+loading a new one (`--keep-rollups`: without rebuilding its rollups first).
 
-Usage: python -m bench.kpi_queries [--database-url URL] [--calls 1000000] [--referrals 100000]
-       [--runs 7]"""
+Usage: python -m bench.kpi_queries [--database-url URL] [--calls 10000000] [--referrals 1000000]
+       [--runs 15] [--raw] [--loaded [--keep-rollups]]"""
 
 from __future__ import annotations
 
@@ -22,9 +29,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from bench._harness import bench_context, bench_database, db_label, fresh_database, percentile, table
-from bot import kpis
+from bot import kpi_jobs, kpis
 from storage.db import Database
-from storage.models import Member, Site, Study
+from storage.models import Callback, KpiMark, Member, PrescreenCall, Site, Study
+from storage.repositories import kpi_rollups
 
 TZ = "America/New_York"
 NOW = dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.UTC)  # Monday 09:00 in New York
@@ -86,6 +94,13 @@ class Loader:
         try:
             cur = raw.cursor()
             batch: list[tuple[Any, ...]] = []
+            indexes: list[str] = []
+            if not self.pg:  # as a bulk load does: drop the secondary indexes, build them after
+                cur.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
+                            "tbl_name = ? AND sql IS NOT NULL", (table_name,))
+                for name, sql in cur.fetchall():
+                    indexes.append(sql)
+                    cur.execute(f'DROP INDEX "{name}"')
 
             def flush() -> None:
                 if not batch:
@@ -105,6 +120,8 @@ class Loader:
                 if len(batch) >= BATCH:
                     flush()
             flush()
+            for sql in indexes:
+                cur.execute(sql)
             raw.commit()
         finally:
             raw.close()
@@ -195,6 +212,15 @@ def generate(db: Database, n_calls: int, n_referrals: int, seed: int = 8) -> dic
             "referral events": len(events), "callbacks": n_cb}
 
 
+def counts(db: Database) -> dict[str, int]:
+    with db.session() as s:
+        return {name: int(s.scalar(text(f"SELECT count(*) FROM {table_name}")) or 0)
+                for name, table_name in (("candidates", "candidates"), ("calls", "prescreen_calls"),
+                                         ("referrals", "referrals"),
+                                         ("referral events", "referral_events"),
+                                         ("callbacks", "callbacks"))}
+
+
 def timed(fn: Callable[[], Any], runs: int) -> list[float]:
     out = []
     for _ in range(runs):
@@ -207,18 +233,63 @@ def timed(fn: Callable[[], Any], runs: int) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--database-url")
-    ap.add_argument("--calls", type=int, default=1_000_000)
-    ap.add_argument("--referrals", type=int, default=100_000)
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--calls", type=int, default=10_000_000)
+    ap.add_argument("--referrals", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--raw", action="store_true", help="time the raw GROUP BY path (no rollups)")
+    ap.add_argument("--loaded", action="store_true",
+                    help="--database-url is a database this script loaded before: time it again")
+    ap.add_argument("--keep-rollups", action="store_true",
+                    help="with --loaded: do not rebuild the rollups first")
     args = ap.parse_args()
+    if args.loaded:
+        if not args.database_url:
+            ap.error("--loaded needs --database-url")
+        run(args.database_url, args.calls, args.referrals, args.runs, raw=args.raw, loaded=True,
+            keep=args.keep_rollups)
+        return
     with fresh_database(args.database_url) as url:
-        run(url, args.calls, args.referrals, args.runs)
+        run(url, args.calls, args.referrals, args.runs, raw=args.raw)
 
 
-def run(url: str, n_calls: int, n_referrals: int, runs: int) -> None:
-    db = bench_database(url, YAML)
+def live_today(db: Database, n: int = 300, seed: int = 9, *, last_minute: bool = False) -> None:
+    """Today's work through the ORM (so the rollup marks are written as in production): calls
+    spread over the day so far, or (`last_minute`) logged since the `kpis` job last ran, to
+    candidates already called before (a referral follows a call, so no new 'first call')."""
+    rng = random.Random(seed)
+    today_start = kpis.day_period(NOW.astimezone(kpis.ZoneInfo(TZ)).date(), TZ).start
+    if last_minute:
+        today_start = NOW - dt.timedelta(minutes=1)
+    if db.is_postgres:  # COPY with explicit ids leaves the sequences behind
+        with db.session() as s:
+            for t in ("prescreen_calls", "callbacks"):
+                s.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
+                               f"(SELECT max(id) FROM {t}))"))
+    with db.session() as s:
+        sid = s.scalars(select(Study.id).where(Study.key == "BEN")).one()
+        coord = s.scalars(select(Member.id).where(Member.slack_user_id == COORDS[0])).one()
+        called = list(s.scalars(select(PrescreenCall.candidate_id)
+                                .where(PrescreenCall.called_at < today_start).limit(5000)))
+        for i in range(n):
+            at = today_start + dt.timedelta(seconds=rng.randrange(int((NOW - today_start)
+                                                                      .total_seconds())))
+            s.add(PrescreenCall(candidate_id=rng.choice(called), study_id=sid,
+                                coordinator_id=coord, attempt_no=2, outcome=rng.choice(OUTCOMES),
+                                failed_criteria=[], called_at=at))
+            if i % 10 == 0:
+                s.add(Callback(candidate_id=rng.choice(called), study_id=sid, owner_id=coord,
+                               due_at=at, remind_at=at, status="done", completed_at=at))
+
+
+def run(url: str, n_calls: int, n_referrals: int, runs: int, *, raw: bool = False,
+        loaded: bool = False, keep: bool = False) -> None:
     t0 = time.perf_counter()
-    sizes = generate(db, n_calls, n_referrals)
+    if loaded:
+        db = Database(url)
+        sizes = counts(db)
+    else:
+        db = bench_database(url, YAML)
+        sizes = generate(db, n_calls, n_referrals)
     load_s = time.perf_counter() - t0
 
     class Clock:
@@ -226,33 +297,53 @@ def run(url: str, n_calls: int, n_referrals: int, runs: int) -> None:
             return NOW
 
     ctx = bench_context(url, db, None, clock=Clock())
+    rebuild_s = 0.0
+    if not raw:
+        if not (loaded and keep):
+            t0 = time.perf_counter()
+            kpi_jobs.rebuild(ctx, "BEN")
+            rebuild_s = time.perf_counter() - t0
+            print(f"rollups rebuilt in {rebuild_s:.0f} s", flush=True)
+        # the steady state: the `kpis` job ran a minute ago, what was written since is marked
+        live_today(db)
+        kpi_jobs.kpis_job(ctx)
+        live_today(db, n=100, seed=10, last_minute=True)
+        with db.session() as s:
+            marked = {kpi_rollups.slot_of(at) for at in s.scalars(select(KpiMark.at))}
+        print(f"marked 15-minute slots at the start of the timings: {len(marked)}", flush=True)
     today = NOW.astimezone(kpis.ZoneInfo(TZ)).date()
     yesterday = kpis.period_for("yesterday", tz=TZ, today=today)
     week_before = kpis.range_period(yesterday.start_day - dt.timedelta(days=7),
                                     yesterday.start_day - dt.timedelta(days=1), TZ)
     month = kpis.period_for("30d", tz=TZ, today=today)
-    year = kpis.period_for("365d", tz=TZ, today=today)
+
+    rollups = not raw
 
     def digest() -> None:
-        kpis.study_kpis(ctx, "BEN", yesterday)
-        kpis.study_kpis(ctx, "BEN", week_before)
+        kpis.study_kpis(ctx, "BEN", yesterday, use_rollups=rollups)
+        kpis.study_kpis(ctx, "BEN", week_before, use_rollups=rollups)
 
-    def stats_30d() -> None:
-        kpis.format_stats(kpis.study_kpis(ctx, "BEN", month))
+    def stats(p: kpis.Period) -> Callable[[], Any]:
+        return lambda: kpis.format_stats(kpis.study_kpis(ctx, "BEN", p, use_rollups=rollups))
 
-    k = kpis.study_kpis(ctx, "BEN", month)
-    label = db_label(url)
+    k = kpis.study_kpis(ctx, "BEN", month, use_rollups=rollups)
+    label = db_label(url) + (" raw rows" if raw else " rollups")
     rows = []
-    for name, fn in [("digest: yesterday + previous 7 days", digest),
-                     ("digest: yesterday only", lambda: kpis.study_kpis(ctx, "BEN", yesterday)),
-                     ("/prescreen stats 30d (query + render)", stats_30d),
-                     ("/prescreen stats 365d", lambda: kpis.study_kpis(ctx, "BEN", year))]:
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("digest: yesterday + previous 7 days", digest),
+        ("digest: yesterday only", lambda: kpis.study_kpis(ctx, "BEN", yesterday,
+                                                           use_rollups=rollups))]
+    for spec in ("today", "7d", "30d", "90d", "365d"):
+        cases.append((f"/prescreen stats {spec} (query + render)",
+                      stats(kpis.period_for(spec, tz=TZ, today=today))))
+    for name, fn in cases:
         fn()  # warm-up
         values = timed(fn, runs)
         rows.append((name, f"{percentile(values, 50) * 1000:.0f} ms",
                      f"{percentile(values, 99) * 1000:.0f} ms",
                      f"{statistics.mean(values) * 1000:.0f} ms", label))
-    print(f"data: {', '.join(f'{v:,} {n}' for n, v in sizes.items())}; loaded in {load_s:.0f} s")
+    print(f"data: {', '.join(f'{v:,} {n}' for n, v in sizes.items())}; loaded in {load_s:.0f} s"
+          + (f"; rollups rebuilt in {rebuild_s:.0f} s" if not raw else ""))
     print(f"30d sanity: {k.calls:,} calls, {k.reached:,} reached, {k.prequalified:,} pre-qualified, "
           f"{sum(k.referrals.values()):,} referral transitions, {k.callbacks_due:,} callbacks due")
     print(table(rows, ("what", "p50", "p99", "mean", "database")) + f"\n({runs} runs each)")

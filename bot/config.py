@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     ms_authority_host: str = "https://login.microsoftonline.com"
     graph_api_url: str = "https://graph.microsoft.com/v1.0"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
+    # GET /metrics (Prometheus): off unless METRICS_TOKEN (bearer, at the web port) or
+    # METRICS_PORT (its own loopback port) is set
+    metrics_token: str | None = Field(default=None, repr=False)
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     default_timezone: str = "America/New_York"
     data_dir: Path = DEFAULT_DATA_DIR
     web_concurrency: int = Field(default=2, ge=1, le=64)

@@ -18,6 +18,7 @@ from bot.context import AppContext
 from bot.errors import DomainError, UnknownStudy
 from bot.prescreen.outcomes import OUTCOMES
 from bot.referrals import states
+from storage.repositories import kpi_rollups as rollups
 from storage.repositories import kpis as repo
 from storage.repositories.studies import get_study, study_keys
 
@@ -159,11 +160,15 @@ NO_SOURCE = "(none)"
 
 
 def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
-               site_key: str | None = None) -> StudyKpis:
+               site_key: str | None = None, use_rollups: bool = True) -> StudyKpis:
     """Every KPI of a study for a period. With site_key, the referral figures (referrals,
-    by_site, funnel from `approved` on, medians are study-wide) are limited to that site."""
+    by_site, funnel from `approved` on, medians are study-wide) are limited to that site.
+
+    The additive figures and the medians come from the daily rollups when they are built
+    (days with pending changes recomputed from the raw rows on the way); otherwise, or with
+    use_rollups=False, from the raw rows. Both give the same numbers (README "KPIs")."""
     with ctx.db.session() as s:
-        study = get_study(s, study_key)
+        study = get_study(s, study_key, children=False)
         if study is None:
             raise UnknownStudy(f"There is no study {bk.code_word(study_key, 'by that name')}.")
         sid, start, end = study.id, period.start, period.end
@@ -178,7 +183,16 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
             site_key = site_key.upper()
 
         k = StudyKpis(study_key=study.key, period=period, site_key=site_key)
-        calls = repo.call_breakdown(s, sid, start, end)
+        grace = ctx.settings.callback_escalate_minutes
+        figures = None
+        if use_rollups:
+            figures = rollups.rollup_figures(s, sid, period.tz, period.start_day, period.end_day,
+                                             grace_minutes=grace)
+            if figures is not None and study.timezone != period.tz:
+                figures = None  # rollups are per study-local day; another zone reads raw rows
+        if figures is None:
+            figures = rollups.raw_figures(s, sid, start, end, grace_minutes=grace)
+        calls = figures.calls
         for outcome, user, _src, n in calls:
             k.calls += n
             row = k.by_coordinator.setdefault(
@@ -194,10 +208,10 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
                 k.disqualified += n
                 row["disqualified"] += n
         k.by_coordinator = dict(sorted(k.by_coordinator.items()))
-        k.top_failed = repo.top_failed_criteria(s, sid, start, end)
+        k.top_failed = figures.top_failed(5)
 
         site_keys = dict(sites)
-        for sid_, state, n in repo.referral_transitions(s, sid, start, end):
+        for sid_, state, n in figures.transitions:
             if site_id is not None and sid_ != site_id:
                 continue
             k.referrals[state] = k.referrals.get(state, 0) + n
@@ -205,8 +219,7 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
             k.by_site.setdefault(site, {})[state] = n
         k.by_site = dict(sorted(k.by_site.items()))
 
-        cb = repo.callback_counts(s, sid, start, end,
-                                  grace_minutes=ctx.settings.callback_escalate_minutes)
+        cb = figures.callbacks
         k.callbacks_due, k.callbacks_missed = cb["due"], cb["missed"]
         k.callbacks_on_time_pct = pct(cb["on_time"], cb["settled"])
 
@@ -218,11 +231,10 @@ def study_kpis(ctx: AppContext, study_key: str, period: Period, *,
                   **{st: k.referrals.get(st, 0) for st in states.ALL_STATES}}
         k.funnel = [(step, counts.get(step, 0)) for step, _ in FUNNEL_STEPS]
 
-        k.median_days_call_to_referral = _round(repo.median_days_call_to_referral(s, sid, start, end))
-        k.median_days_referral_to_visit = _round(
-            repo.median_days_referral_to_visit(s, sid, start, end))
+        k.median_days_call_to_referral = _round(figures.median_c2r)
+        k.median_days_referral_to_visit = _round(figures.median_r2v)
 
-        k.by_source = _by_source(s, sid, start, end, study.options or {}, calls)
+        k.by_source = _by_source(study.options or {}, calls, figures)
     return k
 
 
@@ -230,9 +242,8 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def _by_source(session: Any, sid: int, start: dt.datetime, end: dt.datetime,
-               options: dict[str, Any], calls: list[tuple[str, str, str | None, int]],
-               ) -> dict[str, dict[str, Any]]:
+def _by_source(options: dict[str, Any], calls: list[tuple[str, str, str | None, int]],
+               figures: rollups.Figures) -> dict[str, dict[str, Any]]:
     configured: dict[str, Any] = options.get("lead_sources") or {}
     out: dict[str, dict[str, Any]] = {}
 
@@ -248,9 +259,9 @@ def _by_source(session: Any, sid: int, start: dt.datetime, end: dt.datetime,
         r["calls"] += n
         if outcome == "pre_qualified":
             r["prequalified"] += n
-    for src, n in repo.referrals_by_source(session, sid, start, end).items():
+    for src, n in figures.referrals_by_source.items():
         row(src)["referrals"] = n
-    for src, n in repo.leads_by_source(session, sid, start, end).items():
+    for src, n in figures.leads_by_source.items():
         row(src)["leads"] = n
     for key, r in out.items():
         r["prequalified_rate"] = pct(r["prequalified"], r["calls"])
@@ -340,6 +351,7 @@ class StatsRequest:
     items: list[tuple[str, Period]]
     site: str | None
     more: list[str]  # the caller's other studies, not shown (too many for one reply)
+    rollups_ready: bool = True  # every study's rollups are built: any period answers at once
 
     @property
     def days(self) -> int:
@@ -354,8 +366,11 @@ def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> Stats
         named = get_study(s, rest[0]) if rest and rest[0].upper() in all_keys else None
         if named is not None and named.active:
             require_role(s, user_id, named, Action.VIEW_STATS)
-        mine = {study.key: (study.timezone, [site.key for site in study.sites])
-                for study in require_somewhere(s, user_id, Action.VIEW_STATS)}
+        studies = require_somewhere(s, user_id, Action.VIEW_STATS)
+        mine = {study.key: (study.timezone, [site.key for site in study.sites]) for study in studies}
+        grace = ctx.settings.callback_escalate_minutes
+        built = {study.key for study in studies
+                 if rollups.built_with(s, study.id) == (study.timezone, grace)}
     keys = sorted(mine)
     if rest and rest[0].upper() in all_keys:
         key = rest.pop(0).upper()
@@ -375,7 +390,8 @@ def parse_stats_request(ctx: AppContext, user_id: str, args: list[str]) -> Stats
     for key in keys[:MAX_STUDIES_IN_REPLY]:
         tz = mine[key][0]
         items.append((key, period_for(spec, tz=tz, today=now.astimezone(ZoneInfo(tz)).date())))
-    return StatsRequest(items=items, site=site, more=keys[MAX_STUDIES_IN_REPLY:])
+    return StatsRequest(items=items, site=site, more=keys[MAX_STUDIES_IN_REPLY:],
+                        rollups_ready=all(key in built for key, _p in items))
 
 
 def render_stats(ctx: AppContext, req: StatsRequest) -> tuple[str, list[dict[str, Any]]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 import traceback
 from types import TracebackType
 
@@ -44,12 +46,34 @@ def exception_summary(exc: BaseException) -> str:
     return "\nwhich came from\n".join(parts)
 
 
-def setup_logging(level: str) -> None:
+class JsonFormatter(QuietFormatter):
+    """LOG_FORMAT=json: one JSON object per line — at, level, logger, message, and when known
+    the request kind and error reference (`extra={"request_kind": …, "error_ref": …}`); a
+    traceback as frames and exception types only, like the text format."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        for key in ("request_kind", "error_ref"):
+            value = getattr(record, key, None)
+            if value is not None:
+                out[key] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+JsonFormatter.converter = time.gmtime
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
     root = logging.getLogger()
     if not any(getattr(h, "_prescreen", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(
-            QuietFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+            JsonFormatter() if fmt == "json"
+            else QuietFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
         )
         handler._prescreen = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -135,3 +135,10 @@ def deliver(ctx: AppContext, max_seconds: float = 10.0) -> DispatchStats:
 def outbox_job(ctx: AppContext) -> str:
     stats = deliver(ctx, max_seconds=8.0)
     return str(stats) if (stats.sent or stats.failed or stats.retried) else ""
+
+
+def gauges(ctx: AppContext) -> dict[str, float]:
+    """Outbox depth and the age of the oldest due message, for /metrics."""
+    with ctx.db.session() as session:
+        n, age = repo.depth(session, now=ctx.clock.now())
+    return {"prescreen_outbox_depth": float(n), "prescreen_outbox_oldest_due_seconds": age}

@@ -9,15 +9,17 @@ from bot.errors import DomainError
 from handlers.common import CommandRequest, Subcommand, domain_text, error_ref, unexpected_text
 
 log = logging.getLogger("prescreen.handlers.stats")
-# Up to a month is answered in the command's own response (well inside Slack's 3 seconds);
-# longer periods get "Counting…" at once and the figures a moment later.
+# Figures come from the daily KPI rollups, so any period is answered in the command's own
+# response. Only while a study's rollups are not built yet (just after the upgrade, before the
+# `kpis` job's first run) does a period over a month get "Counting…" at once and the figures a
+# moment later.
 DIRECT_DAYS = 31
 
 
 def _stats(req: CommandRequest) -> None:
     try:
         wanted = kpis.parse_stats_request(req.ctx, req.user_id, req.args)
-        if wanted.days <= DIRECT_DAYS:
+        if wanted.days <= DIRECT_DAYS or wanted.rollups_ready:
             text, blocks = kpis.render_stats(req.ctx, wanted)
             req.reply(text, blocks=blocks)
             return

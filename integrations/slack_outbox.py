@@ -34,6 +34,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from sqlalchemy.orm import Session
 
+from integrations import metrics
 from storage.db import Database
 from storage.models import OutboxMessage
 from storage.repositories import outbox as repo
@@ -217,12 +218,14 @@ class OutboxDispatcher:
             self._slack_error(row, exc, stats)
             return
         except Exception as exc:  # network, timeouts: the request may have reached Slack
+            metrics.slack_send("retry", "network")
             self._retry(row, f"{type(exc).__name__}", stats, None, maybe_sent=True)
             return
         with self.db.session() as session:
             repo.mark_sent(session, row.id, ts=resp.get("ts") or args.get("ts"),
                            channel=resp.get("channel") or channel, now=self.now())
         stats.sent += 1
+        metrics.slack_send("sent")
 
     # ----- an earlier send that may have reached Slack -----
 
@@ -305,8 +308,11 @@ class OutboxDispatcher:
         error = str(resp.get("error") or "unknown_error") if resp is not None else "unknown_error"
         if resp is not None and resp.status_code == 429:
             retry_after = _retry_after(resp.headers)
+            metrics.slack_ratelimited(retry_after)
+            metrics.slack_send("retry", "ratelimited")
             self._retry(row, "ratelimited", stats, retry_after, count_attempt=False)
             return
+        metrics.slack_send("failed" if error in PERMANENT_ERRORS else "retry", error)
         if error in PERMANENT_ERRORS:
             with self.db.session() as session:
                 repo.mark_failed(session, row.id, error=error)

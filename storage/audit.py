@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Text, cast, event, insert, select, text, type_coerce
 from sqlalchemy.orm import Session, SessionTransaction
 
+from storage.bulk import copy_rows
 from storage.models import AuditEvent, DecisionSignature, utcnow
 
 FORMAT = "prescreen-audit/1"
@@ -96,17 +97,29 @@ def record(
     return event
 
 
+class _Pending:
+    """An event of record_many waiting for the commit: the fields `append` reads and sets,
+    without an ORM object per event (a reminder tick records thousands)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+        self.id: int | None = None
+        self.seq: int | None = None
+        self.prev_hash: str | None = None
+        self.hash: str | None = None
+
+
 def record_many(session: Session, events: list[dict[str, Any]]) -> None:
     """Record many events at once (same fields as `record`)."""
     at = utcnow()
     pending = _pending(session)
     for e in events:
-        pending.append(AuditEvent(**_values(
+        pending.append(_Pending(_values(
             e["actor"], e["action"], e["entity"], e["entity_id"], e.get("before"),
             e.get("after"), e.get("reason"), at)))
 
 
-def _pending(session: Session) -> list[AuditEvent]:
+def _pending(session: Session) -> list[Any]:
     if not session.info.get("audit_chained"):
         raise RuntimeError("audit.record needs a session from storage.db.Database")
     return session.info.setdefault(_PENDING, [])  # type: ignore[no-any-return]
@@ -154,7 +167,7 @@ def _write_pending(session: Session) -> None:
     append(session.connection(), events)
 
 
-def append(conn: Connection, events: list[AuditEvent]) -> None:
+def append(conn: Connection, events: list[Any]) -> None:
     """Chain and insert events in this transaction, under the chain-head lock."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK})
@@ -170,8 +183,15 @@ def append(conn: Connection, events: list[AuditEvent]) -> None:
         ev.seq, ev.prev_hash, ev.hash = seq, prev, event_hash(seq, prev, values)
         prev = ev.hash
         rows.append({**values, "seq": ev.seq, "prev_hash": ev.prev_hash, "hash": ev.hash})
-    ids = conn.execute(insert(AuditEvent).returning(AuditEvent.id, sort_by_parameter_order=True),
-                       rows).scalars().all()
+    # COPY on PostgreSQL, one executemany on SQLite (RETURNING is slow on both drivers), then
+    # the ids read back by seq: the chain-head lock is held, so nobody else writes these seqs
+    if conn.dialect.name == "postgresql":
+        copy_rows(conn, AuditEvent.__table__, rows)  # type: ignore[arg-type]
+    else:
+        conn.execute(insert(AuditEvent), rows)
+    ids = conn.execute(select(AuditEvent.id).where(
+        AuditEvent.seq.between(events[0].seq, events[-1].seq))
+        .order_by(AuditEvent.seq)).scalars().all()
     for ev, id_ in zip(events, ids, strict=True):
         ev.id = id_
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -518,6 +519,108 @@ class GraphSyncState(Base):
     window_end: Mapped[dt.datetime | None] = mapped_column()
     synced_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class KpiMark(Base):
+    """An instant whose study-local day needs its KPI rollups recomputed. Written in the same
+    transaction as the change (storage.repositories.kpi_rollups), consumed by the `kpis` job;
+    insert-only, so concurrent writers never wait on each other for a mark."""
+
+    __tablename__ = "kpi_marks"
+    __table_args__ = (Index("ix_kpi_marks_study_at", "study_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column()
+
+
+class KpiCount(Base):
+    """Additive KPI figures per study and study-local day (README "KPIs", rollups)."""
+
+    __tablename__ = "kpi_counts"
+    __table_args__ = (
+        # covering: a period's sums read from the index alone
+        Index("ix_kpi_counts_sum", "study_id", "day", "figure", "k1", "k2", "k3", "n"),
+    )
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    k1: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k2: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class KpiMonthCount(Base):
+    """kpi_counts summed per study-local calendar month (month = its first day), rewritten
+    with its days, so a year reads about a dozen month rows per key instead of 365 day rows."""
+
+    __tablename__ = "kpi_month_counts"
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[dt.date] = mapped_column(primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    k1: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k2: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class KpiSlotCount(Base):
+    """The same figures per 15-minute UTC slot, for the study-local days in kpi_slot_days
+    (today and yesterday): a change recomputes only its slot, and a read sums the clean slots
+    of a changed day and recomputes only its changed slots from the raw rows."""
+
+    __tablename__ = "kpi_slot_counts"
+    __table_args__ = (Index("ix_kpi_slot_counts_day", "study_id", "day"),)
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    figure: Mapped[str] = mapped_column(String(16), primary_key=True)
+    k1: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k2: Mapped[str] = mapped_column(String(64), primary_key=True)
+    k3: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[dt.date] = mapped_column()
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class KpiSlotDay(Base):
+    """A study-local day whose every 15-minute slot is in kpi_slot_counts."""
+
+    __tablename__ = "kpi_slot_days"
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+
+
+class KpiValue(Base):
+    """The values behind a median (days first call → referral, referral → visit), one row per
+    referral, on the study-local day that counts it, with a coarse bin for locating the middle
+    (and its 15-minute slot on a day kept per slot)."""
+
+    __tablename__ = "kpi_values"
+    __table_args__ = (Index("ix_kpi_values_bin", "study_id", "figure", "bin", "day", "value"),
+                      Index("ix_kpi_values_day", "study_id", "day"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[dt.date] = mapped_column()
+    figure: Mapped[str] = mapped_column(String(16))
+    bin: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Float)
+    slot: Mapped[dt.datetime | None] = mapped_column()
+
+
+class KpiState(Base):
+    """Which settings a study's rollups were built with; any difference means rebuild."""
+
+    __tablename__ = "kpi_state"
+
+    study_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    grace_minutes: Mapped[int] = mapped_column(Integer)
+    built_at: Mapped[dt.datetime] = mapped_column()
 
 
 class WebSession(Base):

@@ -361,6 +361,7 @@ def test_429_with_fractional_retry_after_is_honoured(env: Env) -> None:
     client = env.client()
     client.credential.token()  # warm msal so only the retry is timed
     env.standin.fail_next(429, retry_after="1.5", path_contains="/calendarView")
+    throttled_before = throttled()
 
     started = time.monotonic()
     events = client.calendar_view(CASEY, NOW, NOW + dt.timedelta(days=1))
@@ -369,6 +370,16 @@ def test_429_with_fractional_retry_after_is_honoured(env: Env) -> None:
     assert [e.subject for e in events] == ["Stand-up"]
     assert 1.5 <= elapsed < 4.0
     assert len(env.standin.graph_requests("/calendarView")) == 2
+    assert throttled() == throttled_before + 1  # counted for /metrics
+
+
+def throttled() -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from integrations import metrics
+
+    return sum(s.value for fam in text_string_to_metric_families(metrics.render()[0].decode())
+               for s in fam.samples if s.name == "prescreen_graph_throttled_total")
 
 
 def test_503_storm_gives_up_after_bounded_retries_with_a_clear_error(env: Env) -> None:

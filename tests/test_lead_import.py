@@ -410,6 +410,41 @@ def test_a_lead_added_while_an_import_runs_keeps_its_ref_code(ctx: AppContext,
                                                         "MDD-0004"]
 
 
+def test_forty_coordinators_adding_leads_at_once_each_get_a_reference_code(
+        ctx: AppContext) -> None:
+    """Everyone reads the same highest number at the same instant; the study's sequence is taken
+    one creator at a time, so nobody runs out of retries and no number is given twice."""
+    import threading
+
+    from storage.models import Study
+    from storage.repositories import candidates as cand_repo
+
+    start = threading.Barrier(40)
+    failures: list[BaseException] = []
+
+    def add(n: int) -> None:
+        c = ctx.cipher
+        phone = f"+1312556{n:04d}"
+        try:
+            start.wait(10)
+            with ctx.db.session() as s:
+                study = s.scalars(select(Study).where(Study.key == "MDD")).one()
+                cand_repo.create(s, study.id, "MDD", {
+                    "name_enc": c.encrypt(f"Walk In {n}"), "phone_enc": c.encrypt(phone),
+                    "phone_index": c.index(phone), "timezone": "America/Chicago",
+                    "status": "needs_call", "source": "other"})
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures
+    assert [c.ref_code for c in candidates(ctx.db)] == [f"MDD-{i:04d}" for i in range(1, 41)]
+
+
 def test_imported_leads_are_picked_up_by_the_assignment_job(ctx: AppContext, tmp_path: Path) -> None:
     from bot.leads.assignment import assignment_job
 

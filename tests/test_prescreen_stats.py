@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from app.scheduler import run_job
 from bot import kpis
 from tests.conftest import Bot
 from tests.test_kpis import expected, generate
@@ -92,7 +93,16 @@ def test_stats_is_listed_in_help(bot: Bot) -> None:
     assert "/prescreen stats" in str(body)
 
 
-def test_a_long_period_answers_at_once_then_sends_the_figures(data: Bot) -> None:
+def test_a_year_is_answered_in_the_reply_itself_once_the_rollups_are_built(data: Bot) -> None:
+    assert run_job(data.ctx, "kpis")
+    body = stats(data, CASEY, "ALZ 2026-01-01..2026-11-12")
+    assert "Stats ALZ — 2026-01-01 – 2026-11-12" in str(body["blocks"])
+    p = kpis.period_for("2026-01-01..2026-11-12", tz="America/New_York", today=NOW.date())
+    assert f"*Calls* {expected(data.db, p, now=NOW)['calls']} ·" in section_text(body)
+
+
+def test_before_the_rollups_are_built_a_long_period_answers_at_once_then_sends_the_figures(
+        data: Bot) -> None:
     body = stats(data, CASEY, "ALZ 2026-01-01..2026-11-12")
     assert body["text"] == ":hourglass_flowing_sand: Counting 316 days of KPIs…"
     found = data.standin.wait_for(lambda st: [

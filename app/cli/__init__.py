@@ -16,6 +16,7 @@ from app.cli import (
     graph,
     jobs,
     keys,
+    kpis,
     leads,
     members,
     outbox,
@@ -30,7 +31,7 @@ from bot.logging_setup import setup_logging
 from integrations.graph import GraphConfigError, client_from_settings
 
 GROUPS = (processes, studies, jobs, keys, outbox, export, sandbox, graph, leads, digests, members,
-          audit, ringcentral)
+          audit, ringcentral, kpis)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         except GraphConfigError as exc:
             print(f"prescreen-bot: configuration error: {exc}", file=sys.stderr)
             return EXIT_INVALID
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     try:
         return int(args.func(args, settings, out))
     except SettingsError as exc:  # e.g. a start that would fall back to the sandbox on real settings

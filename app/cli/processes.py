@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import TextIO
 
 from app.cli.common import EXIT_FAIL, EXIT_OK, open_db, require_schema
 from app.runtime import build_runtime
 from app.scheduler import run_worker
-from app.server import serve
+from app.server import serve, serve_metrics_port
 from bot.audit_trail.roles import check_running_role, migrate_report
 from bot.config import Settings
+from integrations import metrics
 from storage import migrate
 
 
@@ -76,6 +78,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     if db_role_refused(settings):
         return EXIT_FAIL
     rt = build_runtime(settings, migrate_db=settings.sandbox)
+    if settings.metrics_port and not os.environ.get(metrics.MULTIPROC_ENV):
+        # the worker's own series (sends, jobs, lateness) on its loopback port; with
+        # PROMETHEUS_MULTIPROC_DIR shared with `serve` they appear on the web's /metrics instead
+        serve_metrics_port(settings)
     try:
         run_worker(rt.ctx)
     finally:

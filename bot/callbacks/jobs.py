@@ -13,6 +13,7 @@ from bot import outbox, secure_links
 from bot.callbacks import cadence, views
 from bot.callbacks.service import escalate_after
 from bot.context import AppContext
+from integrations import metrics
 from storage import audit
 from storage.models import Callback
 from storage.repositories import callbacks as repo
@@ -29,38 +30,43 @@ def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int
     while True:
         now = ctx.clock.now()
         with ctx.db.session() as session:
-            ids = repo.claim_reminders(session, now=now, late_before=now - LATE_GRACE, limit=batch)
-            if not ids:
+            claimed = repo.claim_reminder_rows(session, now=now, late_before=now - LATE_GRACE,
+                                               limit=batch)
+            if not claimed:
                 break
             messages: list[outbox.Message] = []
             events: list[dict[str, Any]] = []
-            for cb in repo.load(session, ids):
-                if cb.candidate.do_not_call:
+            call = _calling(ctx)
+            for cb in claimed:
+                if cb.do_not_call:
                     repo.close_many(session, [cb.id], status="cancelled", completed_at=None)
-                    events.append(_event(cb, "callback.cancelled", {"status": "cancelled"},
-                                         "candidate is on do-not-call"))
+                    events.append(_event(cb.id, cb.ref_code, "callback.cancelled",
+                                         {"status": "cancelled"}, "candidate is on do-not-call"))
                     continue
-                if not cb.owner.active:
+                if not cb.owner_active:
                     # access revoked: no DM; the overdue note in the study channel still comes
-                    events.append(_event(cb, "callback.reminder_skipped", {"owner": "deactivated"},
+                    events.append(_event(cb.id, cb.ref_code, "callback.reminder_skipped",
+                                         {"owner": "deactivated"},
                                          "owner deactivated; hand the callback to someone"))
                     continue
-                messages.append(_reminder_message(ctx, cb, now, call=_calling(ctx)))
-                events.append(_event(cb, "callback.reminded",
+                messages.append(_reminder_message(ctx, cb, now, call=call))
+                metrics.reminder_lateness((now - cb.remind_at).total_seconds())
+                events.append(_event(cb.id, cb.ref_code, "callback.reminded",
                                      {"remind_at": cb.remind_at.isoformat(), "late": cb.reminded_late},
                                      None))
                 sent += 1
                 late += int(cb.reminded_late)
             outbox.post_many(ctx, session, messages, now=now)
             audit.record_many(session, events)
-        if len(ids) < batch:
+        if len(claimed) < batch:
             break
     return sent, late
 
 
-def _event(cb: Callback, action: str, after: dict[str, Any], reason: str | None) -> dict[str, Any]:
-    return {"actor": "scheduler", "action": action, "entity": "callback", "entity_id": cb.id,
-            "after": {"candidate": cb.candidate.ref_code, **after}, "reason": reason}
+def _event(callback_id: int, ref: str, action: str, after: dict[str, Any],
+           reason: str | None) -> dict[str, Any]:
+    return {"actor": "scheduler", "action": action, "entity": "callback", "entity_id": callback_id,
+            "after": {"candidate": ref, **after}, "reason": reason}
 
 
 def _calling(ctx: AppContext) -> bool:
@@ -68,23 +74,22 @@ def _calling(ctx: AppContext) -> bool:
     return ctx.settings.ringcentral_configured or ctx.extras.get("ringcentral") is not None
 
 
-def _reminder_message(ctx: AppContext, cb: Callback, now: dt.datetime, *,
+def _reminder_message(ctx: AppContext, cb: repo.Reminder, now: dt.datetime, *,
                       call: bool = False) -> outbox.Message:
-    cand, owner = cb.candidate, cb.owner
-    text = views.reminder_text(ref=cand.ref_code, kind=cb.kind, due_at=cb.due_at,
-                               owner_tz=owner.timezone, candidate_tz=cand.timezone,
-                               attempt=cand.attempts + 1, max_attempts=cand.study.max_attempts,
+    text = views.reminder_text(ref=cb.ref_code, kind=cb.kind, due_at=cb.due_at,
+                               owner_tz=cb.owner_tz, candidate_tz=cb.candidate_tz,
+                               attempt=cb.attempts + 1, max_attempts=cb.max_attempts,
                                now=now, late=cb.reminded_late)
-    blocks = views.reminder_blocks(callback_id=cb.id, ref=cand.ref_code, text=text,
+    blocks = views.reminder_blocks(callback_id=cb.id, ref=cb.ref_code, text=text,
                                    late=cb.reminded_late, reminded_for=cb.remind_at,
-                                   owner_tz=owner.timezone,
-                                   card_url=secure_links.contact_card_url(ctx.settings, cand.ref_code)
+                                   owner_tz=cb.owner_tz,
+                                   card_url=secure_links.contact_card_url(ctx.settings, cb.ref_code)
                                    if ctx.settings.portal else None)
     if call:  # RingCentral configured: a Call button beside Log call
-        blocks = [*blocks, views.call_row(cand.ref_code)]
+        blocks = [*blocks, views.call_row(cb.ref_code)]
     return outbox.Message(key=f"cb-remind:{cb.id}:v{cb.version}", kind="callback_reminder",
-                          channel=owner.slack_user_id, text=text, blocks=blocks,
-                          study_key=cand.study.key)
+                          channel=cb.owner_slack_id, text=text, blocks=blocks,
+                          study_key=cb.study_key)
 
 
 def escalate_overdue(ctx: AppContext, *, batch: int = BATCH) -> int:
@@ -114,7 +119,8 @@ def escalate_overdue(ctx: AppContext, *, batch: int = BATCH) -> int:
                                                study_key=study.key))
             outbox.post_many(ctx, session, messages, now=now)
             audit.record_many(session, [
-                _event(cb, "callback.missed", {"status": "missed"}, "no call logged in time")
+                _event(cb.id, cb.candidate.ref_code, "callback.missed", {"status": "missed"},
+                       "no call logged in time")
                 for group in groups.values() for cb in group])
             total += len(ids)
         if len(ids) < batch:

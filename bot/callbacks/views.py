@@ -16,12 +16,14 @@ def clock(at: dt.datetime, tz_name: str, *, day: bool = False) -> str:
 
 
 def _both(due_at: dt.datetime, owner_tz: str, candidate_tz: str, now: dt.datetime) -> str:
-    same_day = due_at.astimezone(ZoneInfo(owner_tz)).date() == now.astimezone(ZoneInfo(owner_tz)).date()
-    mine = clock(due_at, owner_tz, day=not same_day)
-    if due_at.astimezone(ZoneInfo(owner_tz)).utcoffset() == \
-            due_at.astimezone(ZoneInfo(candidate_tz)).utcoffset():
+    owner = ZoneInfo(owner_tz)
+    mine_at = due_at.astimezone(owner)
+    mine = f"{mine_at:%H:%M}" if mine_at.date() == now.astimezone(owner).date() \
+        else f"{mine_at:%a %H:%M}"
+    theirs = due_at.astimezone(ZoneInfo(candidate_tz))
+    if mine_at.utcoffset() == theirs.utcoffset():
         return f"{mine} your time (same for the candidate)"
-    return f"{mine} your time ({clock(due_at, candidate_tz)} candidate time)"
+    return f"{mine} your time ({theirs:%H:%M} candidate time)"
 
 
 def reminder_text(*, ref: str, kind: str, due_at: dt.datetime, owner_tz: str, candidate_tz: str,
@@ -39,7 +41,7 @@ def reminder_blocks(*, callback_id: int, ref: str, text: str, late: bool,
                     reminded_for: dt.datetime, owner_tz: str,
                     card_url: str | None = None) -> list[bk.Block]:
     """`card_url` (portal mode): an "Open contact card" link button for the number to call."""
-    value = {"cb": callback_id, "ref": ref}
+    value = bk.encode({"cb": callback_id, "ref": ref})  # once, for the five buttons
     out: list[bk.Block] = [bk.section(f":telephone_receiver: *{text}*")]
     if late:
         out.append(bk.context(f":hourglass: Late reminder: it was due at {clock(reminded_for, owner_tz)} "

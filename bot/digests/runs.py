@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot import outbox
 from bot.context import AppContext
 from bot.timeutil import local_to_utc
+from integrations import metrics
 from storage import vocabulary
 from storage.models import Study
 from storage.repositories import digests as repo
@@ -158,6 +159,7 @@ def run_if_due(ctx: AppContext, run: DueRun, build: Builder, result: TickResult)
                           now=now):
             return None
         enqueue(ctx, session, run.scope, run.period, messages)
+    metrics.digest_lateness(delay.total_seconds())
     if not messages:
         result.empty.append(label)
         return repo.EMPTY

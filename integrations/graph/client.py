@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 
 import requests
 
+from integrations import metrics
 from integrations.graph.auth import TokenCredential
 from integrations.graph.errors import (
     GraphError,
@@ -353,7 +354,13 @@ class GraphClient:
         attempts: Counter[str] = Counter()
         results: dict[str, RawResponse | GraphError] = {}
         while pending:
+            started = time.perf_counter()
             raw = self._round(pending)
+            took = time.perf_counter() - started
+            for r in raw.values():
+                metrics.graph_call("network" if isinstance(r, Exception)
+                                   else "throttled" if r.status in RETRYABLE
+                                   else "error" if r.status >= 400 else "ok", took)
             wait = 0.0
             retry: dict[str, _Req] = {}
             for key, r in raw.items():

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import requests
 
+from integrations import metrics
 from integrations.ringcentral.errors import (
     RcAuthError,
     RcNotFound,
@@ -152,16 +153,21 @@ class RingCentralClient:
         attempt = 0
         while True:
             token = self.token()
+            started = time.perf_counter()
             try:
                 resp = self.http.request(method, self.server_url + path, params=params, json=json,
                                          timeout=self.timeout,
                                          headers={"Authorization": f"Bearer {token}",
                                                   "Accept": "application/json"})
             except (requests.ConnectionError, requests.Timeout) as exc:
+                metrics.ringcentral_call("network", time.perf_counter() - started)
                 raise RcUnavailable(f"cannot reach {self.server_url} while reading the {what} "
                                     f"({type(exc).__name__})") from None
             self.stats.add("requests")
             status = resp.status_code
+            metrics.ringcentral_call("throttled" if status in (429, 503)
+                                     else "error" if status >= 400 else "ok",
+                                     time.perf_counter() - started)
             if status == 401 and not retried_auth:
                 retried_auth = True
                 self.token(force=True)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from storage.models import Callback, Candidate, PrescreenCall
+from storage import kpi_marks
+from storage.models import Callback, Candidate, Member, PrescreenCall, Study
 from storage.vocabulary import CALLBACK_OPEN_STATUSES as OPEN
 from storage.vocabulary import UNANSWERED_OUTCOMES
 
@@ -55,7 +57,9 @@ def claim_overdue(session: Session, *, now: dt.datetime, cutoff: dt.datetime,
     stmt = (update(Callback).where(Callback.id.in_(ids), *_overdue(cutoff))
             .values(status="missed", escalated_at=now, version=Callback.version + 1)
             .returning(Callback.id).execution_options(synchronize_session=False))
-    return list(session.scalars(stmt).all())
+    won = list(session.scalars(stmt).all())
+    kpi_marks.mark_callbacks(session, won)
+    return won
 
 
 def load(session: Session, ids: Sequence[int]) -> list[Callback]:
@@ -67,6 +71,71 @@ def load(session: Session, ids: Sequence[int]) -> list[Callback]:
                      joinedload(Callback.owner))
             .order_by(Callback.id))
     return list(session.scalars(stmt).unique())
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """What a reminder DM needs of a callback, its candidate, study and owner (read in one
+    query, without building ORM objects: a tick reads thousands)."""
+
+    id: int
+    version: int
+    kind: str
+    due_at: dt.datetime
+    remind_at: dt.datetime
+    reminded_late: bool
+    ref_code: str
+    do_not_call: bool
+    candidate_tz: str
+    attempts: int
+    study_key: str
+    max_attempts: int
+    owner_slack_id: str
+    owner_tz: str
+    owner_active: bool
+
+
+def claim_reminder_rows(session: Session, *, now: dt.datetime, late_before: dt.datetime,
+                        limit: int) -> list[Reminder]:
+    """claim_reminders, then what their DMs need (`reminders`). On PostgreSQL both in one
+    statement: the claiming UPDATE as a CTE joined to candidate, study and owner."""
+    if session.get_bind().dialect.name != "postgresql":
+        return reminders(session, claim_reminders(session, now=now, late_before=late_before,
+                                                  limit=limit))
+    picked = (select(Callback.id).where(*_reminder_due(now))
+              .order_by(Callback.remind_at, Callback.id).limit(limit)
+              .with_for_update(skip_locked=True))
+    claimed = (update(Callback).where(Callback.id.in_(picked), *_reminder_due(now))
+               .values(reminded_at=now, reminded_late=Callback.remind_at < late_before,
+                       version=Callback.version + 1)
+               .returning(Callback.id, Callback.version, Callback.kind, Callback.due_at,
+                          Callback.remind_at, Callback.reminded_late, Callback.candidate_id,
+                          Callback.owner_id)
+               .cte("claimed"))
+    stmt = (select(claimed.c.id, claimed.c.version, claimed.c.kind, claimed.c.due_at,
+                   claimed.c.remind_at, claimed.c.reminded_late, Candidate.ref_code,
+                   Candidate.do_not_call, Candidate.timezone, Candidate.attempts, Study.key,
+                   Study.max_attempts, Member.slack_user_id, Member.timezone, Member.active)
+            .join(Candidate, Candidate.id == claimed.c.candidate_id)
+            .join(Study, Study.id == Candidate.study_id)
+            .join(Member, Member.id == claimed.c.owner_id)
+            .order_by(claimed.c.id))
+    return [Reminder(*row) for row in session.execute(stmt)]
+
+
+def reminders(session: Session, ids: Sequence[int]) -> list[Reminder]:
+    """The claimed callbacks `ids` as Reminder rows, in id order."""
+    if not ids:
+        return []
+    stmt = (select(Callback.id, Callback.version, Callback.kind, Callback.due_at,
+                   Callback.remind_at, Callback.reminded_late, Candidate.ref_code,
+                   Candidate.do_not_call, Candidate.timezone, Candidate.attempts, Study.key,
+                   Study.max_attempts, Member.slack_user_id, Member.timezone, Member.active)
+            .join(Candidate, Candidate.id == Callback.candidate_id)
+            .join(Study, Study.id == Candidate.study_id)
+            .join(Member, Member.id == Callback.owner_id)
+            .where(Callback.id.in_(ids)).order_by(Callback.id))
+    return [Reminder(*row) for row in session.execute(stmt)]
 
 
 def get(session: Session, callback_id: int) -> Callback | None:
@@ -124,14 +193,19 @@ def close_many(session: Session, ids: Sequence[int], *, status: str,
             values["completed_at"] = completed_at
         session.execute(update(Callback).where(Callback.id.in_(ids)).values(**values)
                         .execution_options(synchronize_session="fetch"))
+        kpi_marks.mark_callbacks(session, ids)
 
 
 def cas(session: Session, callback_id: int, version: int, **values: object) -> bool:
     """Compare-and-set on version: True when this caller's change won."""
+    if "due_at" in values:
+        kpi_marks.mark_callbacks(session, [callback_id])  # the day it leaves
     result = session.execute(
         update(Callback).where(and_(Callback.id == callback_id, Callback.version == version))
         .values(version=Callback.version + 1, **values)
         .execution_options(synchronize_session="fetch"))
+    if result.rowcount and set(values) & {"due_at", "status", "completed_at"}:  # type: ignore[attr-defined]
+        kpi_marks.mark_callbacks(session, [callback_id])
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

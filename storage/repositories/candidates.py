@@ -9,8 +9,9 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage import kpi_marks
 from storage.db import begin_writing, savepoint
-from storage.models import Callback, Candidate, PrescreenCall, Referral, Study
+from storage.models import Callback, Candidate, PrescreenCall, Referral, Study, utcnow
 from storage.vocabulary import CALLBACK_OPEN_STATUSES, REFERRAL_OPEN_STATES, UNANSWERED_OUTCOMES
 
 
@@ -48,8 +49,22 @@ def search(session: Session, study_ids: list[int], *, phone_index: str | list[st
     return list(session.scalars(stmt.order_by(Candidate.ref_code).limit(limit)))
 
 
+SEQ_LOCK = 21  # pg_advisory_xact_lock(SEQ_LOCK, study id): the study's reference-code sequence
+
+
+def _lock_sequence(session: Session, study_id: int) -> None:
+    """Creators of one study's candidates take their numbers one at a time, until commit, on
+    PostgreSQL (SQLite's write lock already does this). Without it, fifty coordinators adding
+    candidates at once all read the same max(seq), and the unlucky ones ran out of retries."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k, :sid)"),
+                        {"k": SEQ_LOCK, "sid": study_id})
+
+
 def create(session: Session, study_id: int, study_key: str, fields: dict[str, Any]) -> Candidate:
-    """Insert with the next per-study sequence number; concurrent creators retry."""
+    """Insert with the next per-study sequence number (taken under the study's sequence lock;
+    a retry remains for a bulk import that took the number meanwhile)."""
+    _lock_sequence(session, study_id)
     for _ in range(20):
         seq = (session.scalar(select(func.max(Candidate.seq)).where(Candidate.study_id == study_id))
                or 0) + 1
@@ -192,10 +207,12 @@ def insert_many(session: Session, study_id: int, study_key: str,
                 rows: list[dict[str, Any]]) -> int:
     """Insert candidates with consecutive sequence numbers; return the first. A concurrent single
     create that took one of the numbers makes this batch retry with the next free block."""
+    _lock_sequence(session, study_id)
     for _ in range(20):
         first = (session.scalar(select(func.max(Candidate.seq))
                                 .where(Candidate.study_id == study_id)) or 0) + 1
-        values = [{**row, "study_id": study_id, "seq": first + i,
+        now = utcnow()
+        values = [{"created_at": now, **row, "study_id": study_id, "seq": first + i,
                    "ref_code": ref_code(study_key, first + i)} for i, row in enumerate(rows)]
         try:
             with savepoint(session):
@@ -203,6 +220,7 @@ def insert_many(session: Session, study_id: int, study_key: str,
                     _copy(session, values)
                 else:  # Core, not ORM, insert: a third less time per row
                     session.execute(insert(Candidate.__table__), values)
+                kpi_marks.mark(session, {(study_id, v["created_at"]) for v in values})
         except IntegrityError:
             continue
         return first

@@ -187,23 +187,34 @@ def unreachable_in(session: Session, study_id: int, start: dt.datetime, end: dt.
     ).all())
 
 
-def median_days_call_to_referral(session: Session, study_id: int, start: dt.datetime,
-                                 end: dt.datetime) -> float | None:
-    """Referrals created in the window: median days from the candidate's first call."""
+def _call_to_referral(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
+                      ) -> tuple[ColumnElement[float], list[Any]]:
     first_call = (
         select(func.min(PrescreenCall.called_at))
         .where(PrescreenCall.candidate_id == Referral.candidate_id)
         .correlate(Referral).scalar_subquery()
     )
     expr = _days_between(session, Referral.created_at, first_call)
-    return _median(session, expr, Referral.study_id == study_id, Referral.created_at >= start,
-                   Referral.created_at < end)
+    return expr, [Referral.study_id == study_id, Referral.created_at >= start,
+                  Referral.created_at < end]
 
 
-def median_days_referral_to_visit(session: Session, study_id: int, start: dt.datetime,
-                                  end: dt.datetime) -> float | None:
-    """Referrals moved to visit_scheduled in the window: median days from referral creation
-    (UTC date) to the visit date."""
+def median_days_call_to_referral(session: Session, study_id: int, start: dt.datetime,
+                                 end: dt.datetime) -> float | None:
+    """Referrals created in the window: median days from the candidate's first call."""
+    expr, where = _call_to_referral(session, study_id, start, end)
+    return _median(session, expr, *where)
+
+
+def call_to_referral_days(session: Session, study_id: int, start: dt.datetime,
+                          end: dt.datetime) -> list[float]:
+    """The values behind median_days_call_to_referral (for the daily rollups)."""
+    expr, where = _call_to_referral(session, study_id, start, end)
+    return _values(session, expr, *where)
+
+
+def _referral_to_visit(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
+                       ) -> tuple[ColumnElement[float], list[Any]]:
     scheduled = Referral.id.in_(
         select(ReferralEvent.referral_id).where(ReferralEvent.to_state == "visit_scheduled",
                                                 ReferralEvent.at >= start, ReferralEvent.at < end))
@@ -213,10 +224,45 @@ def median_days_referral_to_visit(session: Session, study_id: int, start: dt.dat
         ) * 1.0
     else:
         expr = func.julianday(Referral.visit_date) - func.julianday(func.date(Referral.created_at))
-    return _median(session, expr, Referral.study_id == study_id, Referral.visit_date.is_not(None),
-                   scheduled)
+    return expr, [Referral.study_id == study_id, Referral.visit_date.is_not(None), scheduled]
+
+
+def median_days_referral_to_visit(session: Session, study_id: int, start: dt.datetime,
+                                  end: dt.datetime) -> float | None:
+    """Referrals moved to visit_scheduled in the window: median days from referral creation
+    (UTC date) to the visit date."""
+    expr, where = _referral_to_visit(session, study_id, start, end)
+    return _median(session, expr, *where)
+
+
+def referral_to_visit_days(session: Session, study_id: int, start: dt.datetime,
+                           end: dt.datetime) -> list[float]:
+    """The values behind median_days_referral_to_visit (for the daily rollups)."""
+    expr, where = _referral_to_visit(session, study_id, start, end)
+    return _values(session, expr, *where)
+
+
+def _values(session: Session, expr: ColumnElement[float], *where: Any) -> list[float]:
+    return [float(v) for v in session.scalars(
+        select(expr).select_from(Referral).where(*where, expr.is_not(None)).order_by(expr))]
 
 
 def study_sites(session: Session, study_id: int) -> Sequence[tuple[int, str]]:
     return [(i, k) for i, k in session.execute(
         select(Site.id, Site.key).where(Site.study_id == study_id).order_by(Site.key)).all()]
+
+
+def instants_in(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
+                ) -> list[dt.datetime]:
+    """Every instant in the window that some figure above is counted by (calls, leads,
+    referrals, referral events, callbacks due): where a window has anything to count."""
+    out: list[dt.datetime] = []
+    for col, where in ((PrescreenCall.called_at, PrescreenCall.study_id == study_id),
+                       (Candidate.created_at, Candidate.study_id == study_id),
+                       (Referral.created_at, Referral.study_id == study_id),
+                       (Callback.due_at, Callback.study_id == study_id)):
+        out += session.scalars(select(col).where(where, col >= start, col < end))
+    out += session.scalars(select(ReferralEvent.at)
+                           .join(Referral, Referral.id == ReferralEvent.referral_id)
+                           .where(*_events_in(study_id, start, end)))
+    return out

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.bulk import copy_rows
 from storage.db import savepoint
 from storage.models import OutboxChannel, OutboxMessage
 
@@ -57,14 +58,26 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]], *, now: dt.dateti
               for r in rows]
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = OutboxMessage.__table__
+    # no RETURNING: it makes both drivers slow here (sqlite3 runs it row by row; on psycopg it
+    # becomes one huge literal query per batch that the driver re-parses), and it cost most of a
+    # reminder tick. SQLite: one executemany, which counts the rows it added. PostgreSQL: the
+    # keys already queued are read first and the others COPYed in (a key that a concurrent
+    # transaction adds meanwhile makes this one fail and roll back whole: nothing half-queued).
+    stmt = insert_fn(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
     added = 0
-    # rows added are counted from RETURNING (an executemany's row count is -1 on psycopg);
-    # chunks keep each statement's parameters within the databases' limits
-    for start in range(0, len(values), 500):
-        stmt = (insert_fn(OutboxMessage).values(values[start:start + 500])
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(OutboxMessage.id))
-        added += len(session.connection().execute(stmt).all())
+    conn = session.connection()
+    for start in range(0, len(values), 1000):
+        batch = values[start:start + 1000]
+        if dialect == "postgresql":
+            queued = set(conn.execute(select(table.c.idempotency_key).where(
+                table.c.idempotency_key.in_([v["idempotency_key"] for v in batch]))).scalars())
+            batch = [v for v in batch if v["idempotency_key"] not in queued]
+            if batch:
+                copy_rows(conn, table, batch)
+            added += len(batch)
+        else:
+            added += conn.execute(stmt, batch).rowcount
     return added
 
 
@@ -211,3 +224,13 @@ def any_due_by(session: Session, horizon: dt.datetime) -> bool:
     """Whether a message waits or is being sent with its next attempt at or before `horizon`."""
     return bool(session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.status.in_((PENDING, SENDING)), OutboxMessage.next_attempt_at <= horizon)))
+
+
+def depth(session: Session, *, now: dt.datetime) -> tuple[int, float]:
+    """Messages waiting (pending or being sent) and the age in seconds of the oldest one due."""
+    n, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.next_attempt_at))
+        .where(OutboxMessage.status.in_((PENDING, SENDING)))).one()
+    if oldest is None or oldest > now:
+        return int(n), 0.0
+    return int(n), (now - oldest).total_seconds()

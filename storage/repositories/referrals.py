@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from storage import kpi_marks
 from storage.db import begin_writing
 from storage.models import Member, PrescreenCall, Referral, ReferralEvent
 
@@ -26,6 +27,8 @@ def pending(session: Session, study_ids: list[int], limit: int = 20) -> list[Ref
 
 def compare_and_set(session: Session, referral_id: int, expected_version: int, **values: object) -> bool:
     """Atomically apply `values` only if nobody changed the referral since `expected_version`."""
+    if set(values) & {"site_id", "visit_date", "created_at", "candidate_id"}:
+        kpi_marks.mark_referral(session, referral_id)
     res = session.execute(
         update(Referral)
         .where(Referral.id == referral_id, Referral.version == expected_version)
