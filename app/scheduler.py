@@ -4,6 +4,7 @@ is due and not yet done, so a worker that was down catches up once and never sen
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import signal
 import threading
@@ -137,6 +138,9 @@ def run_worker(ctx: AppContext, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     scheduler = build_scheduler(ctx)
+    # everything loaded so far (modules, mappers, settings) lives as long as the process: keep it
+    # out of the collector's full passes, which a tick's thousands of small objects trigger
+    gc.freeze()
     scheduler.start()
     for job in scheduler.get_jobs():
         log.info("job %s scheduled (%s)", job.id, job.trigger)

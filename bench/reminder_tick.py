@@ -1,5 +1,5 @@
 """Callback reminders: how long one scheduler tick takes to claim N due reminders and queue
-their DMs (outbox rows + audit events, in batches of 500), then the escalation pass over the
+their DMs (outbox rows + audit events, in batches of 1,000), then the escalation pass over the
 same callbacks once they are overdue. Generates its own data.
 
 Usage: python -m bench.reminder_tick [--reminders 10000] [--database-url URL]"""
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import time
 
 from cryptography.fernet import Fernet
@@ -64,6 +65,7 @@ def run(n: int, url: str) -> None:
     seed(db, n, now, key)
     clock = Clock(now)
     ctx = bench_context(url, db, key, clock=clock)
+    gc.freeze()  # as `prescreen-bot worker` does once it has started
 
     t0 = time.perf_counter()
     sent, late = send_due_reminders(ctx)

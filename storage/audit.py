@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Text, cast, event, insert, select, text, type_coerce
 from sqlalchemy.orm import Session, SessionTransaction
 
-from storage.bulk import copy_rows
+from storage.bulk import copy_rows, worth_copying
 from storage.models import AuditEvent, DecisionSignature, utcnow
 
 FORMAT = "prescreen-audit/1"
@@ -183,9 +183,9 @@ def append(conn: Connection, events: list[Any]) -> None:
         ev.seq, ev.prev_hash, ev.hash = seq, prev, event_hash(seq, prev, values)
         prev = ev.hash
         rows.append({**values, "seq": ev.seq, "prev_hash": ev.prev_hash, "hash": ev.hash})
-    # COPY on PostgreSQL, one executemany on SQLite (RETURNING is slow on both drivers), then
-    # the ids read back by seq: the chain-head lock is held, so nobody else writes these seqs
-    if conn.dialect.name == "postgresql":
+    # many rows: COPY on PostgreSQL, else one executemany (RETURNING is slow on both drivers);
+    # then the ids read back by seq: the chain-head lock is held, nobody else writes these seqs
+    if worth_copying(conn, rows):
         copy_rows(conn, AuditEvent.__table__, rows)  # type: ignore[arg-type]
     else:
         conn.execute(insert(AuditEvent), rows)

@@ -9,6 +9,13 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table
 
+COPY_MIN_ROWS = 100  # below this an ordinary INSERT costs about the same
+
+
+def worth_copying(conn: Connection, rows: list[dict[str, Any]]) -> bool:
+    """Many rows on PostgreSQL: COPY them."""
+    return conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS
+
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()

@@ -113,6 +113,32 @@ def test_actions_through_the_app_write_a_chain_that_verifies(bot: Bot, env: str)
     assert out.startswith(f"audit trail intact: {len(events)} events, last {events[-1].hash[:16]} at ")
 
 
+def test_a_tick_of_hundreds_of_events_is_chained_like_single_ones(bot: Bot, env: str) -> None:
+    """A scheduler tick writes its events in bulk (COPY on PostgreSQL): 150 callbacks reminded and
+    then missed are each in the chain, in order, with their ids, and the trail verifies."""
+    import time_machine
+
+    from app.scheduler import run_job
+    from tests.test_callback_reminders import seed_due_reminders
+
+    start = dt.datetime(2026, 11, 24, 14, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        seed_due_reminders(bot, 150)
+        run_job(bot.ctx, "callbacks")  # 150 reminders: one event for the batch
+        traveller.move_to(start + dt.timedelta(hours=2), tick=False)
+        run_job(bot.ctx, "callbacks")  # 150 now overdue: one `callback.missed` each
+    events = chain(bot.db)
+    missed = [e for e in events if e.action == "callback.missed"]
+    [batch] = [e for e in events if e.action == "callback.reminded"]
+    assert len(missed) == 150 and len({e.entity_id for e in missed}) == 150
+    assert len(batch.after["reminded"]) == 150
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert all(e.id is not None for e in events)
+    code, out = verify()
+    assert code == 0, out
+    assert out.startswith(f"audit trail intact: {len(events)} events")
+
+
 def test_an_event_edited_by_the_owner_is_reported(bot: Bot, env: str) -> None:
     work_through_the_app(bot)
     victim = chain(bot.db)[3]

@@ -26,10 +26,19 @@ def _reminder_due(now: dt.datetime) -> list:  # type: ignore[type-arg]
             or_(Callback.reminded_at.is_(None), Callback.reminded_at < Callback.remind_at)]
 
 
+def _after(after: tuple[dt.datetime, int] | None) -> list:  # type: ignore[type-arg]
+    """Past (remind_at, id) `after`: a tick's next batch starts where its last one ended instead
+    of walking again over the reminders it has just claimed."""
+    if after is None:
+        return []
+    at, last_id = after
+    return [or_(Callback.remind_at > at, and_(Callback.remind_at == at, Callback.id > last_id))]
+
+
 def claim_reminders(session: Session, *, now: dt.datetime, late_before: dt.datetime,
-                    limit: int) -> list[int]:
+                    limit: int, after: tuple[dt.datetime, int] | None = None) -> list[int]:
     """Mark up to `limit` due reminders as sent now; return the ids this caller won."""
-    ids = session.scalars(select(Callback.id).where(*_reminder_due(now))
+    ids = session.scalars(select(Callback.id).where(*_reminder_due(now), *_after(after))
                           .order_by(Callback.remind_at, Callback.id).limit(limit)
                           .with_for_update(skip_locked=True)).all()
     if not ids:
@@ -96,13 +105,14 @@ class Reminder:
 
 
 def claim_reminder_rows(session: Session, *, now: dt.datetime, late_before: dt.datetime,
-                        limit: int) -> list[Reminder]:
+                        limit: int, after: tuple[dt.datetime, int] | None = None
+                        ) -> list[Reminder]:
     """claim_reminders, then what their DMs need (`reminders`). On PostgreSQL both in one
     statement: the claiming UPDATE as a CTE joined to candidate, study and owner."""
     if session.get_bind().dialect.name != "postgresql":
         return reminders(session, claim_reminders(session, now=now, late_before=late_before,
-                                                  limit=limit))
-    picked = (select(Callback.id).where(*_reminder_due(now))
+                                                  limit=limit, after=after))
+    picked = (select(Callback.id).where(*_reminder_due(now), *_after(after))
               .order_by(Callback.remind_at, Callback.id).limit(limit)
               .with_for_update(skip_locked=True))
     claimed = (update(Callback).where(Callback.id.in_(picked), *_reminder_due(now))

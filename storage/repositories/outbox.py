@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.bulk import copy_rows
+from storage.bulk import copy_rows, worth_copying
 from storage.db import savepoint
 from storage.models import OutboxChannel, OutboxMessage
 
@@ -62,8 +62,9 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]], *, now: dt.dateti
     # no RETURNING: it makes both drivers slow here (sqlite3 runs it row by row; on psycopg it
     # becomes one huge literal query per batch that the driver re-parses), and it cost most of a
     # reminder tick. SQLite: one executemany, which counts the rows it added. PostgreSQL: the
-    # keys already queued are read first and the others COPYed in (a key that a concurrent
-    # transaction adds meanwhile makes this one fail and roll back whole: nothing half-queued).
+    # keys already queued are read first and the others inserted (COPYed when there are many; a
+    # key that a concurrent transaction adds meanwhile then makes this one fail and roll back
+    # whole: nothing half-queued).
     stmt = insert_fn(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
     added = 0
     conn = session.connection()
@@ -73,8 +74,10 @@ def enqueue_many(session: Session, rows: list[dict[str, Any]], *, now: dt.dateti
             queued = set(conn.execute(select(table.c.idempotency_key).where(
                 table.c.idempotency_key.in_([v["idempotency_key"] for v in batch]))).scalars())
             batch = [v for v in batch if v["idempotency_key"] not in queued]
-            if batch:
+            if worth_copying(conn, batch):
                 copy_rows(conn, table, batch)
+            elif batch:
+                conn.execute(stmt, batch)
             added += len(batch)
         else:
             added += conn.execute(stmt, batch).rowcount
