@@ -17,7 +17,9 @@ def worth_copying(conn: Connection, rows: list[dict[str, Any]]) -> bool:
     return conn.dialect.name == "postgresql" and len(rows) >= COPY_MIN_ROWS
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
+    """JSON as the app writes it to JSON columns: orjson (several times faster than json.dumps;
+    the text differs only in spacing, and every reader parses it)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -33,7 +35,7 @@ def copy_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> Non
         if isinstance(v, dt.datetime) and v.tzinfo is not None:
             return v.astimezone(dt.UTC).replace(tzinfo=None)
         if isinstance(v, dict | list):
-            return Json(v, dumps=_json_dumps)
+            return Json(v, dumps=json_dumps)
         return v
 
     names = ", ".join(f'"{c}"' for c in columns)

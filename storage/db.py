@@ -8,24 +8,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage import audit, kpi_marks
-
-
-def _json_dumps(value: Any) -> str:
-    """JSON columns written by orjson (several times faster than json.dumps; the text differs only
-    in spacing, and every reader parses it)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+from storage.bulk import json_dumps
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     # Bound parameters (screening answers, ciphertext, lookup hashes) stay out of error messages,
     # and so out of every log line and traceback that quotes a database error.
-    kwargs = {**kwargs, "hide_parameters": True, "json_serializer": _json_dumps}
+    kwargs = {**kwargs, "hide_parameters": True, "json_serializer": json_dumps}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:" and not path.startswith("file:"):

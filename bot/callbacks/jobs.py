@@ -27,15 +27,13 @@ LATE_GRACE = dt.timedelta(minutes=2)
 def send_due_reminders(ctx: AppContext, *, batch: int = BATCH) -> tuple[int, int]:
     """Claim due reminders and queue their DMs. Returns (sent, of which late)."""
     sent = late = 0
-    after: tuple[dt.datetime, int] | None = None  # where the previous batch ended
     while True:
         now = ctx.clock.now()
         with ctx.db.session() as session:
             claimed = repo.claim_reminder_rows(session, now=now, late_before=now - LATE_GRACE,
-                                               limit=batch, after=after)
+                                               limit=batch)
             if not claimed:
                 break
-            after = max((cb.remind_at, cb.id) for cb in claimed)
             messages: list[outbox.Message] = []
             events: list[dict[str, Any]] = []
             reminded: list[dict[str, Any]] = []

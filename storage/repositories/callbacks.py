@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, Update, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from storage import kpi_marks
@@ -26,27 +27,30 @@ def _reminder_due(now: dt.datetime) -> list:  # type: ignore[type-arg]
             or_(Callback.reminded_at.is_(None), Callback.reminded_at < Callback.remind_at)]
 
 
-def _after(after: tuple[dt.datetime, int] | None) -> list:  # type: ignore[type-arg]
-    """Past (remind_at, id) `after`: a tick's next batch starts where its last one ended instead
-    of walking again over the reminders it has just claimed."""
-    if after is None:
-        return []
-    at, last_id = after
-    return [or_(Callback.remind_at > at, and_(Callback.remind_at == at, Callback.id > last_id))]
+def _pick_reminders(now: dt.datetime, limit: int) -> Select[tuple[int]]:
+    """The next due reminders, oldest first, skipping rows another worker holds."""
+    return (select(Callback.id).where(*_reminder_due(now))
+            .order_by(Callback.remind_at, Callback.id).limit(limit)
+            .with_for_update(skip_locked=True))
+
+
+def _claim(now: dt.datetime, late_before: dt.datetime,
+           picked: Sequence[int] | Select[tuple[int]]) -> Update:
+    """The UPDATE that marks the `picked` reminders sent now (still due: a concurrent claim
+    that won them makes them drop out)."""
+    return (update(Callback).where(Callback.id.in_(picked), *_reminder_due(now))
+            .values(reminded_at=now, reminded_late=Callback.remind_at < late_before,
+                    version=Callback.version + 1))
 
 
 def claim_reminders(session: Session, *, now: dt.datetime, late_before: dt.datetime,
-                    limit: int, after: tuple[dt.datetime, int] | None = None) -> list[int]:
+                    limit: int) -> list[int]:
     """Mark up to `limit` due reminders as sent now; return the ids this caller won."""
-    ids = session.scalars(select(Callback.id).where(*_reminder_due(now), *_after(after))
-                          .order_by(Callback.remind_at, Callback.id).limit(limit)
-                          .with_for_update(skip_locked=True)).all()
+    ids = session.scalars(_pick_reminders(now, limit)).all()
     if not ids:
         return []
-    stmt = (update(Callback).where(Callback.id.in_(ids), *_reminder_due(now))
-            .values(reminded_at=now, reminded_late=Callback.remind_at < late_before,
-                    version=Callback.version + 1)
-            .returning(Callback.id).execution_options(synchronize_session=False))
+    stmt = (_claim(now, late_before, ids).returning(Callback.id)
+            .execution_options(synchronize_session=False))
     return list(session.scalars(stmt).all())
 
 
@@ -105,47 +109,44 @@ class Reminder:
 
 
 def claim_reminder_rows(session: Session, *, now: dt.datetime, late_before: dt.datetime,
-                        limit: int, after: tuple[dt.datetime, int] | None = None
-                        ) -> list[Reminder]:
+                        limit: int) -> list[Reminder]:
     """claim_reminders, then what their DMs need (`reminders`). On PostgreSQL both in one
     statement: the claiming UPDATE as a CTE joined to candidate, study and owner."""
     if session.get_bind().dialect.name != "postgresql":
         return reminders(session, claim_reminders(session, now=now, late_before=late_before,
-                                                  limit=limit, after=after))
-    picked = (select(Callback.id).where(*_reminder_due(now), *_after(after))
-              .order_by(Callback.remind_at, Callback.id).limit(limit)
-              .with_for_update(skip_locked=True))
-    claimed = (update(Callback).where(Callback.id.in_(picked), *_reminder_due(now))
-               .values(reminded_at=now, reminded_late=Callback.remind_at < late_before,
-                       version=Callback.version + 1)
-               .returning(Callback.id, Callback.version, Callback.kind, Callback.due_at,
-                          Callback.remind_at, Callback.reminded_late, Callback.candidate_id,
-                          Callback.owner_id)
+                                                  limit=limit))
+    claimed = (_claim(now, late_before, _pick_reminders(now, limit))
+               .returning(*(Callback.__table__.c[name] for name in _REMINDER_COLUMNS))
                .cte("claimed"))
-    stmt = (select(claimed.c.id, claimed.c.version, claimed.c.kind, claimed.c.due_at,
-                   claimed.c.remind_at, claimed.c.reminded_late, Candidate.ref_code,
-                   Candidate.do_not_call, Candidate.timezone, Candidate.attempts, Study.key,
-                   Study.max_attempts, Member.slack_user_id, Member.timezone, Member.active)
-            .join(Candidate, Candidate.id == claimed.c.candidate_id)
-            .join(Study, Study.id == Candidate.study_id)
-            .join(Member, Member.id == claimed.c.owner_id)
-            .order_by(claimed.c.id))
-    return [Reminder(*row) for row in session.execute(stmt)]
+    return [Reminder(*row) for row in session.execute(_reminder_rows(claimed))]
 
 
 def reminders(session: Session, ids: Sequence[int]) -> list[Reminder]:
     """The claimed callbacks `ids` as Reminder rows, in id order."""
     if not ids:
         return []
-    stmt = (select(Callback.id, Callback.version, Callback.kind, Callback.due_at,
-                   Callback.remind_at, Callback.reminded_late, Candidate.ref_code,
-                   Candidate.do_not_call, Candidate.timezone, Candidate.attempts, Study.key,
-                   Study.max_attempts, Member.slack_user_id, Member.timezone, Member.active)
-            .join(Candidate, Candidate.id == Callback.candidate_id)
-            .join(Study, Study.id == Candidate.study_id)
-            .join(Member, Member.id == Callback.owner_id)
-            .where(Callback.id.in_(ids)).order_by(Callback.id))
+    table = Callback.__table__
+    stmt = _reminder_rows(table).where(table.c.id.in_(ids))  # type: ignore[arg-type]
     return [Reminder(*row) for row in session.execute(stmt)]
+
+
+# what a Reminder takes from the callback row (or from the claiming UPDATE's RETURNING)
+_REMINDER_COLUMNS = ("id", "version", "kind", "due_at", "remind_at", "reminded_late",
+                     "candidate_id", "owner_id")
+
+
+def _reminder_rows(callbacks: Any) -> Select[Any]:
+    """SELECT of Reminder's fields from `callbacks` (the table, or the claiming CTE) joined to
+    candidate, study and owner, in id order."""
+    c = callbacks.c
+    return (select(c.id, c.version, c.kind, c.due_at, c.remind_at, c.reminded_late,
+                   Candidate.ref_code, Candidate.do_not_call, Candidate.timezone,
+                   Candidate.attempts, Study.key, Study.max_attempts, Member.slack_user_id,
+                   Member.timezone, Member.active)
+            .join(Candidate, Candidate.id == c.candidate_id)
+            .join(Study, Study.id == Candidate.study_id)
+            .join(Member, Member.id == c.owner_id)
+            .order_by(c.id))
 
 
 def get(session: Session, callback_id: int) -> Callback | None:

@@ -33,8 +33,6 @@ from sqlalchemy.orm import Session
 
 from storage.db import begin_writing
 from storage.models import (
-    Callback,
-    Candidate,
     KpiCount,
     KpiMark,
     KpiMonthCount,
@@ -42,9 +40,6 @@ from storage.models import (
     KpiSlotDay,
     KpiState,
     KpiValue,
-    PrescreenCall,
-    Referral,
-    ReferralEvent,
     Study,
 )
 from storage.repositories import kpis as raw
@@ -438,21 +433,11 @@ def delete_marks(session: Session, ids: Sequence[int]) -> None:
 def raw_span(session: Session, study_id: int) -> tuple[dt.datetime, dt.datetime] | None:
     """The first and last instant any figure of the study depends on."""
     lows, highs = [], []
-    for col, where in ((PrescreenCall.called_at, PrescreenCall.study_id == study_id),
-                       (Candidate.created_at, Candidate.study_id == study_id),
-                       (Referral.created_at, Referral.study_id == study_id),
-                       (Callback.due_at, Callback.study_id == study_id)):
-        lo, hi = session.execute(select(func.min(col), func.max(col)).where(where)).one()
+    for col, rows in raw.counted_instants(study_id):
+        lo, hi = session.execute(rows.add_columns(func.min(col), func.max(col))).one()
         if lo is not None:
             lows.append(lo)
             highs.append(hi)
-    lo, hi = session.execute(
-        select(func.min(ReferralEvent.at), func.max(ReferralEvent.at))
-        .join(Referral, Referral.id == ReferralEvent.referral_id)
-        .where(Referral.study_id == study_id)).one()
-    if lo is not None:
-        lows.append(lo)
-        highs.append(hi)
     if not lows:
         return None
     return min(lows), max(highs)

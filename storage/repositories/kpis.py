@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, and_, cast, exists, func, select, text
+from sqlalchemy import ColumnElement, Date, Select, and_, cast, exists, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import Callback, Candidate, Member, PrescreenCall, Referral, ReferralEvent, Site
@@ -252,17 +252,24 @@ def study_sites(session: Session, study_id: int) -> Sequence[tuple[int, str]]:
         select(Site.id, Site.key).where(Site.study_id == study_id).order_by(Site.key)).all()]
 
 
+def counted_instants(study_id: int) -> list[tuple[Any, Select[Any]]]:
+    """Every instant column some figure above is counted by (calls, leads, referrals, referral
+    events, callbacks due), each with a SELECT (no columns yet) of the study's rows."""
+    def of(model: Any) -> Select[Any]:
+        return select().select_from(model).where(model.study_id == study_id)
+
+    events = (select().select_from(ReferralEvent)
+              .join(Referral, Referral.id == ReferralEvent.referral_id)
+              .where(Referral.study_id == study_id))
+    return [(PrescreenCall.called_at, of(PrescreenCall)), (Candidate.created_at, of(Candidate)),
+            (Referral.created_at, of(Referral)), (Callback.due_at, of(Callback)),
+            (ReferralEvent.at, events)]
+
+
 def instants_in(session: Session, study_id: int, start: dt.datetime, end: dt.datetime,
                 ) -> list[dt.datetime]:
-    """Every instant in the window that some figure above is counted by (calls, leads,
-    referrals, referral events, callbacks due): where a window has anything to count."""
+    """Every counted instant in the window: where a window has anything to count."""
     out: list[dt.datetime] = []
-    for col, where in ((PrescreenCall.called_at, PrescreenCall.study_id == study_id),
-                       (Candidate.created_at, Candidate.study_id == study_id),
-                       (Referral.created_at, Referral.study_id == study_id),
-                       (Callback.due_at, Callback.study_id == study_id)):
-        out += session.scalars(select(col).where(where, col >= start, col < end))
-    out += session.scalars(select(ReferralEvent.at)
-                           .join(Referral, Referral.id == ReferralEvent.referral_id)
-                           .where(*_events_in(study_id, start, end)))
+    for col, rows in counted_instants(study_id):
+        out += session.scalars(rows.add_columns(col).where(col >= start, col < end))
     return out
